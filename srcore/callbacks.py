@@ -1,0 +1,44 @@
+"""How a running search talks to whoever runs it (the CLI's progress bar, the Celery worker).
+
+srcore calls these; it never knows about HTTP, Celery or databases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class Cancelled(Exception):  # noqa: N818 - reads as what happened
+    """Raised inside srcore when `should_stop()` answers True between two steps."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    stage: str  # "bias", "dense", "search", "retrain", "evaluate", "export"
+    step: int
+    total_steps: int
+    examples_per_s: float | None = None
+    eta_s: float | None = None
+    detail: str | None = None  # e.g. "seed 1, sparsity 0.5"
+
+
+class Callbacks:
+    """Default: do nothing. Subclass and override what you need."""
+
+    def on_stage(self, stage: str, detail: str | None = None) -> None:
+        """A pipeline stage starts (or is taken from the stage cache: detail says so)."""
+
+    def on_progress(self, progress: Progress) -> None:
+        """Called every few steps; throttle on the receiving side if needed."""
+
+    def on_metrics(self, stage: str, step: int, metrics: dict[str, Any]) -> None:
+        """An evaluation finished. `metrics` is JSON-serialisable."""
+
+    def on_checkpoint(self, stage: str, step: int, path: Path) -> None:
+        """A resumable checkpoint was written (atomically) at `path`."""
+
+    def should_stop(self) -> bool:
+        """Checked between steps; True makes the run raise `Cancelled`."""
+        return False
