@@ -1,0 +1,179 @@
+"""Artifacts: a plain `save_pretrained` checkpoint with the pruned weights zeroed, and the
+report (metrics.json and a plot of ID/OOD accuracy against sparsity).
+
+Everything is written under a temporary name beside the target and renamed into place, so a
+reader never sees a half-written artifact.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+_PARAMETRIZATIONS = ".parametrizations."
+
+
+@torch.no_grad()
+def plain_state_dict(model: nn.Module) -> dict[str, Tensor]:
+    """The model's state_dict under its plain names.
+
+    A matrix still carrying a parametrization (mask training before `ScoreMasker.remove`)
+    contributes its effective, masked weight under the original key; scores and other
+    parametrization state are dropped.
+    """
+    state: dict[str, Tensor] = {}
+    for key, value in model.state_dict().items():
+        if _PARAMETRIZATIONS not in key:
+            state[key] = value
+            continue
+        prefix, _, rest = key.partition(_PARAMETRIZATIONS)
+        attr, _, leaf = rest.partition(".")
+        if leaf == "original":
+            state[f"{prefix}.{attr}"] = getattr(model.get_submodule(prefix), attr).detach()
+    return state
+
+
+def _replace_dir(tmp: Path, out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists():
+        if not overwrite:
+            raise FileExistsError(f"{out_dir} exists")
+        trash = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(out_dir, trash)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, out_dir)
+
+
+def export_checkpoint(
+    model: nn.Module,
+    tokenizer: Any,
+    label_names: Sequence[str],
+    out_dir: str | os.PathLike[str],
+    masks: Mapping[str, Tensor] | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write a directory that `AutoModelForSequenceClassification.from_pretrained` loads as-is.
+
+    config.json names the task's labels (id2label/label2id); model.safetensors holds the weights
+    with every pruned entry of `masks` set to zero; the tokenizer files sit beside them. The
+    model itself is not modified.
+    """
+    out_dir = Path(out_dir)
+    num_labels = getattr(model.config, "num_labels", len(label_names))
+    if len(label_names) != num_labels:
+        raise ValueError(f"{len(label_names)} label names for a model with {num_labels} labels")
+    state = plain_state_dict(model)
+    for name, keep in (masks or {}).items():
+        if name not in state:
+            raise KeyError(f"mask for unknown parameter {name}")
+        state[name] = state[name].masked_fill(~keep.to(state[name].device, torch.bool), 0.0)
+    state = {key: value.detach().cpu().contiguous() for key, value in state.items()}
+
+    config = copy.deepcopy(model.config)
+    config.id2label = dict(enumerate(label_names))
+    config.label2id = {name: i for i, name in enumerate(label_names)}
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    try:
+        model.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+        config.save_pretrained(tmp)  # replaces the config written above: the task's labels
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        _replace_dir(tmp, out_dir, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(
+    metrics: Mapping[str, Any], out_dir: str | os.PathLike[str], name: str = "metrics.json"
+) -> Path:
+    """metrics.json (atomic). `metrics` must be JSON-serialisable; NaN is refused."""
+    path = Path(out_dir) / name
+    text = json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False)
+    _atomic_write_bytes(path, (text + "\n").encode())
+    return path
+
+
+def _curves(
+    points: Sequence[Mapping[str, Any]], metric: str
+) -> dict[str, dict[float, list[float]]]:
+    curves: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for point in points:
+        sparsity = float(point["sparsity"])
+        for set_name, values in point["metrics"].items():
+            value = values.get(metric) if isinstance(values, Mapping) else None
+            if isinstance(value, int | float) and math.isfinite(value):
+                curves[set_name][sparsity].append(float(value))
+    return curves
+
+
+def plot_report(
+    points: Sequence[Mapping[str, Any]],
+    out_path: str | os.PathLike[str],
+    *,
+    metric: str = "accuracy",
+    title: str | None = None,
+) -> Path:
+    """PNG of `metric` against sparsity: one line (mean over seeds) per evaluation set, one dot
+    per seed. `points`: [{"sparsity": 0.5, "seed": 1, "metrics": {"mnli_dev": {"accuracy": …},
+    "hans": {…}}}, …]; sets without `metric` are left out."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure  # no pyplot: no global backend state
+
+    curves = _curves(points, metric)
+    fig = Figure(figsize=(6.4, 4.2), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for set_name in sorted(curves):
+        by_sparsity = curves[set_name]
+        xs = sorted(by_sparsity)
+        means = [sum(by_sparsity[x]) / len(by_sparsity[x]) for x in xs]
+        (line,) = ax.plot(xs, means, marker="o", label=set_name)
+        seed_x = [x for x in xs for _ in by_sparsity[x]]
+        seed_y = [v for x in xs for v in by_sparsity[x]]
+        ax.scatter(seed_x, seed_y, s=12, alpha=0.4, color=line.get_color())
+    ax.set_xlabel("sparsity (fraction of masked weights pruned)")
+    ax.set_ylabel(metric)
+    if title:
+        ax.set_title(title)
+    if curves:
+        ax.legend(loc="best", fontsize="small")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(out_path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    _atomic_write_bytes(path, buffer.getvalue())
+    return path
