@@ -1,0 +1,239 @@
+"""ID and OOD evaluation: fast batched prediction and the metrics of each evaluation set.
+
+Predictions are made in the model's label space (the task's labels) and mapped to the
+evaluation set's labels by name; HANS maps neutral and contradiction to non-entailment, and a
+label the set does not have (FEVER-Symmetric has no NOT ENOUGH INFO gold) counts as wrong.
+Metrics are plain floats in nested dicts (JSON-serialisable); a subset with no example gives
+None rather than NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from srcore.training.batching import collate
+from srcore.training.device import Precision, autocast
+from srcore.training.encoding import EncodedSplit
+from srcore.training.trainer import forward_logits
+
+MetricName = Literal["accuracy", "f1", "hans", "paws", "fever_symmetric"]
+HANS_HEURISTICS = ("lexical_overlap", "subsequence", "constituent")
+
+
+def predict(
+    model: nn.Module,
+    encoded: EncodedSplit,
+    batch_size: int = 256,
+    device: torch.device | None = None,
+    precision: Precision = "auto",
+) -> np.ndarray:
+    """Logits (N, C) as float32, in the split's order.
+
+    Examples are batched longest first so each batch pads to nearly its own length.
+    """
+    if device is None:
+        device = next(model.parameters()).device
+    pad_multiple = 8 if device.type == "cuda" else None
+    order = np.argsort(-encoded.lengths, kind="stable")
+    logits: np.ndarray | None = None
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), autocast(device, precision):
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                batch = collate(encoded, rows, pad_multiple).to(device)
+                out = forward_logits(model, batch.inputs).float().cpu().numpy()
+                if logits is None:
+                    logits = np.empty((len(encoded), out.shape[1]), dtype=np.float32)
+                logits[rows] = out
+    finally:
+        model.train(was_training)
+    if logits is None:
+        raise ValueError(f"{encoded.name}: nothing to predict (empty split)")
+    return logits
+
+
+# --- metrics on predicted and gold label indices ------------------------------------------
+
+
+def _rate(hits: np.ndarray) -> float | None:
+    return float(hits.mean()) if len(hits) else None
+
+
+def accuracy(pred: np.ndarray, gold: np.ndarray) -> float | None:
+    return _rate(np.asarray(pred) == np.asarray(gold))
+
+
+def f1_score(pred: np.ndarray, gold: np.ndarray, positive: int) -> float:
+    """F1 of the positive class (0.0 when there is no true positive)."""
+    pred, gold = np.asarray(pred), np.asarray(gold)
+    tp = int(((pred == positive) & (gold == positive)).sum())
+    fp = int(((pred == positive) & (gold != positive)).sum())
+    fn = int(((pred != positive) & (gold == positive)).sum())
+    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def per_class_accuracy(
+    pred: np.ndarray, gold: np.ndarray, label_names: Sequence[str]
+) -> dict[str, float | None]:
+    """Accuracy over the examples of each gold class (the class's recall)."""
+    pred, gold = np.asarray(pred), np.asarray(gold)
+    return {name: accuracy(pred[gold == i], gold[gold == i]) for i, name in enumerate(label_names)}
+
+
+def hans_metrics(
+    pred: np.ndarray, gold: np.ndarray, heuristics: Sequence[str], label_names: Sequence[str]
+) -> dict[str, Any]:
+    """Overall accuracy and accuracy per heuristic × gold (entailed / non-entailed).
+
+    `pred` and `gold` index `label_names` ("entailment", "non-entailment").
+    """
+    pred, gold, heur = np.asarray(pred), np.asarray(gold), np.asarray(heuristics)
+    ent = label_names.index("entailment")
+    hit = pred == gold
+
+    def split(rows: np.ndarray) -> dict[str, float | None]:
+        return {
+            "accuracy": _rate(hit[rows]),
+            "entailed": _rate(hit[rows & (gold == ent)]),
+            "non_entailed": _rate(hit[rows & (gold != ent)]),
+        }
+
+    everything = np.ones(len(gold), dtype=bool)
+    names = [h for h in HANS_HEURISTICS if h in set(heur)]
+    names += sorted(set(heur) - set(HANS_HEURISTICS))
+    return {
+        **split(everything),
+        "heuristics": {h: split(heur == h) for h in names},
+        "n": len(gold),
+    }
+
+
+def paws_metrics(
+    pred: np.ndarray, gold: np.ndarray, label_names: Sequence[str], positive_label: str = "1"
+) -> dict[str, Any]:
+    return {
+        "accuracy": accuracy(pred, gold),
+        "f1": f1_score(pred, gold, list(label_names).index(positive_label)),
+        "per_class": per_class_accuracy(pred, gold, label_names),
+        "n": len(gold),
+    }
+
+
+# --- from logits to a set's metrics ------------------------------------------------------
+
+
+def label_map(
+    task_labels: Sequence[str], eval_labels: Sequence[str], metric: MetricName
+) -> np.ndarray:
+    """For each task label, the index of the eval label it counts as (-1: always wrong)."""
+    eval_labels = list(eval_labels)
+    if metric == "hans":
+        missing = {"entailment", "non-entailment"} - set(eval_labels)
+        if missing:
+            raise ValueError(f"HANS labels must be entailment/non-entailment, got {eval_labels}")
+        ent, non = eval_labels.index("entailment"), eval_labels.index("non-entailment")
+        return np.array([ent if t == "entailment" else non for t in task_labels])
+    table = np.array([eval_labels.index(t) if t in eval_labels else -1 for t in task_labels])
+    if (table < 0).all():
+        raise ValueError(f"no task label {list(task_labels)} is an eval label {eval_labels}")
+    return table
+
+
+def split_metrics(
+    logits: np.ndarray,
+    encoded: EncodedSplit,
+    metric: MetricName,
+    task_labels: Sequence[str],
+    eval_labels: Sequence[str] | None = None,
+    positive_label: str | None = None,
+) -> dict[str, Any]:
+    """Metrics of `metric` for predictions `logits` (N, len(task_labels)) on `encoded`."""
+    eval_labels = tuple(eval_labels or encoded.label_names)
+    pred = label_map(task_labels, eval_labels, metric)[logits.argmax(axis=1)]
+    gold = encoded.labels
+    if metric == "hans":
+        if "heuristic" not in encoded.meta:
+            raise ValueError(f"{encoded.name}: HANS examples need meta['heuristic']")
+        return hans_metrics(pred, gold, encoded.meta["heuristic"], eval_labels)
+    if metric == "paws":
+        return paws_metrics(pred, gold, eval_labels, positive_label or "1")
+    if metric == "f1":
+        if positive_label is None:
+            raise ValueError("metric 'f1' needs positive_label")
+        f1 = f1_score(pred, gold, eval_labels.index(positive_label))
+        return {"accuracy": accuracy(pred, gold), "f1": f1, "n": len(gold)}
+    if metric in ("accuracy", "fever_symmetric"):
+        return {"accuracy": accuracy(pred, gold), "n": len(gold)}
+    raise ValueError(f"unknown metric '{metric}'")
+
+
+class SplitEvaluation(NamedTuple):
+    metrics: dict[str, Any]  # JSON-serialisable, headline "accuracy"
+    predictions: dict[str, str]  # uid -> predicted task label (before any HANS mapping)
+
+
+def evaluate_split(
+    model: nn.Module,
+    encoded: EncodedSplit,
+    metric: MetricName,
+    task_labels: Sequence[str],
+    eval_labels: Sequence[str] | None = None,
+    positive_label: str | None = None,
+    batch_size: int = 256,
+    device: torch.device | None = None,
+    precision: Precision = "auto",
+) -> SplitEvaluation:
+    """Predict `encoded` and compute its metrics; `eval_labels` default to the split's."""
+    logits = predict(model, encoded, batch_size, device, precision)
+    metrics = split_metrics(logits, encoded, metric, task_labels, eval_labels, positive_label)
+    names = np.asarray(task_labels)[logits.argmax(axis=1)]
+    return SplitEvaluation(metrics, dict(zip(encoded.uids, names.tolist(), strict=True)))
+
+
+# --- what a Trainer evaluates ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One set evaluated during training: the ID dev set or an OOD set."""
+
+    name: str
+    encoded: EncodedSplit
+    metric: MetricName = "accuracy"
+    positive_label: str | None = None
+
+
+def make_evaluate_fn(
+    sets: Sequence[EvalSet],
+    task_labels: Sequence[str],
+    selection_set: str,
+    selection_key: str = "accuracy",
+    batch_size: int = 256,
+    precision: Precision = "auto",
+) -> Callable[[nn.Module], dict[str, Any]]:
+    """An `evaluate_fn` for `Trainer`: {set name: metrics, ..., "selection": the ID metric}.
+
+    Only `selection_set` (the ID dev set) decides the selection; OOD sets are reported.
+    """
+    if selection_set not in {s.name for s in sets}:
+        raise ValueError(f"selection set '{selection_set}' is not among the evaluation sets")
+
+    def evaluate_fn(model: nn.Module) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for s in sets:
+            logits = predict(model, s.encoded, batch_size, precision=precision)
+            out[s.name] = split_metrics(
+                logits, s.encoded, s.metric, task_labels, positive_label=s.positive_label
+            )
+        out["selection"] = out[selection_set][selection_key]
+        return out
+
+    return evaluate_fn
