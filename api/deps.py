@@ -1,0 +1,96 @@
+"""Dependencies shared by the routes: settings, database session, current owner, owned job."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from api.enqueue import JobEnqueuer
+from api.errors import JobNotFound, Unauthorized
+from persistence.artifacts import ArtifactStore
+from persistence.db import Database
+from persistence.keys import verify_api_key
+from persistence.models import Job, Owner
+from persistence.repositories import JobRepository
+from persistence.settings import Settings
+
+# Both schemes appear in OpenAPI; neither fails on its own (we answer 401 in our shape).
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.database
+
+
+def get_enqueuer(request: Request) -> JobEnqueuer:
+    return request.app.state.enqueuer
+
+
+def get_artifact_store(request: Request) -> ArtifactStore:
+    return request.app.state.artifact_store
+
+
+def get_session(database: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
+    """One session per request; whatever the handler did not commit is rolled back."""
+    with database.session() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SessionDep = Annotated[Session, Depends(get_session)]
+EnqueuerDep = Annotated[JobEnqueuer, Depends(get_enqueuer)]
+ArtifactStoreDep = Annotated[ArtifactStore, Depends(get_artifact_store)]
+
+
+def get_current_owner(
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+) -> Owner:
+    key = bearer.credentials if bearer is not None else api_key
+    if not key:
+        raise Unauthorized("missing API key")
+    owner = verify_api_key(session, key)
+    if owner is None:
+        session.rollback()
+        raise Unauthorized("invalid API key")
+    session.commit()  # the throttled last_used_at, if it was written
+    return owner
+
+
+CurrentOwner = Annotated[Owner, Depends(get_current_owner)]
+
+
+def parse_uuid(value: str) -> uuid.UUID | None:
+    """Ids in paths are read by hand: anything that is not a UUID is simply not found (404),
+    never a 422 that would tell path tricks apart from unknown ids."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def get_owned_job(
+    job_id: Annotated[str, Path(description="Job id (UUID)", max_length=64)],
+    owner: CurrentOwner,
+    session: SessionDep,
+) -> Job:
+    parsed = parse_uuid(job_id)
+    job = JobRepository(session).get(parsed, owner_id=owner.id) if parsed else None
+    if job is None:
+        raise JobNotFound()
+    return job
+
+
+OwnedJob = Annotated[Job, Depends(get_owned_job)]

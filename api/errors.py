@@ -1,0 +1,107 @@
+"""Typed API errors: each carries its HTTP status and is declared in the OpenAPI `responses`
+of the routes that raise it, so clients know them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    type: str
+
+
+class APIError(StarletteHTTPException):
+    """Base of the API's errors. A Starlette HTTPException so that FastAPI passes it through
+    untouched even when raised while the request body is being read."""
+
+    status_code: ClassVar[int] = 500  # type: ignore[misc]
+    type: ClassVar[str] = "internal_error"
+    description: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str | None = None, headers: Mapping[str, str] | None = None):
+        super().__init__(self.status_code, detail or self.description, dict(headers or {}))
+
+    def body(self) -> dict[str, Any]:
+        return ErrorBody(detail=str(self.detail), type=self.type).model_dump()
+
+
+class Unauthorized(APIError):
+    status_code = 401
+    type = "unauthorized"
+    description = "Missing or invalid API key (Authorization: Bearer <key> or X-API-Key)"
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class JobNotFound(APIError):
+    status_code = 404
+    type = "job_not_found"
+    description = "No such job for this API key"
+
+
+class ArtifactNotFound(APIError):
+    status_code = 404
+    type = "artifact_not_found"
+    description = "No such artifact for this job"
+
+
+class IdempotencyKeyReused(APIError):
+    status_code = 409
+    type = "idempotency_key_reused"
+    description = "The Idempotency-Key was already used with another request body"
+
+
+class JobNotCancellable(APIError):
+    status_code = 409
+    type = "job_not_cancellable"
+    description = "The job has already finished"
+
+
+class PayloadTooLarge(APIError):
+    status_code = 413
+    type = "payload_too_large"
+    description = "The request body is larger than the limit"
+
+
+class RangeNotSatisfiable(APIError):
+    status_code = 416
+    type = "range_not_satisfiable"
+    description = "The Range header does not fit the artifact"
+
+    def __init__(self, size: int, detail: str | None = None):
+        super().__init__(detail, headers={"Content-Range": f"bytes */{size}"})
+
+
+def responses(*errors: type[APIError]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses=` entry for the errors a route may raise."""
+    declared: dict[int | str, dict[str, Any]] = {}
+    for error in errors:
+        entry = declared.setdefault(error.status_code, {"model": ErrorBody, "description": ""})
+        entry["description"] = "; ".join(
+            d for d in (entry["description"], f"`{error.type}`: {error.description}") if d
+        )
+    return declared
+
+
+async def api_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, APIError)
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+
+async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own errors (unknown route, wrong method) in the same shape as ours."""
+    assert isinstance(exc, StarletteHTTPException)
+    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        {"detail": str(exc.detail), "type": kind},
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )

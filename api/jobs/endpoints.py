@@ -1,0 +1,176 @@
+"""HTTP routes of the jobs domain (all scoped to the caller's owner; others' jobs are 404)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+
+from api.deps import (
+    CurrentOwner,
+    DatabaseDep,
+    EnqueuerDep,
+    OwnedJob,
+    SessionDep,
+    SettingsDep,
+)
+from api.errors import (
+    IdempotencyKeyReused,
+    JobNotCancellable,
+    JobNotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    responses,
+)
+from api.jobs import service
+from api.jobs.schemas import JobCreate, JobDetail, JobEventPublic, JobList, JobMetrics
+from api.jobs.stream import job_event_stream, parse_last_event_id
+from persistence.models import JobStatus
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+MAX_PAGE_SIZE = 100  # the OpenAPI bound; Settings.max_page_size may lower it
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobDetail,
+    summary="Submit a search job",
+    responses={
+        200: {"model": JobDetail, "description": "Idempotent replay: the job made earlier"},
+        **responses(Unauthorized, IdempotencyKeyReused, PayloadTooLarge),
+    },
+)
+def create_job(
+    body: JobCreate,
+    response: Response,
+    session: SessionDep,
+    owner: CurrentOwner,
+    settings: SettingsDep,
+    enqueuer: EnqueuerDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Same key and body: the same job again; same key, other body: 409",
+        ),
+    ] = None,
+) -> JobDetail:
+    job, created = service.create_job(
+        session,
+        owner,
+        body,
+        idempotency_key=idempotency_key,
+        settings=settings,
+        enqueuer=enqueuer,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return JobDetail.of(job)
+
+
+@router.get("", response_model=JobList, summary="List jobs", responses=responses(Unauthorized))
+def list_jobs(
+    session: SessionDep,
+    owner: CurrentOwner,
+    settings: SettingsDep,
+    status_filter: Annotated[
+        list[JobStatus] | None, Query(alias="status", description="Only these statuses")
+    ] = None,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE_SIZE)] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> JobList:
+    page_size = min(limit or settings.default_page_size, settings.max_page_size)
+    return service.list_jobs(
+        session, owner, statuses=status_filter, limit=page_size, cursor=cursor
+    )
+
+
+@router.get(
+    "/{job_id}",
+    response_model=JobDetail,
+    summary="A job: status, stage, progress, ETA, error, timestamps, attempt",
+    responses=responses(Unauthorized, JobNotFound),
+)
+def get_job(job: OwnedJob) -> JobDetail:
+    return JobDetail.of(job)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobDetail,
+    summary="Cancel a job (queued: at once; running: the worker stops between two steps)",
+    responses=responses(Unauthorized, JobNotFound, JobNotCancellable),
+)
+def cancel_job(job: OwnedJob, session: SessionDep) -> JobDetail:
+    return JobDetail.of(service.cancel_job(session, job))
+
+
+@router.get(
+    "/{job_id}/events",
+    response_model=list[JobEventPublic],
+    summary="The job's lifecycle log",
+    responses=responses(Unauthorized, JobNotFound),
+)
+def list_events(
+    job: OwnedJob,
+    session: SessionDep,
+    settings: SettingsDep,
+    after: Annotated[int | None, Query(ge=0, description="Only events after this id")] = None,
+) -> list[JobEventPublic]:
+    return service.list_events(session, job, after=after, limit=settings.max_events_per_page)
+
+
+@router.get(
+    "/{job_id}/events/stream",
+    summary="The job's events as server-sent events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`event: event` (id = event id, for Last-Event-ID), "
+            "`event: progress` (the job), `event: end` once the job has finished",
+        },
+        **responses(Unauthorized, JobNotFound),
+    },
+)
+async def stream_events(
+    request: Request,
+    job: OwnedJob,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[
+        int | None, Query(ge=0, description="For clients that cannot set Last-Event-ID")
+    ] = None,
+) -> StreamingResponse:
+    after = parse_last_event_id(last_event_id_header)
+    if after is None:
+        after = last_event_id
+    return StreamingResponse(
+        job_event_stream(
+            request,
+            database,
+            job.id,
+            last_event_id=after,
+            poll_interval_s=settings.sse_poll_interval_s,
+            keepalive_s=settings.sse_keepalive_s,
+        ),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get(
+    "/{job_id}/metrics",
+    response_model=JobMetrics,
+    summary="Evaluation curves and the selected point per seed and sparsity",
+    responses=responses(Unauthorized, JobNotFound),
+)
+def job_metrics(job: OwnedJob, session: SessionDep, settings: SettingsDep) -> JobMetrics:
+    return service.job_metrics(session, job, limit=settings.max_metric_points)

@@ -1,0 +1,194 @@
+"""The jobs domain's logic: the routes call these, the repositories run the queries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.enqueue import JobEnqueuer
+from api.errors import IdempotencyKeyReused, JobNotCancellable
+from api.jobs.schemas import (
+    JobCreate,
+    JobEventPublic,
+    JobList,
+    JobMetrics,
+    JobPublic,
+    MetricCurve,
+    MetricPoint,
+)
+from persistence.models import Job, JobStatus, Owner
+from persistence.repositories import (
+    InvalidCursor,
+    InvalidTransition,
+    JobEventRepository,
+    JobRepository,
+    MetricRepository,
+)
+from persistence.settings import Settings
+from srcore.tasks import TaskConfigError, resolve_task
+
+log = logging.getLogger(__name__)
+
+_FIELD_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*):\s*(.*)$", re.S)
+
+
+def canonical_hash(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def task_config_error(exc: TaskConfigError) -> RequestValidationError:
+    """A registry error in the same 422 shape as pydantic's, `loc` at the field it names
+    ("data.train: ..." -> ["body", "data", "train"])."""
+    message = str(exc)
+    match = _FIELD_PREFIX.match(message)
+    loc: list[str] = ["body"]
+    if match:
+        loc += match.group(1).split(".")
+        message = match.group(2)
+    return RequestValidationError(
+        [{"loc": tuple(loc), "msg": message, "type": "task_config", "input": None}]
+    )
+
+
+def create_job(
+    session: Session,
+    owner: Owner,
+    body: JobCreate,
+    *,
+    idempotency_key: str | None,
+    settings: Settings,
+    enqueuer: JobEnqueuer,
+) -> tuple[Job, bool]:
+    """Validate against the task registry, store, commit, then enqueue. Answers the job and
+    whether it is new (False: an idempotent replay)."""
+    spec = body.spec()
+    try:
+        resolve_task(spec)
+    except TaskConfigError as exc:
+        raise task_config_error(exc) from exc
+    spec_json = spec.model_dump(mode="json")
+    queue = body.queue or settings.default_queue
+    # The validated request, not its bytes: key order and whitespace do not make it "other".
+    request_hash = canonical_hash({"spec": spec_json, "queue": queue})
+    jobs = JobRepository(session)
+
+    if idempotency_key is not None:
+        existing = jobs.get_by_idempotency_key(owner.id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, request_hash), False
+
+    try:
+        job = jobs.create(
+            owner_id=owner.id,
+            spec=spec_json,
+            spec_hash=canonical_hash(spec_json),
+            queue=queue,
+            max_attempts=settings.job_max_attempts,
+            name=spec.name,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash if idempotency_key else None,
+        )
+        session.commit()
+    except IntegrityError:
+        # Another request with the same key committed between our read and our insert.
+        session.rollback()
+        if idempotency_key is None:
+            raise
+        existing = jobs.get_by_idempotency_key(owner.id, idempotency_key)
+        if existing is None:
+            raise
+        return _replay(existing, request_hash), False
+
+    # Enqueue after commit: the worker's claim will find the row.
+    try:
+        enqueuer.enqueue(job.id, queue)
+    except Exception:
+        # The job stays queued with no enqueued_at; the reconciler sends it later.
+        log.warning("broker did not take job %s; the reconciler will resend it", job.id,
+                    exc_info=True)
+        return job, True
+    jobs.mark_enqueued(job.id)
+    session.commit()
+    return jobs.get(job.id) or job, True
+
+
+def _replay(existing: Job, request_hash: str) -> Job:
+    if existing.request_hash != request_hash:
+        raise IdempotencyKeyReused()
+    return existing
+
+
+def list_jobs(
+    session: Session,
+    owner: Owner,
+    *,
+    statuses: Iterable[JobStatus] | None,
+    limit: int,
+    cursor: str | None,
+) -> JobList:
+    jobs = JobRepository(session)
+    statuses = list(statuses or [])
+    try:
+        page = jobs.list(owner.id, statuses=statuses, limit=limit, cursor=cursor)
+    except InvalidCursor as exc:
+        raise RequestValidationError(
+            [{"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error", "input": cursor}]
+        ) from exc
+    return JobList(
+        data=[JobPublic.of(job) for job in page.items],
+        count=jobs.count(owner.id, statuses=statuses),
+        next_cursor=page.next_cursor,
+    )
+
+
+def cancel_job(session: Session, job: Job) -> Job:
+    try:
+        job = JobRepository(session).request_cancel(job.id)
+    except InvalidTransition as exc:
+        session.rollback()
+        raise JobNotCancellable(f"the job is {exc.current.value}") from exc
+    session.commit()
+    return job
+
+
+def list_events(
+    session: Session, job: Job, *, after: int | None, limit: int
+) -> list[JobEventPublic]:
+    events = JobEventRepository(session).list(job.id, after_id=after, limit=limit)
+    return [JobEventPublic.of(event) for event in events]
+
+
+def job_metrics(session: Session, job: Job, *, limit: int) -> JobMetrics:
+    curves: dict[tuple[str, int | None, float | None], MetricCurve] = {}
+    for metric in MetricRepository(session).list(job.id, limit=limit):
+        point = MetricPoint.of(metric)
+        key = (metric.stage, metric.seed, metric.sparsity)
+        curve = curves.setdefault(
+            key,
+            MetricCurve(
+                stage=metric.stage,
+                seed=metric.seed,
+                sparsity=metric.sparsity,
+                points=[],
+                selected=None,
+            ),
+        )
+        curve.points.append(point)
+        if point.selected:
+            curve.selected = point
+    ordered = list(curves.values())  # in the order the curves began
+    return JobMetrics(
+        job_id=job.id,
+        curves=ordered,
+        selected=[c.selected for c in ordered if c.selected is not None],
+    )
+

@@ -1,0 +1,81 @@
+"""The FastAPI application: `create_app(settings)`.
+
+Run with `uvicorn --factory api.main:create_app` (settings from the environment). The database
+must be migrated first (`alembic upgrade head` or `persistence.db.upgrade_database`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.artifacts.endpoints import router as artifacts_router
+from api.enqueue import CeleryEnqueuer, JobEnqueuer
+from api.errors import APIError, api_error_handler, http_error_handler
+from api.health import router as health_router
+from api.jobs.endpoints import router as jobs_router
+from api.limits import BodySizeLimit
+from api.monitoring import MetricsMiddleware, Monitoring
+from persistence.artifacts import ArtifactStore, make_artifact_store
+from persistence.db import Database
+from persistence.keys import ensure_bootstrap_key
+from persistence.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    enqueuer: JobEnqueuer | None = None,
+    artifact_store: ArtifactStore | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+    database = Database.from_settings(settings)
+    enqueuer = enqueuer or CeleryEnqueuer(settings)
+    artifact_store = artifact_store or make_artifact_store(settings)
+    monitoring = Monitoring(database)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.bootstrap_api_key is not None:
+            with database.session() as session:
+                key = settings.bootstrap_api_key.get_secret_value()
+                if ensure_bootstrap_key(session, key, settings.bootstrap_owner):
+                    session.commit()
+                    log.info("bootstrap API key stored for owner %s", settings.bootstrap_owner)
+        try:
+            yield
+        finally:
+            close = getattr(enqueuer, "close", None)
+            if close is not None:
+                close()
+            database.dispose()
+
+    app = FastAPI(
+        title="SRNet",
+        summary="Find sparse and robust subnetworks in BERT-family models",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.enqueuer = enqueuer
+    app.state.artifact_store = artifact_store
+    app.state.monitoring = monitoring
+
+    app.add_exception_handler(APIError, api_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.include_router(jobs_router)
+    app.include_router(artifacts_router)
+    app.include_router(health_router)
+    app.add_route("/metrics", monitoring.endpoint, include_in_schema=False)
+
+    # Outermost last: the body limit answers before anything reads the body.
+    app.add_middleware(MetricsMiddleware, monitoring=monitoring)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
+    return app
