@@ -54,7 +54,8 @@ class ScoreMask(nn.Module):
         self.register_buffer(
             "threshold", torch.tensor(threshold, dtype=scores.dtype, device=scores.device)
         )
-        self.register_buffer("tie_keep", None)
+        # Not in the model's state_dict (its presence varies); ScoreMasker.state_dict has it.
+        self.register_buffer("tie_keep", None, persistent=False)
 
     def forward(self, weight: Tensor) -> Tensor:
         return StraightThroughMask.apply(weight, self.scores, self.threshold, self.tie_keep)
@@ -142,11 +143,15 @@ class ScoreMasker:
         """name → bool tensor (True = kept), on the scores' device."""
         return {name: m.keep_mask() for name, m in self._masks.items()}
 
-    def state_dict(self) -> dict[str, Any]:
-        """Scores, thresholds and tie masks (CPU copies): everything an exact resume needs."""
-        return {
+    def state_dict(self, include_scores: bool = True) -> dict[str, Any]:
+        """Scores, thresholds and tie masks (CPU copies): everything an exact resume needs.
+
+        The scores and thresholds also live in the model's own state_dict (the
+        parametrizations); `include_scores=False` leaves the scores out for a caller that
+        saves the model anyway.
+        """
+        state: dict[str, Any] = {
             "sparsity": self.sparsity,
-            "scores": {n: m.scores.detach().cpu().clone() for n, m in self._masks.items()},
             "thresholds": {n: float(m.threshold) for n, m in self._masks.items()},
             "tie_keep": {
                 n: m.tie_keep.cpu().clone()
@@ -154,14 +159,20 @@ class ScoreMasker:
                 if m.tie_keep is not None
             },
         }
+        if include_scores:
+            state["scores"] = {n: m.scores.detach().cpu().clone() for n, m in self._masks.items()}
+        return state
 
     @torch.no_grad()
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """In place, so an optimizer holding the score parameters stays valid."""
+        """In place, so an optimizer holding the score parameters stays valid. Without
+        "scores" in `state` the current scores are kept (restored with the model)."""
         self.sparsity = float(state["sparsity"])
         ties = state.get("tie_keep", {})
+        scores = state.get("scores")
         for name, mask in self._masks.items():
-            mask.scores.copy_(state["scores"][name])
+            if scores is not None:
+                mask.scores.copy_(scores[name])
             mask.threshold.fill_(state["thresholds"][name])
             tie = ties.get(name)
             mask.tie_keep = None if tie is None else tie.to(mask.scores.device)

@@ -22,9 +22,6 @@ class SparsitySchedule(Protocol):
 
     def is_final(self, step: int) -> bool: ...
 
-    @property
-    def varies(self) -> bool: ...
-
 
 @dataclass(frozen=True)
 class ConstantSparsity:
@@ -35,10 +32,6 @@ class ConstantSparsity:
 
     def is_final(self, step: int) -> bool:
         return True
-
-    @property
-    def varies(self) -> bool:
-        return False
 
 
 @dataclass(frozen=True)
@@ -58,10 +51,6 @@ class CubicSparsity:
 
     def is_final(self, step: int) -> bool:
         return step >= self.ramp_steps
-
-    @property
-    def varies(self) -> bool:
-        return not math.isclose(self.initial, self.final)
 
 
 def at_sparsity(recorded: float, target: float) -> bool:

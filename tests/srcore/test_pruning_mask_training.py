@@ -243,4 +243,10 @@ def test_hooks_constant_schedule_keeps_tau_between_evaluations() -> None:
     for keep in masker.current_masks().values():
         assert pruned(keep) == round(0.5 * keep.numel())
     state = hooks.state_dict()
-    assert set(state["scores"]) == set(names)
+    assert "scores" not in state  # saved with the model's state_dict by the Trainer
+    assert set(state["thresholds"]) == set(names)
+    model_keys = set(model.state_dict())
+    for name in names:
+        module = name.rsplit(".", 1)[0]
+        assert f"{module}.parametrizations.weight.0.scores" in model_keys
+        assert f"{module}.parametrizations.weight.0.threshold" in model_keys

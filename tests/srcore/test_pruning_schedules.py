@@ -23,10 +23,9 @@ def test_cubic_values() -> None:
 
 def test_only_final_sparsity_is_selectable() -> None:
     schedule = CubicSparsity(initial=0.7, final=0.9, ramp_steps=60)
-    assert schedule.varies
     assert not schedule.is_final(0) and not schedule.is_final(59)
     assert schedule.is_final(60) and schedule.sparsity_at(60) == pytest.approx(0.9)
     assert not at_sparsity(schedule.sparsity_at(30), 0.9)
     assert at_sparsity(schedule.sparsity_at(80), 0.9)
     constant = ConstantSparsity(0.5)
-    assert not constant.varies and constant.is_final(0) and constant.sparsity_at(7) == 0.5
+    assert constant.is_final(0) and constant.sparsity_at(7) == 0.5
