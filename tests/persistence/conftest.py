@@ -1,0 +1,1 @@
+from tests.persistence.fixtures import *  # noqa: F403

@@ -1,0 +1,69 @@
+"""The migration runs on both backends and matches the models; SQLite gets its pragmas."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from persistence.db import Database, upgrade_database
+from persistence.models import Base
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_migration_matches_the_models(database):
+    with database.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+    assert diff == []
+    tables = set(inspect(database.engine).get_table_names())
+    assert {"owners", "api_keys", "jobs", "job_events", "metrics", "artifacts"} <= tables
+
+
+def test_downgrade_and_upgrade_again(database_url):
+    from alembic import command
+
+    from persistence.db import alembic_config
+
+    config = alembic_config(database_url)
+    command.downgrade(config, "base")
+    database = Database(database_url)
+    try:
+        assert "jobs" not in inspect(database.engine).get_table_names()
+        upgrade_database(database_url)
+        assert "jobs" in inspect(database.engine).get_table_names()
+    finally:
+        database.dispose()
+
+
+def test_alembic_command_line_from_the_repository_root(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {**os.environ, "DATABASE_URL": url}
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    current = subprocess.run(
+        [sys.executable, "-m", "alembic", "current"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert "0001 (head)" in current.stdout
+
+
+def test_sqlite_pragmas_and_missing_folder(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new' / 'folder' / 'srnet.db'}"
+    upgrade_database(url)  # creates the folder, like ./var/ on a fresh checkout
+    database = Database(url, sqlite_busy_timeout_ms=1234)
+    try:
+        with database.engine.connect() as connection:
+            assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 1234
+        database.ping()
+    finally:
+        database.dispose()

@@ -1,0 +1,71 @@
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import select
+
+from persistence.db import Database
+from persistence.keys import create_api_key, ensure_bootstrap_key, hash_key, verify_api_key
+from persistence.models import ApiKey
+from persistence.repositories import ApiKeyRepository
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_key_is_stored_hashed_and_verifies(database):
+    with database.session() as session:
+        created = create_api_key(session, "lab-a", name="laptop")
+        session.commit()
+        key = created.key
+        assert key.startswith("srn_") and len(key) >= 40
+        row = session.scalar(select(ApiKey))
+        assert row.key_hash == hashlib.sha256(key.encode()).hexdigest()
+        assert row.prefix == key[:12]
+        assert key not in (row.key_hash, row.prefix, row.name)
+        owner = verify_api_key(session, key)
+        assert owner is not None and owner.name == "lab-a"
+        assert verify_api_key(session, key + "x") is None
+        assert verify_api_key(session, "") is None
+        assert verify_api_key(session, "x" * 10_000) is None
+        session.commit()
+        assert session.scalar(select(ApiKey)).last_used_at is not None
+
+
+def test_revoked_key_no_longer_verifies(database):
+    with database.session() as session:
+        created = create_api_key(session, "lab-b")
+        session.commit()
+        assert ApiKeyRepository(session).revoke(created.api_key.prefix) == 1
+        session.commit()
+        assert verify_api_key(session, created.key) is None
+
+
+def test_bootstrap_key_is_stored_once(database):
+    key = "b" * 43
+    with database.session() as session:
+        assert ensure_bootstrap_key(session, key, "admin") is True
+        session.commit()
+        assert ensure_bootstrap_key(session, key, "admin") is False
+        assert verify_api_key(session, key).name == "admin"
+        assert len(session.scalars(select(ApiKey)).all()) == 1
+
+
+def test_command_line_prints_the_key_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "persistence.keys", "create", "--owner", "nlp-lab"],
+        cwd=ROOT, env={**os.environ, "DATABASE_URL": url},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip()
+    assert key.startswith("srn_") and "\n" not in key
+    database = Database(url)
+    try:
+        with database.session() as session:
+            assert verify_api_key(session, key).name == "nlp-lab"
+            assert session.scalar(select(ApiKey.key_hash)) == hash_key(key)
+    finally:
+        database.dispose()

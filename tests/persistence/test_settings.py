@@ -1,0 +1,64 @@
+import pytest
+from pydantic import ValidationError
+
+from persistence.settings import Settings
+
+STRONG = "k" * 40
+
+
+def make(**kw) -> Settings:
+    return Settings(_env_file=None, **kw)
+
+
+def test_defaults_need_no_service(monkeypatch):
+    for name in ("DATABASE_URL", "BROKER_URL", "ARTIFACT_STORE", "ENVIRONMENT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = make()
+    assert settings.database_url == "sqlite:///./var/srnet.db"
+    assert settings.broker_url == "sqla+sqlite:///./var/broker.db"
+    assert settings.artifact_store == "file://./var/artifacts"
+    assert settings.is_sqlite and not settings.broker_is_redis
+    assert settings.broker_transport_options() == {}
+
+
+def test_environment_variables_are_read(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@db:5432/srnet")
+    monkeypatch.setenv("BROKER_URL", "redis://cache:6379/0")
+    monkeypatch.setenv("BROKER_KEY_PREFIX", "lab1:")
+    monkeypatch.setenv("SRNET_BOOTSTRAP_API_KEY", STRONG)
+    settings = make()
+    # psycopg 3 is the shipped driver; bare postgres URLs would pick psycopg2.
+    assert settings.database_url == "postgresql+psycopg://u@db:5432/srnet"
+    assert settings.bootstrap_api_key.get_secret_value() == STRONG
+    options = settings.broker_transport_options()
+    assert options["global_keyprefix"] == "lab1:"
+    assert options["visibility_timeout"] >= 24 * 3600
+
+
+@pytest.mark.parametrize("key", ["changethis", "short"])
+def test_weak_bootstrap_key_refused_outside_development(key):
+    with pytest.raises(ValidationError, match="SRNET_BOOTSTRAP_API_KEY is weak"):
+        make(environment="production", bootstrap_api_key=key,
+             database_url="postgresql://db/x", artifact_store="s3://bucket")
+    with pytest.warns(UserWarning, match="weak"):
+        assert make(environment="development", bootstrap_api_key=key).bootstrap_api_key
+
+
+def test_production_refuses_the_relative_development_defaults():
+    with pytest.raises(ValidationError) as info:
+        make(environment="production")
+    text = str(info.value)
+    assert "DATABASE_URL" in text and "ARTIFACT_STORE" in text
+    ok = make(
+        environment="production",
+        database_url="postgresql://db/srnet",
+        artifact_store="file:///srv/srnet/artifacts",
+        bootstrap_api_key=STRONG,
+    )
+    assert ok.environment == "production"
+
+
+@pytest.mark.parametrize("store", ["ftp://x", "s3://", "/plain/path"])
+def test_unknown_artifact_store_is_refused(store):
+    with pytest.raises(ValidationError, match="artifact_store"):
+        make(artifact_store=store)
