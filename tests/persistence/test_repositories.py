@@ -171,7 +171,9 @@ def test_two_sessions_claim_the_same_job_exactly_one_wins(database):
         results: dict[str, bool] = {}
         errors: list[BaseException] = []
 
-        def worker(name: str, job_id: uuid.UUID = job_id, barrier=barrier) -> None:
+        def worker(
+            name: str, job_id=job_id, barrier=barrier, results=results, errors=errors
+        ) -> None:
             try:
                 with database.session() as session:
                     barrier.wait(timeout=10)
