@@ -11,9 +11,7 @@ from safetensors import safe_open
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    BertConfig,
     BertForSequenceClassification,
-    BertTokenizerFast,
 )
 
 from srcore.export import export_checkpoint, plot_report, write_report
@@ -23,29 +21,17 @@ from srcore.pruning import (
     prunable_weights,
     sparsity_report,
 )
+from tests.helpers.tiny_bert import WORDS, tiny_tokenizer
+from tests.helpers.tiny_bert import tiny_bert as helper_bert
 
 LABELS = ["contradiction", "entailment", "neutral"]
 
+TOKENIZER = tiny_tokenizer(WORDS)  # vocabulary > 100: the tests draw ids below 100
+
 
 def tiny_bert(seed: int = 0) -> BertForSequenceClassification:
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=3,
-    )
-    return BertForSequenceClassification(config).eval()
-
-
-def tiny_tokenizer(tmp_path: Path) -> BertTokenizerFast:
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "a", "dog"]
-    words += [f"w{i}" for i in range(100 - len(words))]
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(words) + "\n")
-    return BertTokenizerFast(vocab_file=str(vocab))
+    """tests.helpers' tiny random BERT (hidden 32, 2 layers, 2 heads, intermediate 64)."""
+    return helper_bert(TOKENIZER, num_labels=3, seed=seed).eval()
 
 
 def inputs(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -69,7 +55,7 @@ def test_mask_trained_model_exports_to_plain_checkpoint(tmp_path: Path) -> None:
     with torch.no_grad():
         expected = model(**inputs()).logits
 
-    out = export_checkpoint(model, tiny_tokenizer(tmp_path), LABELS, tmp_path / "ckpt")
+    out = export_checkpoint(model, TOKENIZER, LABELS, tmp_path / "ckpt")
     assert masker.current_masks().keys() == masks.keys()  # the live model is left as it was
 
     with safe_open(str(out / "model.safetensors"), framework="pt") as f:
@@ -92,7 +78,7 @@ def test_mask_trained_model_exports_to_plain_checkpoint(tmp_path: Path) -> None:
     assert config["id2label"]["1"] == "entailment"
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert tokenizer("the cat", "a dog")["input_ids"][0] == tokenizer.cls_token_id
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "vocab.txt"]  # no temp dirs
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # no temp dirs left
 
 
 def test_plain_model_with_masks_is_not_modified(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertForSequenceClassification
 
 from srcore.pruning import (
     ImpSchedule,
@@ -12,19 +12,15 @@ from srcore.pruning import (
     base_weights_snapshot,
     prunable_weights,
 )
+from tests.helpers.tiny_bert import WORDS, tiny_tokenizer
+from tests.helpers.tiny_bert import tiny_bert as helper_bert
+
+TOKENIZER = tiny_tokenizer(WORDS)  # vocabulary > 100: the tests draw ids below 100
 
 
 def tiny_bert(seed: int = 0) -> BertForSequenceClassification:
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=3,
-    )
-    return BertForSequenceClassification(config)
+    """tests.helpers' tiny random BERT (hidden 32, 2 layers, 2 heads, intermediate 64)."""
+    return helper_bert(TOKENIZER, num_labels=3, seed=seed)
 
 
 def train_round(model: torch.nn.Module, hooks: object, steps: int = 3) -> None:
