@@ -1,0 +1,103 @@
+"""/healthz (database and broker), Prometheus /metrics, OpenAPI declarations, no torch."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from api.enqueue import CeleryEnqueuer
+from api.main import create_app
+from persistence.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again: nothing listens there
+
+
+def test_healthz_ok_with_the_embedded_broker(settings, tmp_path):
+    embedded = settings.model_copy(
+        update={"broker_url": f"sqla+sqlite:///{tmp_path / 'broker' / 'broker.db'}"}
+    )
+    with TestClient(create_app(embedded)) as client:
+        response = client.get("/healthz")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ok", "checks": {"broker": "ok", "database": "ok"},
+                               "detail": None}
+
+
+def test_healthz_503_names_a_dead_broker(settings):
+    dead = settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{dead_port()}/0",
+                                       "broker_connect_timeout_s": 1.0})
+    app = create_app(dead, enqueuer=CeleryEnqueuer(dead))
+    with TestClient(app) as client:
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable" and body["detail"] == "broker down"
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["broker"].startswith("down:")
+
+
+def test_healthz_503_names_a_dead_database(enqueuer, store):
+    settings = Settings(_env_file=None,
+                        database_url=f"postgresql://nobody@127.0.0.1:{dead_port()}/x")
+    with TestClient(create_app(settings, enqueuer=enqueuer, artifact_store=store)) as client:
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["detail"] == "database down"
+    assert response.json()["checks"]["broker"] == "ok"
+
+
+def test_prometheus_metrics(client, auth):
+    client.post("/jobs", json={}, headers=auth)
+    client.post("/jobs", json={}, headers=auth)
+    client.get("/jobs/00000000-0000-0000-0000-000000000000", headers=auth)
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    text = response.text
+    assert 'srnet_jobs{status="queued"} 2.0' in text
+    assert 'srnet_jobs{status="running"} 0.0' in text
+    assert ('srnet_http_requests_total{method="GET",route="/jobs/{job_id}",status="404"} 1.0'
+            in text)
+    assert 'srnet_http_requests_total{method="POST",route="/jobs",status="201"} 2.0' in text
+    assert 'srnet_http_request_duration_seconds_count{method="POST",route="/jobs"} 2.0' in text
+    # Route templates, never raw ids: one series per route.
+    assert "00000000-0000" not in text
+
+
+def test_openapi_declares_typed_errors(client):
+    spec = client.get("/openapi.json").json()
+    post = spec["paths"]["/jobs"]["post"]["responses"]
+    assert {"201", "200", "401", "409", "413", "422"} <= set(post)
+    download = spec["paths"]["/jobs/{job_id}/artifacts/{artifact_id}"]["get"]["responses"]
+    assert {"200", "206", "304", "404", "416"} <= set(download)
+    assert "job_not_found" in download["404"]["description"]
+    assert "artifact_not_found" in download["404"]["description"]
+    assert spec["paths"]["/healthz"]["get"]["responses"]["503"]
+    schemes = spec["components"]["securitySchemes"]
+    assert {"HTTPBearer", "APIKeyHeader"} <= set(schemes)
+
+
+def test_the_api_never_imports_torch():
+    code = (
+        "import sys\n"
+        "import api.main\n"
+        "from persistence.settings import Settings\n"
+        "api.main.create_app(Settings(_env_file=None, database_url='sqlite://'))\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'datasets', 'numpy')\n"
+        "               if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    loaded = result.stdout.strip().split(",") if result.stdout.strip() else []
+    assert "torch" not in loaded and "transformers" not in loaded and "datasets" not in loaded
