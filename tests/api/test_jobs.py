@@ -8,6 +8,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from persistence.models import Job, JobStatus
@@ -356,3 +357,15 @@ def test_metrics_curves_and_selected_points(client, auth, app_database):
     assert curves[(1, 0.5)]["selected"]["payload"]["dev_accuracy"] == 0.66
     assert curves[(1, 0.7)]["selected"] is None
     assert [(p["sparsity"], p["step"]) for p in body["selected"]] == [(0.5, 20)]
+
+
+def test_bootstrap_key_from_settings_authenticates(settings, enqueuer, store):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    key = "boot-" + "k" * 40
+    configured = settings.model_copy(update={"bootstrap_api_key": SecretStr(key)})
+    with TestClient(create_app(configured, enqueuer=enqueuer, artifact_store=store)) as client:
+        assert client.get("/jobs", headers={"X-API-Key": key}).status_code == 200
+        assert client.get("/jobs", headers={"X-API-Key": key + "x"}).status_code == 401

@@ -39,7 +39,8 @@ def postgres_unavailable() -> str | None:
         ):
             return None
     except Exception as exc:
-        return f"PostgreSQL at {PG_HOST}:{PG_PORT} does not answer ({exc})".splitlines()[0]
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+        return f"PostgreSQL at {PG_HOST}:{PG_PORT} does not answer ({first_line})"
 
 
 def redis_unavailable() -> str | None:
@@ -49,7 +50,8 @@ def redis_unavailable() -> str | None:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
         return None
     except Exception as exc:
-        return f"Redis at {REDIS_URL} does not answer ({exc})".splitlines()[0]
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+        return f"Redis at {REDIS_URL} does not answer ({first_line})"
 
 
 def _admin(sql: str) -> None:
