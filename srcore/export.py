@@ -116,6 +116,25 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def library_versions() -> dict[str, str]:
+    """Versions recorded in metrics.json so a result can be traced to its software."""
+    import platform
+
+    import numpy
+    import transformers
+
+    import srcore
+
+    return {
+        "srnet": srcore.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda or "none",
+        "transformers": transformers.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
 def write_report(
     metrics: Mapping[str, Any], out_dir: str | os.PathLike[str], name: str = "metrics.json"
 ) -> Path:

@@ -10,7 +10,12 @@ from srcore.pruning.imp import (
     rewind_weights,
 )
 from srcore.pruning.magnitude import apply_masks, magnitude_masks
-from srcore.pruning.mask_file import load_mask_weights, load_masks, save_masks
+from srcore.pruning.mask_file import (
+    load_mask_weights,
+    load_masks,
+    restore_subnetwork,
+    save_masks,
+)
 from srcore.pruning.mask_training import ScoreMask, ScoreMasker, StraightThroughMask
 from srcore.pruning.report import model_parameter_count, sparsity_report
 from srcore.pruning.schedules import (
@@ -21,7 +26,12 @@ from srcore.pruning.schedules import (
     cubic_sparsity,
 )
 from srcore.pruning.selection import pruned_count
-from srcore.pruning.targets import base_parameter_names, head_modules, prunable_weights
+from srcore.pruning.targets import (
+    base_parameter_names,
+    head_modules,
+    head_state_dict,
+    prunable_weights,
+)
 
 __all__ = [
     "ConstantSparsity",
@@ -41,12 +51,14 @@ __all__ = [
     "base_weights_snapshot",
     "cubic_sparsity",
     "head_modules",
+    "head_state_dict",
     "load_mask_weights",
     "load_masks",
     "magnitude_masks",
     "model_parameter_count",
     "prunable_weights",
     "pruned_count",
+    "restore_subnetwork",
     "rewind_weights",
     "save_masks",
     "sparsity_report",

@@ -22,7 +22,9 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from torch import Tensor
+from torch import Tensor, nn
+
+from srcore.pruning.magnitude import apply_masks
 
 FORMAT = "srnet-mask/1"
 BIT_ORDER = "little"
@@ -106,3 +108,17 @@ def load_mask_weights(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """The extra float tensors saved with the mask (scenario 3's classifier), by name."""
     tensors, metadata = _read(path)
     return {name: tensors[WEIGHTS_PREFIX + name] for name in metadata["weights"]}
+
+
+@torch.no_grad()
+def restore_subnetwork(model: nn.Module, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a mask file into a plain model: copy its stored weights (scenario 3's classifier),
+    then zero the pruned weights. Returns the file's metadata."""
+    masks, metadata = load_masks(path)
+    params = dict(model.named_parameters())
+    for name, value in load_mask_weights(path).items():
+        if name not in params or params[name].shape != value.shape:
+            raise ValueError(f"{path}: stored tensor {name} does not fit the model")
+        params[name].copy_(value)
+    apply_masks(model, masks)
+    return metadata

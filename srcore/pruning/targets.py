@@ -57,6 +57,13 @@ def prunable_weights(model: nn.Module, include_classifier: bool) -> list[str]:
     return [name for name in order if name in wanted]
 
 
+def head_state_dict(model: nn.Module) -> dict[str, Tensor]:
+    """The head's parameters by their model names (CPU copies): what scenario 3 stores beside
+    the mask, since its random classifier is never trained and cannot be re-drawn."""
+    head = {id(p) for module in head_modules(model) for p in module.parameters()}
+    return {name: p.detach().cpu().clone() for name, p in model.named_parameters() if id(p) in head}
+
+
 def base_parameter_names(model: nn.Module) -> list[str]:
     """Parameters of the base model (everything but the head): what IMP rewinding resets."""
     head = {id(p) for module in head_modules(model) for p in module.parameters()}

@@ -14,7 +14,7 @@ from transformers import (
     BertForSequenceClassification,
 )
 
-from srcore.export import export_checkpoint, plot_report, write_report
+from srcore.export import export_checkpoint, library_versions, plot_report, write_report
 from srcore.pruning import (
     ScoreMasker,
     magnitude_masks,
@@ -113,7 +113,13 @@ def test_existing_directory_needs_overwrite(tmp_path: Path) -> None:
 
 
 def test_write_report(tmp_path: Path) -> None:
-    metrics = {"selected": {"sparsity": 0.5, "mnli_dev": {"accuracy": 0.81}}, "seeds": [1, 2]}
+    versions = library_versions()
+    assert versions["torch"] == torch.__version__ and versions["transformers"]
+    metrics = {
+        "selected": {"sparsity": 0.5, "mnli_dev": {"accuracy": 0.81}},
+        "seeds": [1, 2],
+        "versions": versions,
+    }
     path = write_report(metrics, tmp_path / "out")
     assert path == tmp_path / "out" / "metrics.json"
     assert json.loads(path.read_text()) == metrics

@@ -13,10 +13,12 @@ from transformers import BertForSequenceClassification
 
 from srcore.pruning import (
     apply_masks,
+    head_state_dict,
     load_mask_weights,
     load_masks,
     magnitude_masks,
     prunable_weights,
+    restore_subnetwork,
     save_masks,
     sparsity_report,
 )
@@ -102,22 +104,36 @@ def test_scenario3_classifier_stored_with_mask_reproduces_logits(tmp_path: Path)
     ids = torch.randint(1, 100, (3, 7), generator=torch.Generator().manual_seed(1))
     apply_masks(model, masks)
     expected = model(input_ids=ids).logits
-    classifier = {
-        "classifier.weight": model.classifier.weight,
-        "classifier.bias": model.classifier.bias,
-    }
+    classifier = head_state_dict(model)
+    assert sorted(classifier) == ["classifier.bias", "classifier.weight"]
     path = save_masks(
-        tmp_path / "s3.safetensors", masks, {"scenario": "pretrained_frozen"}, weights=classifier
+        tmp_path / "s3.safetensors",
+        masks,
+        {"scenario": "pretrained_frozen"},
+        weights=classifier,
     )
 
     # Reload: the same pre-trained body, a classifier re-initialised with another seed.
     fresh = tiny_bert(seed=0)
     assert not torch.equal(fresh.classifier.weight, model.classifier.weight)
     loaded, metadata = load_masks(path)
-    stored = load_mask_weights(path)
     assert metadata["weights"] == ["classifier.bias", "classifier.weight"]
     assert set(loaded) == set(names)  # the classifier mask and weights do not collide
-    _missing, unexpected = fresh.load_state_dict(stored, strict=False)
-    assert not unexpected
-    apply_masks(fresh, loaded)
+    assert torch.equal(load_mask_weights(path)["classifier.weight"], model.classifier.weight)
+    assert restore_subnetwork(fresh, path)["scenario"] == "pretrained_frozen"
     assert torch.equal(fresh(input_ids=ids).logits, expected)
+    # Without the stored classifier the logits differ: saving it is what makes it reproducible.
+    other = tiny_bert(seed=0)
+    apply_masks(other, loaded)
+    assert not torch.allclose(other(input_ids=ids).logits, expected)
+
+
+def test_restore_refuses_weights_that_do_not_fit(tmp_path: Path) -> None:
+    model = tiny_bert()
+    names = prunable_weights(model, include_classifier=False)
+    masks = magnitude_masks(model, names, 0.5)
+    path = save_masks(
+        tmp_path / "x.safetensors", masks, {}, weights={"classifier.weight": torch.zeros(2, 32)}
+    )
+    with pytest.raises(ValueError, match="does not fit"):
+        restore_subnetwork(tiny_bert(), path)

@@ -147,3 +147,26 @@ def test_sparsity_report_denominators() -> None:
     assert report["sparsity_over_all_parameters"] == pytest.approx(pruned / total)
     assert report["sparsity_over_all_parameters"] < report["sparsity_over_masked_weights"]
     assert report["per_matrix"]["classifier.weight"] == {"zeros": 48, "numel": 96, "sparsity": 0.5}
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_cpu_and_accelerator_selection_paths_agree(ties: bool) -> None:
+    # The CUDA path (torch.kthvalue) is exercised here on CPU against the numpy path.
+    from srcore.pruning.selection import _split_cpu, _split_torch, keep_from_split
+
+    gen = torch.Generator().manual_seed(0)
+    values = torch.rand(64, 48, generator=gen)
+    if ties:
+        values = (values * 4).floor()  # four distinct values: large tie groups
+    for k in (1, 100, 1536, 3000, 3071):
+        flat = values.reshape(-1)
+        t_cpu, tie_cpu = _split_cpu(flat, k, values.shape)
+        t_acc, tie_acc = _split_torch(flat, k, values.shape)
+        assert torch.equal(t_cpu, t_acc)
+        keep_cpu = keep_from_split(values, t_cpu, tie_cpu)
+        keep_acc = keep_from_split(values, t_acc, tie_acc)
+        assert torch.equal(keep_cpu, keep_acc)
+        assert int((~keep_cpu).sum()) == k
+        assert (tie_cpu is not None) == (tie_acc is not None)
+    if ties:
+        assert tie_cpu is not None  # the test did reach the tie branch
