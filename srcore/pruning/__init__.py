@@ -1,7 +1,7 @@
 """Subnetwork search: which matrices are pruned, magnitude masks, mask training (scores and a
 straight-through gradient), IMP, sparsity schedules, and bit-packed mask files."""
 
-from srcore.pruning.hooks import ImpHooks, MaskTrainingHooks
+from srcore.pruning.hooks import FixedMaskHooks, MaskTrainingHooks
 from srcore.pruning.imp import (
     ImpRound,
     ImpSchedule,
@@ -36,7 +36,7 @@ from srcore.pruning.targets import (
 __all__ = [
     "ConstantSparsity",
     "CubicSparsity",
-    "ImpHooks",
+    "FixedMaskHooks",
     "ImpRound",
     "ImpSchedule",
     "IterativeMagnitudePruner",

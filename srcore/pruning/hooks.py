@@ -53,8 +53,9 @@ class MaskTrainingHooks:
         self.masker.load_state_dict(state)
 
 
-class ImpHooks:
-    """Keeps pruned weights at zero while the survivors train.
+class FixedMaskHooks:
+    """Keeps pruned weights at zero while the survivors train: IMP rounds, and the scenario-2
+    retrain of a masked pre-trained model.
 
     Their gradients are zeroed as they are computed (so gradient clipping sees only the
     survivors) and the weights are re-zeroed after every optimizer step (weight decay,

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from srcore.pruning.hooks import ImpHooks
+from srcore.pruning.hooks import FixedMaskHooks
 from srcore.pruning.magnitude import apply_masks, magnitude_masks
 from srcore.pruning.targets import base_parameter_names
 
@@ -115,7 +115,7 @@ class IterativeMagnitudePruner:
         if self.masks is not None:
             apply_masks(self.model, self.masks)
 
-    def training_hooks(self) -> ImpHooks:
+    def training_hooks(self) -> FixedMaskHooks:
         if self.masks is None:
             raise RuntimeError("call prune() before training a round")
-        return ImpHooks(self.model, self.masks, self.sparsity)
+        return FixedMaskHooks(self.model, self.masks, self.sparsity)
