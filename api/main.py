@@ -75,7 +75,7 @@ def create_app(
     app.include_router(health_router)
     app.add_route("/metrics", monitoring.endpoint, include_in_schema=False)
 
-    # Outermost last: the body limit answers before anything reads the body.
-    app.add_middleware(MetricsMiddleware, monitoring=monitoring)
+    # The last added is the outermost: metrics see every answer, the body limit's 413 too.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(MetricsMiddleware, monitoring=monitoring)
     return app

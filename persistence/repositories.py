@@ -295,7 +295,9 @@ class JobRepository:
             )
         rows = list(
             self._session.scalars(
-                query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+                query.order_by(Job.created_at.desc(), Job.id.desc())
+                .limit(limit + 1)
+                .execution_options(populate_existing=True)
             )
         )
         next_cursor = None
@@ -682,7 +684,7 @@ class MetricRepository:
             update(Metric)
             .where(*same_curve, Metric.id != metric_id)
             .values(selected=False)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session="fetch")
         )
         metric.selected = True
         self._session.flush()

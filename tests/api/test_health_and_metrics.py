@@ -60,6 +60,7 @@ def test_prometheus_metrics(client, auth):
     client.post("/jobs", json={}, headers=auth)
     client.post("/jobs", json={}, headers=auth)
     client.get("/jobs/00000000-0000-0000-0000-000000000000", headers=auth)
+    client.post("/jobs", content=b"x" * 70_000, headers=auth)
     response = client.get("/metrics")
     assert response.status_code == 200
     text = response.text
@@ -69,6 +70,8 @@ def test_prometheus_metrics(client, auth):
             in text)
     assert 'srnet_http_requests_total{method="POST",route="/jobs",status="201"} 2.0' in text
     assert 'srnet_http_request_duration_seconds_count{method="POST",route="/jobs"} 2.0' in text
+    # The body limit answers before routing; the answer is still counted.
+    assert 'srnet_http_requests_total{method="POST",route="<unmatched>",status="413"} 1.0' in text
     # Route templates, never raw ids: one series per route.
     assert "00000000-0000" not in text
 

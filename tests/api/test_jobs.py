@@ -326,13 +326,17 @@ def test_event_stream_follows_a_running_job(client, auth, app_database):
             repo.transition(job_id, JobStatus.succeeded, worker_id="w")
             session.commit()
 
-    timer = threading.Timer(0.3, worker)
-    timer.start()
-    try:
-        with client.stream("GET", f"/jobs/{job_id}/events/stream", headers=auth) as response:
-            messages = parse_sse(response.read().decode())
-    finally:
-        timer.join()
+    thread = threading.Thread(target=worker)
+    received = []
+    with client.stream("GET", f"/jobs/{job_id}/events/stream", headers=auth) as response:
+        for chunk in response.iter_text():
+            received.append(chunk)
+            # The job starts only once the stream has replayed the past: what follows must
+            # come from polling.
+            if not thread.is_alive() and thread.ident is None and "event: progress" in chunk:
+                thread.start()
+    thread.join(timeout=10)
+    messages = parse_sse("".join(received))
     statuses = [m["data"]["status"] for m in messages if m.get("event") == "event"]
     assert statuses == ["queued", "running", "running", "succeeded"]
     assert messages[-1] == {"event": "end", "data": {"status": "succeeded"}}
