@@ -3,10 +3,13 @@ of the routes that raise it, so clients know them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from fastapi import Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -105,3 +108,24 @@ async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
         status_code=exc.status_code,
         headers=getattr(exc, "headers", None),
     )
+
+
+# Cross-field checks of the job spec raise at model level ("debias.teacher: conf_reg needs a
+# teacher"); their message names the field, so the 422 `loc` can point at it too.
+_NAMED_FIELD = re.compile(r"^(?:Value error, )?([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*): ")
+
+
+def _point_at_named_field(error: dict[str, Any]) -> dict[str, Any]:
+    loc = tuple(error.get("loc", ()))
+    match = _NAMED_FIELD.match(str(error.get("msg", "")))
+    if loc == ("body",) and match:
+        return {**error, "loc": ("body", *match.group(1).split("."))}
+    return error
+
+
+async def validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 shape (`{"detail": [{"loc", "msg", "type", ...}]}`), with model-level
+    errors of the spec pointed at the field they name."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [_point_at_named_field(dict(error)) for error in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)

@@ -11,11 +11,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.artifacts.endpoints import router as artifacts_router
 from api.enqueue import CeleryEnqueuer, JobEnqueuer
-from api.errors import APIError, api_error_handler, http_error_handler
+from api.errors import (
+    APIError,
+    api_error_handler,
+    http_error_handler,
+    validation_error_handler,
+)
 from api.health import router as health_router
 from api.jobs.endpoints import router as jobs_router
 from api.limits import BodySizeLimit
@@ -70,6 +76,7 @@ def create_app(
 
     app.add_exception_handler(APIError, api_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.include_router(jobs_router)
     app.include_router(artifacts_router)
     app.include_router(health_router)

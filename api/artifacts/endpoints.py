@@ -82,6 +82,8 @@ def download_artifact(
     chunks = service.open_bytes(
         session, store, artifact, byte_range, chunk_size=settings.download_chunk_bytes
     )
+    # A large download may take minutes: no database connection is needed while it streams.
+    session.close()
     headers["Content-Disposition"] = service.content_disposition(artifact.name)
     if byte_range is None:
         headers["Content-Length"] = str(artifact.size)

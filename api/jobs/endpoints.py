@@ -142,6 +142,7 @@ def list_events(
 async def stream_events(
     request: Request,
     job: OwnedJob,
+    session: SessionDep,
     database: DatabaseDep,
     settings: SettingsDep,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
@@ -152,6 +153,9 @@ async def stream_events(
     after = parse_last_event_id(last_event_id_header)
     if after is None:
         after = last_event_id
+    # The stream may last hours: give the request's connection back to the pool now (each poll
+    # takes one briefly).
+    session.close()
     return StreamingResponse(
         job_event_stream(
             request,

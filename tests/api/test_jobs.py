@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -59,6 +60,11 @@ def test_queue_can_be_chosen(client, auth, enqueuer):
         # srcore.tasks.resolve_task errors: same shape, loc at the field they name.
         ({"task": "fever"}, ["body", "data", "train"]),
         ({"evaluation": {"ood_sets": ["nope"]}}, ["body", "evaluation", "ood_sets"]),
+        # Cross-field checks of JobSpec: loc at the field their message names.
+        ({"debias": {"loss": "conf_reg", "teacher": {"source": "none"}}},
+         ["body", "debias", "teacher"]),
+        ({"data": {"labels": ["a", "b"]}}, ["body", "data", "labels"]),
+        ({"pruning": {"method": "imp", "sparsities": [0.55]}}, ["body", "pruning"]),
     ],
 )
 def test_invalid_spec_is_422_naming_the_field_and_nothing_is_stored(
@@ -342,6 +348,21 @@ def test_event_stream_follows_a_running_job(client, auth, app_database):
     assert messages[-1] == {"event": "end", "data": {"status": "succeeded"}}
     progress = [m["data"]["status"] for m in messages if m.get("event") == "progress"]
     assert progress[0] == "queued" and progress[-1] == "succeeded"
+
+
+def test_a_waiting_stream_holds_no_database_connection(client, auth, app_database):
+    job_id = post(client, auth).json()["id"]
+    pool = app_database.engine.pool
+    samples = []
+    with client.stream("GET", f"/jobs/{job_id}/events/stream", headers=auth) as response:
+        for chunk in response.iter_text():
+            if "event: progress" in chunk:
+                break
+        for _ in range(30):
+            samples.append(pool.checkedout())
+            time.sleep(0.01)
+    # Polls take a connection for a moment; between them none is held.
+    assert min(samples) == 0, samples
 
 
 def test_metrics_curves_and_selected_points(client, auth, app_database):
