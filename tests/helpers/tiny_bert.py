@@ -62,7 +62,9 @@ def tiny_bert_config(
     max_position_embeddings: int = 128,
     dropout: float = 0.1,
     label_names: Iterable[str] | None = None,
+    **extra,
 ) -> BertConfig:
+    """A small BertConfig; `extra` goes to BertConfig as is (e.g. initializer_range)."""
     labels = list(label_names) if label_names is not None else [str(i) for i in range(num_labels)]
     return BertConfig(
         vocab_size=vocab_size,
@@ -76,6 +78,7 @@ def tiny_bert_config(
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={name: i for i, name in enumerate(labels)},
+        **extra,
     )
 
 

@@ -1,15 +1,13 @@
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from srcore.data.examples import Example, Split
+from srcore.data.loaders import load_split
+from srcore.spec import SourceSpec
 from srcore.training import LengthGroupedSampler, collate, encode_split, padding_fraction
 from tests.helpers.tiny_bert import random_pair_split, tiny_tokenizer
 
-MNLI_TRAIN = Path(__file__).parents[2] / "srcore/sample_data/mnli/train.json"
 MNLI_LABELS = ("contradiction", "entailment", "neutral")
 
 
@@ -82,16 +80,8 @@ def test_length_grouping_cuts_padding_on_real_mnli():
 
     from srcore.models import resolve_model_path
 
-    rows = list(json.loads(MNLI_TRAIN.read_text()).values())[:3200]
-    split = Split(
-        "mnli",
-        [
-            Example(str(i), r["text_a"], r["text_b"], MNLI_LABELS.index(r["label"]))
-            for i, r in enumerate(rows)
-        ],
-        MNLI_LABELS,
-        str(MNLI_TRAIN),
-    )
+    source = SourceSpec(format="pair_json", path="sample:mnli/train.json")
+    split = load_split(source, MNLI_LABELS, "train", max_examples=3200, seed=0)
     tok = AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))
     enc = encode_split(split, tok, max_length=128)
     grouped = LengthGroupedSampler(enc.lengths, 32, seed=0).epoch(0)
