@@ -1,0 +1,233 @@
+"""The search stage of each method, and the scenario-2 retrain.
+
+Each function returns `Found` units: one per reached target sparsity, holding the mask, the
+model state to export, and the evaluation curve with its selected point.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from srcore.bias import BiasResult
+from srcore.callbacks import Callbacks
+from srcore.pipeline.inputs import JobData, load_model
+from srcore.pipeline.stages import evaluate_fn, trainer_config, with_loss_extras
+from srcore.pruning import (
+    ConstantSparsity,
+    CubicSparsity,
+    FixedMaskHooks,
+    ImpSchedule,
+    IterativeMagnitudePruner,
+    MaskTrainingHooks,
+    ScoreMasker,
+    apply_masks,
+    base_weights_snapshot,
+    magnitude_masks,
+    prunable_weights,
+)
+from srcore.spec import JobSpec
+from srcore.training import Trainer, TrainerConfig, debias_loss_fn
+from srcore.training.trainer import state_dict_copy
+
+
+@dataclass
+class Found:
+    """One subnetwork: its mask, the model to export, and how it was selected."""
+
+    sparsity: float
+    masks: dict[str, Tensor]
+    state: dict[str, Tensor]  # plain state_dict of the model to export (pruned entries zero)
+    history: list[dict[str, Any]]
+    selected_step: int
+    selected: dict[str, Any]
+    stage: str
+
+
+@dataclass
+class SearchContext:
+    spec: JobSpec
+    data: JobData
+    seed: int
+    bias: BiasResult | None
+    teacher: Any  # np.ndarray | None
+    callbacks: Callbacks
+    work: Path  # per-seed folder for resumable trainer state
+
+    def detail(self, sparsity: float | None = None) -> str:
+        text = f"seed {self.seed}"
+        return text if sparsity is None else f"{text}, sparsity {sparsity:g}"
+
+
+def run_trainer(
+    ctx: SearchContext,
+    model: nn.Module,
+    config: TrainerConfig,
+    loss: str,
+    params: list[nn.Parameter] | None = None,
+    hooks: Any = None,
+):
+    """Train with the job's loss extras; checkpoints every evaluation for exact resume."""
+    train = with_loss_extras(ctx.data, ctx.bias if loss != "none" else None,
+                             ctx.teacher if loss == "conf_reg" else None)  # fmt: skip
+    trainer = Trainer(
+        model, train, config, debias_loss_fn(loss), params=params,
+        evaluate_fn=evaluate_fn(ctx.spec, ctx.data), callbacks=ctx.callbacks, hooks=hooks,
+    )  # fmt: skip
+    if trainer.config.checkpoint_every is None:
+        trainer.config.checkpoint_every = trainer.eval_every
+    return trainer.run(resume=True)
+
+
+def _tag(sparsity: float) -> str:
+    return f"{sparsity:.2f}"
+
+
+# --- mask training -------------------------------------------------------------------------
+
+
+def mask_training(ctx: SearchContext, start: Callable[[], nn.Module]) -> Iterator[Found]:
+    """One run per target: scores on frozen weights, exact sparsity at every evaluation."""
+    spec, p = ctx.spec, ctx.spec.pruning
+    frozen = p.scenario == "pretrained_frozen"
+    for target in p.sparsities:
+        model = start()
+        names = prunable_weights(model, include_classifier=p.mask_classifier)
+        initial = p.schedule_start if p.schedule == "gradual" else target
+        masker = ScoreMasker(model, names, initial, init=p.score_init, threshold=p.threshold)
+        config = trainer_config(
+            spec, stage="search", seed=ctx.seed, epochs=spec.training.epochs,
+            lr=spec.training.learning_rate, max_steps=spec.training.max_steps,
+            checkpoint_dir=ctx.work / f"mask-{_tag(target)}",
+            # scenario 3 trains nothing but the mask: select over the whole run
+            select_last_fraction=1.0 if frozen else None, detail=ctx.detail(target),
+        )  # fmt: skip
+        total = _total_steps(config, ctx)
+        if p.schedule == "gradual":
+            # The ramp ends where the selection window starts, so the selectable evaluations
+            # are all at the final sparsity.
+            ramp = max(1, math.floor((1.0 - config.select_last_fraction) * total))
+            schedule: Any = CubicSparsity(initial, target, ramp)
+        else:
+            schedule = ConstantSparsity(target)
+        hooks = MaskTrainingHooks(masker, schedule)
+        result = run_trainer(ctx, model, config, spec.debias.loss, masker.parameters(), hooks)
+        masker.remove(leave_pruned=False)
+        best: dict[str, Tensor] = result.best_snapshot
+        apply_masks(model, best)
+        yield Found(target, best, state_dict_copy(model), result.history, result.best_step,
+                    result.best_metrics, "search")  # fmt: skip
+
+
+def _total_steps(config: TrainerConfig, ctx: SearchContext) -> int:
+    if config.max_steps is not None:
+        return config.max_steps
+    batches = math.ceil(len(ctx.data.encoded_train) / config.batch_size)
+    return max(1, math.ceil(config.epochs * batches))
+
+
+# --- IMP --------------------------------------------------------------------------------------
+
+
+def imp(ctx: SearchContext, start: Callable[[], nn.Module], rewind: bool) -> Iterator[Found]:
+    """Prune `imp_rate` of the original weights per matrix each round, train the survivors
+    with the job's loss (a new optimizer each round), optionally rewind to pre-trained."""
+    spec, p = ctx.spec, ctx.spec.pruning
+    model = start()
+    names = prunable_weights(model, include_classifier=False)
+    rewind_to = base_weights_snapshot(model) if rewind else None
+    pruner = IterativeMagnitudePruner(model, names, ImpSchedule(p.sparsities, p.imp_rate),
+                                      rewind_to=rewind_to)  # fmt: skip
+    for rnd in pruner.schedule.rounds:
+        round_dir = ctx.work / f"imp-round-{rnd.index:02d}"
+        done = round_dir / "done.pt"
+        if done.exists():  # resume: this round finished before a crash
+            saved = torch.load(done, weights_only=False)
+            model.load_state_dict(saved["model"])
+            pruner.load_state_dict(saved["pruner"])
+            found = saved.get("found")
+            if found is not None:
+                yield Found(**found)
+            continue
+        masks = pruner.prune(rnd)
+        hooks = pruner.training_hooks()
+        config = trainer_config(
+            spec, stage="search", seed=ctx.seed + rnd.index, epochs=spec.training.imp_round_epochs,
+            lr=spec.training.learning_rate, max_steps=None, checkpoint_dir=round_dir / "ckpt",
+            detail=f"{ctx.detail(rnd.sparsity)} (IMP round {rnd.index})",
+        )  # fmt: skip
+        result = run_trainer(ctx, model, config, spec.debias.loss, hooks=hooks)
+        hooks.close()
+        found_unit = None
+        if rnd.is_target:
+            best_state = result.best_snapshot
+            found_unit = Found(rnd.sparsity, {n: m.cpu().clone() for n, m in masks.items()},
+                               best_state, result.history, result.best_step,
+                               result.best_metrics, "search")  # fmt: skip
+        torch.save({"model": state_dict_copy(model), "pruner": pruner.state_dict(),
+                    "found": None if found_unit is None else found_unit.__dict__},
+                   _tmp(done))  # fmt: skip
+        _tmp(done).replace(done)
+        if found_unit is not None:
+            yield found_unit
+
+
+def _tmp(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_suffix(path.suffix + ".tmp")
+
+
+# --- one-shot magnitude ------------------------------------------------------------------------
+
+
+def one_shot_magnitude(ctx: SearchContext, start: Callable[[], nn.Module]) -> Iterator[Found]:
+    """The baseline: prune the starting weights by magnitude, evaluate, no training."""
+    for target in ctx.spec.pruning.sparsities:
+        model = start()
+        names = prunable_weights(model, include_classifier=False)
+        masks = magnitude_masks(model, names, target)
+        apply_masks(model, masks)
+        model.eval()
+        metrics = evaluate_fn(ctx.spec, ctx.data)(model)
+        ctx.callbacks.on_metrics("search", 0, {**metrics, "sparsity": target})
+        history = [{"step": 0, "metrics": metrics, "train_loss": None,
+                    "info": {"sparsity": target}}]  # fmt: skip
+        yield Found(target, masks, state_dict_copy(model), history, 0, metrics, "search")
+
+
+# --- scenario 2: retrain the masked pre-trained model ---------------------------------------
+
+
+def retrain(ctx: SearchContext, found: Found) -> Found:
+    """Fine-tune the pre-trained model under `found`'s mask with a fresh classifier."""
+    spec = ctx.spec
+    model = load_model(ctx.data.model_path, ctx.data.labels, ctx.seed, spec.model.revision)
+    base_names = set(prunable_weights(model, include_classifier=False))
+    masks = {n: m for n, m in found.masks.items() if n in base_names}  # new classifier: unmasked
+    apply_masks(model, masks)
+    hooks = FixedMaskHooks(model, masks, found.sparsity)
+    config = trainer_config(
+        spec, stage="retrain", seed=ctx.seed, epochs=spec.dense.epochs,
+        lr=spec.dense.learning_rate, max_steps=spec.dense.max_steps,
+        checkpoint_dir=ctx.work / f"retrain-{_tag(found.sparsity)}",
+        detail=ctx.detail(found.sparsity),
+    )  # fmt: skip
+    result = run_trainer(ctx, model, config, spec.retrain_loss, hooks=hooks)
+    hooks.close()
+    model.load_state_dict(result.best_snapshot)
+    apply_masks(model, masks)
+    return Found(found.sparsity, masks, state_dict_copy(model), result.history,
+                 result.best_step, result.best_metrics, "retrain")  # fmt: skip
+
+
+def found_summary(found: Found) -> dict[str, Any]:
+    return json.loads(json.dumps({"sparsity": found.sparsity, "stage": found.stage,
+                                  "selected_step": found.selected_step,
+                                  "selected": found.selected}, default=str))  # fmt: skip

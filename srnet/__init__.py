@@ -1,0 +1,1 @@
+"""The `srnet` command line and Python client (the service's front doors)."""

@@ -1,0 +1,3 @@
+from srnet.cli import main
+
+raise SystemExit(main())

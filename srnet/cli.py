@@ -1,0 +1,101 @@
+"""`srnet`: run a search on this machine, run the service, manage keys.
+
+Exit codes scripts can rely on: 0 success, 1 the job failed, 2 bad input (spec, file),
+3 cancelled/interrupted, 4 the service could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+
+
+def _read_spec(path: str):
+    from pydantic import ValidationError
+
+    from srcore.spec import load_spec
+    from srcore.tasks import TaskConfigError, resolve_task
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SystemExit(_fail(f"cannot read spec {path}: {exc.strerror}", EXIT_BAD_INPUT)) from exc
+    try:
+        spec = load_spec(text)
+        resolve_task(spec)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(x) for x in e['loc']) or '(spec)'}: {e['msg']}"
+                 for e in exc.errors()]  # fmt: skip
+        raise SystemExit(_fail(f"invalid spec {path}:\n" + "\n".join(lines), EXIT_BAD_INPUT)) from exc
+    except TaskConfigError as exc:
+        raise SystemExit(_fail(f"invalid spec {path}: {exc}", EXIT_BAD_INPUT)) from exc
+    return spec
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"srnet: {message}", file=sys.stderr)
+    return code
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    spec = _read_spec(args.spec)
+    from srcore.bias import BiasFileError
+    from srcore.callbacks import Cancelled
+    from srcore.data.errors import DataFormatError
+    from srcore.models import ModelNotFoundError
+    from srcore.pipeline import run_search
+    from srnet.progress import TerminalProgress
+
+    progress = TerminalProgress()
+    try:
+        result = run_search(spec, Path(args.out), progress,
+                            cache_dir=Path(args.cache) if args.cache else None)  # fmt: skip
+    except (DataFormatError, BiasFileError, ModelNotFoundError) as exc:
+        progress.close()
+        return _fail(str(exc), EXIT_BAD_INPUT)
+    except (Cancelled, KeyboardInterrupt):
+        progress.close()
+        return _fail("interrupted; run the same command again to resume", EXIT_CANCELLED)
+    progress.close()
+    print(f"metrics: {result.metrics_path}")
+    print(f"plot:    {result.plot_path}")
+    for path in result.checkpoints:
+        print(f"checkpoint: {path}")
+    print(json.dumps(result.summary, indent=1))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="srnet", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    search = sub.add_parser("search", help="run a whole search job on this machine")
+    search.add_argument("spec", help="job spec JSON file")
+    search.add_argument("--out", required=True, help="output directory (resumes if it exists)")
+    search.add_argument("--cache", help="stage cache shared between jobs (default: OUT/work)")
+    search.set_defaults(func=cmd_search)
+
+    _add_service_commands(sub)
+    return parser
+
+
+def _add_service_commands(sub) -> None:
+    """Service commands live in their own modules so `srnet search` stays light."""
+    try:
+        from srnet import service_cli
+    except ImportError:  # pragma: no cover - a partial install without the service
+        return
+    service_cli.register(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
