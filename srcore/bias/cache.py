@@ -1,0 +1,146 @@
+"""Content-addressed cache of bias probabilities, so a second job on the same data reuses them.
+
+The key is the sha256 of a canonical JSON of what determines the result: bias kind (or file
+digest), labels, seed, options, a digest of the training examples themselves (uid, texts,
+gold label name — not a path, which may hold different data tomorrow) and a code version.
+An entry is `<key>.npy` + `<key>.json`, each written to a temporary file and renamed into
+place; the JSON (written last) records the array's sha256, so a torn or foreign entry is a
+miss, never a wrong answer. A per-key file lock makes concurrent workers fit a model once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from srcore.bias.result import BiasResult
+from srcore.data.examples import Split
+
+# Bump when a bias model or file reader changes its output, so old entries are not reused.
+BIAS_CODE_VERSION = "bias-1"
+
+
+def training_digest(train: Split) -> str:
+    """sha256 of the examples' (uid, text_a, text_b, gold label name) stream, in order.
+
+    Fields are length-prefixed so that no choice of texts can make two streams collide.
+    """
+    digest = hashlib.sha256()
+    for ex in train.examples:
+        for part in (ex.uid, ex.text_a, ex.text_b, train.label_names[ex.label]):
+            raw = part.encode("utf-8")
+            digest.update(len(raw).to_bytes(8, "little"))
+            digest.update(raw)
+    return digest.hexdigest()
+
+
+def cache_key_parts(
+    kind: str,
+    train: Split,
+    labels: Sequence[str],
+    seed: int,
+    **options: Any,
+) -> dict[str, Any]:
+    """The key parts of a bias result; `options` holds anything else that changes it
+    (folds, extra features, a user file's sha256, the fill mode)."""
+    return {
+        "kind": kind,
+        "labels": list(labels),
+        "seed": seed,
+        "train": training_digest(train),
+        "options": options,
+    }
+
+
+def cache_key(key_parts: dict[str, Any]) -> str:
+    payload = {"code_version": BIAS_CODE_VERSION, **key_parts}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class BiasCache:
+    """Bias results stored under `root`, keyed by content."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        return self.root / f"{key}.npy", self.root / f"{key}.json"
+
+    @contextlib.contextmanager
+    def _lock(self, key: str) -> Iterator[None]:
+        with open(self.root / f".{key}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def load(self, key: str) -> BiasResult | None:
+        """The stored result, or None when absent, torn or not matching its record."""
+        npy_path, json_path = self._paths(key)
+        try:
+            meta = json.loads(json_path.read_text(encoding="utf-8"))
+            raw = npy_path.read_bytes()
+            if meta.get("npy_sha256") != hashlib.sha256(raw).hexdigest():
+                return None
+            probs = np.load(io.BytesIO(raw), allow_pickle=False)
+            return BiasResult(probs=probs, report=meta["report"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def store(self, key: str, key_parts: dict[str, Any], result: BiasResult) -> None:
+        npy_path, json_path = self._paths(key)
+        buffer = io.BytesIO()
+        np.save(buffer, result.probs, allow_pickle=False)
+        raw = buffer.getvalue()
+        meta = {
+            "key_parts": key_parts,
+            "code_version": BIAS_CODE_VERSION,
+            "shape": list(result.probs.shape),
+            "npy_sha256": hashlib.sha256(raw).hexdigest(),
+            "report": result.report,
+        }
+        _write_atomic(npy_path, raw)
+        _write_atomic(json_path, json.dumps(meta, indent=1, sort_keys=True).encode("utf-8"))
+
+    def get_or_compute(
+        self, key_parts: dict[str, Any], compute: Callable[[], BiasResult]
+    ) -> tuple[BiasResult, bool]:
+        """(result, hit). On a miss `compute()` runs once, even with concurrent callers."""
+        key = cache_key(key_parts)
+        found = self.load(key)
+        if found is not None:
+            return found, True
+        with self._lock(key):
+            found = self.load(key)
+            if found is not None:
+                return found, True
+            result = compute()
+            self.store(key, key_parts, result)
+            return result, False

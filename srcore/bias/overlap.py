@@ -1,0 +1,104 @@
+"""The lexical-overlap bias model of MNLI (2-way) and QQP / custom tasks (over the task labels).
+
+A logistic regression on `features.overlap_features`: it can only learn "how much does the
+hypothesis copy the premise", which is exactly the shortcut PoE and reweighting should
+discount (Clark et al. 2019; Utama et al. 2020).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from srcore.bias.crossfit import out_of_fold_probabilities
+from srcore.bias.features import feature_names, overlap_features
+from srcore.data.examples import Split
+
+ENTAILMENT = "entailment"
+
+
+def overlap_classifier() -> Pipeline:
+    # Scaling keeps lbfgs well conditioned (log length difference and 0/1 flags differ in
+    # range); the model stays a plain linear model of the features.
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+
+
+def entailment_index(labels: Sequence[str]) -> int:
+    """Column of the entailment label, found by name: label orders differ between sources."""
+    lowered = [name.lower() for name in labels]
+    if ENTAILMENT not in lowered:
+        raise ValueError(
+            f"bias model 'overlap_2way' needs an '{ENTAILMENT}' label; task labels are "
+            f"{list(labels)} (use 'overlap' for other label sets)"
+        )
+    return lowered.index(ENTAILMENT)
+
+
+def spread_two_way(p_entailment: np.ndarray, n_classes: int, entail: int) -> np.ndarray:
+    """[p_non/(C-1), …, p_ent at `entail`, …]: for MNLI `[p_non/2, p_ent, p_non/2]`.
+
+    The 2-way model says nothing about which non-entailment class, so the mass is split
+    evenly; the columns follow the task label order.
+    """
+    p_ent = np.asarray(p_entailment, dtype=np.float64)
+    out = np.repeat(((1.0 - p_ent) / (n_classes - 1))[:, None], n_classes, axis=1)
+    out[:, entail] = p_ent
+    return out
+
+
+def _features(train: Split, negation: bool) -> np.ndarray:
+    return overlap_features(((ex.text_a, ex.text_b) for ex in train.examples), negation)
+
+
+def overlap_2way_probabilities(
+    train: Split,
+    labels: Sequence[str],
+    gold: np.ndarray,
+    seed: int,
+    folds: int,
+    negation: bool = False,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Entailment vs not, fitted out-of-fold, spread to the task's classes."""
+    entail = entailment_index(labels)
+    is_entailment = (gold == entail).astype(np.int64)
+    x = _features(train, negation)
+    p2 = out_of_fold_probabilities(overlap_classifier, x, is_entailment, 2, folds, seed)
+    probs = spread_two_way(p2[:, 1], len(labels), entail)
+    share = float(is_entailment.mean())
+    report = {
+        "features": list(feature_names(negation)),
+        "accuracy_space": "entailment vs not-entailment",
+        "oof_accuracy": round(float(((p2[:, 1] >= 0.5) == is_entailment).mean()), 6),
+        "majority_rate": round(max(share, 1.0 - share), 6),
+        "mean_p_entailment": {
+            "gold_entailment": round(float(p2[is_entailment == 1, 1].mean()), 6),
+            "gold_not_entailment": round(float(p2[is_entailment == 0, 1].mean()), 6),
+        },
+    }
+    return probs, report
+
+
+def overlap_multiclass_probabilities(
+    train: Split,
+    labels: Sequence[str],
+    gold: np.ndarray,
+    seed: int,
+    folds: int,
+    negation: bool = False,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Multinomial LR of the task labels on the overlap features, fitted out-of-fold."""
+    x = _features(train, negation)
+    probs = out_of_fold_probabilities(overlap_classifier, x, gold, len(labels), folds, seed)
+    counts = np.bincount(gold, minlength=len(labels))
+    report = {
+        "features": list(feature_names(negation)),
+        "accuracy_space": "task labels",
+        "oof_accuracy": round(float((probs.argmax(axis=1) == gold).mean()), 6),
+        "majority_rate": round(float(counts.max() / counts.sum()), 6),
+    }
+    return probs, report
