@@ -1,0 +1,199 @@
+"""The whole pipeline on a tiny random BERT and real sample rows: artifacts, selection,
+exact sparsity, reproducible exports, stage reuse, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from srcore.callbacks import Callbacks, Cancelled
+from srcore.evaluation import make_evaluate_fn
+from srcore.pipeline import run_search
+from srcore.pipeline.inputs import load_job_data
+from srcore.pruning import load_masks, prunable_weights, restore_subnetwork
+from srcore.spec import JobSpec
+from tests.helpers.tiny_bert import torch_threads
+from tests.helpers.tiny_model_dir import save_tiny_model
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+def make_spec(model: str, **overrides) -> JobSpec:
+    payload = {
+        "task": "mnli",
+        "model": {"name_or_path": model},
+        "data": {"max_train_examples": 96, "max_eval_examples": 48},
+        "debias": {"loss": "none"},
+        "pruning": {"sparsities": [0.5]},
+        "dense": {"max_steps": 6, "learning_rate": 1e-3},
+        "training": {"max_steps": 8, "eval_every": 4, "batch_size": 16, "max_length": 48,
+                     "learning_rate": 1e-2, "seeds": [1]},
+        "evaluation": {"batch_size": 64},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            payload[key] = {**payload.get(key, {}), **value}
+        else:
+            payload[key] = value
+    return JobSpec.model_validate(payload)
+
+
+def zero_fraction(model, names) -> float:
+    params = dict(model.named_parameters())
+    zeros = sum(int((params[n] == 0).sum()) for n in names)
+    total = sum(params[n].numel() for n in names)
+    return zeros / total
+
+
+def reevaluate(spec: JobSpec, model) -> dict:
+    data = load_job_data(spec)
+    fn = make_evaluate_fn(data.eval_sets, data.labels, "dev", data.selection_key, 64)
+    model.eval()
+    return fn(model)
+
+
+def test_mask_training_job_end_to_end(tiny_model, tmp_path):
+    spec = make_spec(tiny_model, debias={"loss": "poe"})
+    with torch_threads(1):
+        result = run_search(spec, tmp_path / "out", cache_dir=tmp_path / "cache")
+    report = json.loads(result.metrics_path.read_text())
+    assert report["spec"]["debias"]["loss"] == "poe"
+    assert report["bias"]["kind"] == "overlap_2way"
+    assert set(report["versions"]) >= {"torch", "transformers"}
+    (unit,) = report["results"]
+    assert unit["sparsity"] == 0.5
+    # selection only in the last 30% of 8 steps: evaluations at 4 and 8 → step 8 (≥ 5.6)
+    assert unit["selected_step"] == 8
+    assert [h["step"] for h in unit["history"]] == [4, 8]
+    assert set(unit["metrics"]) == {"dev", "hans"}
+    assert "lexical_overlap" in json.dumps(unit["metrics"]["hans"])
+    assert result.plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    masks, meta = load_masks(result.masks[0])
+    assert meta["target_sparsity"] == 0.5 and meta["scenario"] == "finetuned"
+    assert abs(meta["sparsity"]["sparsity_over_masked_weights"] - 0.5) < 1e-3
+
+    model = AutoModelForSequenceClassification.from_pretrained(result.checkpoints[0])
+    assert model.config.id2label == {0: "contradiction", 1: "entailment", 2: "neutral"}
+    names = prunable_weights(model, include_classifier=True)
+    assert set(masks) == set(names)
+    assert zero_fraction(model, names) == pytest.approx(0.5, abs=2e-3)
+    # The exported checkpoint gives the numbers the job reported.
+    with torch_threads(1):
+        again = reevaluate(spec, model)
+    assert again["dev"]["accuracy"] == unit["metrics"]["dev"]["accuracy"]
+    assert again["hans"]["accuracy"] == unit["metrics"]["hans"]["accuracy"]
+
+
+def test_dense_stage_is_reused_across_jobs(tiny_model, tmp_path):
+    cache = tmp_path / "cache"
+    with torch_threads(1):
+        first = run_search(make_spec(tiny_model), tmp_path / "a", cache_dir=cache)
+        second = run_search(make_spec(tiny_model, pruning={"sparsities": [0.3]}),
+                            tmp_path / "b", cache_dir=cache)
+    a = json.loads(first.metrics_path.read_text())["dense"][0]
+    b = json.loads(second.metrics_path.read_text())["dense"][0]
+    assert a["cached"] is False and b["cached"] is True
+    assert a["metrics"] == b["metrics"]
+    assert len(list(cache.glob("dense-*"))) == 1
+
+
+def test_imp_applies_the_debiasing_loss(tiny_model, tmp_path):
+    """The reference code's IMP silently trained with CE; ours must use the job's loss."""
+    states = {}
+    for loss in ("none", "poe"):
+        spec = make_spec(tiny_model, debias={"loss": loss},
+                         pruning={"method": "imp", "sparsities": [0.2]},
+                         training={"imp_round_epochs": 0.25, "max_steps": None})
+        with torch_threads(1):
+            result = run_search(spec, tmp_path / loss, cache_dir=tmp_path / "cache")
+        model = AutoModelForSequenceClassification.from_pretrained(result.checkpoints[0])
+        states[loss] = model.state_dict()
+        report = json.loads(result.metrics_path.read_text())
+        assert report["results"][0]["sparsity"] == 0.2
+        names = prunable_weights(model, include_classifier=False)
+        assert zero_fraction(model, names) == pytest.approx(0.2, abs=2e-3)
+    key = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(states["none"][key], states["poe"][key])
+
+
+def test_frozen_scenario_reproduces_from_mask_file(tiny_model, tmp_path):
+    spec = make_spec(tiny_model, pruning={"scenario": "pretrained_frozen"})
+    with torch_threads(1):
+        result = run_search(spec, tmp_path / "out", cache_dir=tmp_path / "cache")
+        report = json.loads(result.metrics_path.read_text())
+        assert report["dense"] == []  # scenario 3 trains no weight
+        # A fresh pre-trained model with ANOTHER random classifier + the mask file.
+        torch.manual_seed(1234)
+        model = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=3)
+        meta = restore_subnetwork(model, result.masks[0])
+        assert meta["scenario"] == "pretrained_frozen"
+        again = reevaluate(spec, model)
+    unit = report["results"][0]
+    assert again["dev"]["accuracy"] == unit["metrics"]["dev"]["accuracy"]
+    assert again["hans"]["accuracy"] == unit["metrics"]["hans"]["accuracy"]
+
+
+def test_retrain_scenario_keeps_the_mask(tiny_model, tmp_path):
+    spec = make_spec(tiny_model, pruning={"scenario": "pretrained_retrain",
+                                          "method": "magnitude", "sparsities": [0.4]})
+    with torch_threads(1):
+        result = run_search(spec, tmp_path / "out", cache_dir=tmp_path / "cache")
+    report = json.loads(result.metrics_path.read_text())
+    assert report["results"][0]["stage"] == "retrain"
+    model = AutoModelForSequenceClassification.from_pretrained(result.checkpoints[0])
+    names = prunable_weights(model, include_classifier=False)
+    assert zero_fraction(model, names) == pytest.approx(0.4, abs=2e-3)
+    pretrained = AutoModelForSequenceClassification.from_pretrained(tiny_model)
+    key = "bert.encoder.layer.1.output.dense.weight"
+    kept = model.state_dict()[key] != 0
+    assert not torch.equal(model.state_dict()[key][kept], pretrained.state_dict()[key][kept])
+
+
+def test_gradual_sparsity_saves_the_final_sparsity(tiny_model, tmp_path):
+    spec = make_spec(tiny_model, pruning={"schedule": "gradual", "initial_sparsity": 0.3,
+                                          "sparsities": [0.6]},
+                     training={"max_steps": 10, "eval_every": 2})
+    with torch_threads(1):
+        result = run_search(spec, tmp_path / "out", cache_dir=tmp_path / "cache")
+    unit = json.loads(result.metrics_path.read_text())["results"][0]
+    recorded = [h["info"]["sparsity"] for h in unit["history"]]
+    assert recorded[0] < 0.6 and recorded[-1] == pytest.approx(0.6)
+    selected = next(h for h in unit["history"] if h["step"] == unit["selected_step"])
+    assert selected["info"]["sparsity"] == pytest.approx(0.6)
+    _, meta = load_masks(result.masks[0])
+    assert meta["sparsity"]["sparsity_over_masked_weights"] == pytest.approx(0.6, abs=1e-3)
+
+
+class StopAfter(Callbacks):
+    def __init__(self, steps: int) -> None:
+        self.steps, self.seen = steps, 0
+
+    def on_progress(self, progress) -> None:
+        if progress.stage == "search":
+            self.seen = progress.step
+
+    def should_stop(self) -> bool:
+        return self.seen >= self.steps
+
+
+def test_interrupted_search_resumes_to_the_same_mask(tiny_model, tmp_path):
+    spec = make_spec(tiny_model, training={"max_steps": 12, "eval_every": 4})
+    with torch_threads(1):
+        straight = run_search(spec, tmp_path / "straight", cache_dir=tmp_path / "cache")
+        with pytest.raises(Cancelled):
+            run_search(spec, tmp_path / "resumed", StopAfter(5), cache_dir=tmp_path / "cache")
+        resumed = run_search(spec, tmp_path / "resumed", cache_dir=tmp_path / "cache")
+    a, _ = load_masks(straight.masks[0])
+    b, _ = load_masks(resumed.masks[0])
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    ra = json.loads(straight.metrics_path.read_text())["results"][0]
+    rb = json.loads(resumed.metrics_path.read_text())["results"][0]
+    assert ra["metrics"] == rb["metrics"] and ra["selected_step"] == rb["selected_step"]
