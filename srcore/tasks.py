@@ -69,7 +69,8 @@ TASKS: dict[str, TaskInfo] = {
                 "fever_symmetric",
             ),
             "fever_symmetric_v2": _ood(
-                "fever_symmetric_v2", "fever_symmetric/v0.2/fever_symmetric_test.jsonl",
+                "fever_symmetric_v2",
+                "fever_symmetric/v0.2/fever_symmetric_test.jsonl",
                 "fever_symmetric",
             ),
         },

@@ -28,9 +28,12 @@ def _read_spec(path: str):
         spec = load_spec(text)
         resolve_task(spec)
     except ValidationError as exc:
-        lines = [f"  {'.'.join(str(x) for x in e['loc']) or '(spec)'}: {e['msg']}"
-                 for e in exc.errors()]  # fmt: skip
-        raise SystemExit(_fail(f"invalid spec {path}:\n" + "\n".join(lines), EXIT_BAD_INPUT)) from exc
+        lines = [
+            f"  {'.'.join(str(x) for x in e['loc']) or '(spec)'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise SystemExit(
+            _fail(f"invalid spec {path}:\n" + "\n".join(lines), EXIT_BAD_INPUT)
+        ) from exc
     except TaskConfigError as exc:
         raise SystemExit(_fail(f"invalid spec {path}: {exc}", EXIT_BAD_INPUT)) from exc
     return spec
@@ -52,8 +55,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     progress = TerminalProgress()
     try:
-        result = run_search(spec, Path(args.out), progress,
-                            cache_dir=Path(args.cache) if args.cache else None)  # fmt: skip
+        result = run_search(
+            spec, Path(args.out), progress, cache_dir=Path(args.cache) if args.cache else None
+        )
     except (DataFormatError, BiasFileError, ModelNotFoundError) as exc:
         progress.close()
         return _fail(str(exc), EXIT_BAD_INPUT)

@@ -26,8 +26,13 @@ class TerminalProgress(Callbacks):
         if key != self.key:
             self._close()
             label = progress.stage + (f" ({progress.detail})" if progress.detail else "")
-            self.bar = tqdm(total=progress.total_steps, desc=label, unit="step",
-                            file=self.stream, dynamic_ncols=True)  # fmt: skip
+            self.bar = tqdm(
+                total=progress.total_steps,
+                desc=label,
+                unit="step",
+                file=self.stream,
+                dynamic_ncols=True,
+            )
             self.key = key
         assert self.bar is not None
         self.bar.n = progress.step

@@ -88,11 +88,17 @@ def run_search(
         seed_units, dense = _run_seed(spec, data, seed, bias, cache, out_dir, callbacks)
         units.extend(seed_units)
         if dense is not None:
-            dense_points.append({"seed": seed, "sparsity": 0.0, "stage": "dense",
-                                 "selected_step": dense.result["selected_step"],
-                                 "metrics": _eval_only(dense.result["selected"]),
-                                 "history": dense.result["history"],
-                                 "cached": dense.cached})  # fmt: skip
+            dense_points.append(
+                {
+                    "seed": seed,
+                    "sparsity": 0.0,
+                    "stage": "dense",
+                    "selected_step": dense.result["selected_step"],
+                    "metrics": _eval_only(dense.result["selected"]),
+                    "history": dense.result["history"],
+                    "cached": dense.cached,
+                }
+            )
 
     callbacks.on_stage("export", "report")
     report = {
@@ -101,9 +107,12 @@ def run_search(
         "task": data.task.name,
         "labels": list(data.labels),
         "selection_metric": data.selection_key,
-        "data": {"train": len(data.train), "dev": len(data.dev),
-                 "ood": {k: len(v) for k, v in data.ood.items()},
-                 "train_origin": data.train.origin},  # fmt: skip
+        "data": {
+            "train": len(data.train),
+            "dev": len(data.dev),
+            "ood": {k: len(v) for k, v in data.ood.items()},
+            "train_origin": data.train.origin,
+        },
         "bias": None if bias is None else bias.report,
         "dense": dense_points,
         "results": units,
@@ -113,9 +122,12 @@ def run_search(
     }
     metrics_path = write_report(report, out_dir)
     points = [*dense_points, *units]
-    plot_path = plot_report(points, out_dir / "report.png",
-                            title=f"{data.task.name}: {spec.pruning.method}, "
-                                  f"{spec.pruning.scenario}, loss {spec.debias.loss}")  # fmt: skip
+    plot_path = plot_report(
+        points,
+        out_dir / "report.png",
+        title=f"{data.task.name}: {spec.pruning.method}, "
+        f"{spec.pruning.scenario}, loss {spec.debias.loss}",
+    )
     return SearchResult(
         out_dir=out_dir,
         metrics_path=metrics_path,
@@ -246,8 +258,9 @@ def _export_unit(
     mask_path.parent.mkdir(parents=True, exist_ok=True)
     save_masks(mask_path, found.masks, mask_meta, weights=weights)
     ckpt_dir = out_dir / "checkpoints" / f"seed-{seed}" / f"sparsity-{tag}"
-    export_checkpoint(model, data.tokenizer, data.labels, ckpt_dir, masks=found.masks,
-                      overwrite=True)  # fmt: skip
+    export_checkpoint(
+        model, data.tokenizer, data.labels, ckpt_dir, masks=found.masks, overwrite=True
+    )
     del model
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

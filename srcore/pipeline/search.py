@@ -75,12 +75,19 @@ def run_trainer(
     hooks: Any = None,
 ):
     """Train with the job's loss extras; checkpoints every evaluation for exact resume."""
-    train = with_loss_extras(ctx.data, ctx.bias if loss != "none" else None,
-                             ctx.teacher if loss == "conf_reg" else None)  # fmt: skip
+    train = with_loss_extras(
+        ctx.data, ctx.bias if loss != "none" else None, ctx.teacher if loss == "conf_reg" else None
+    )
     trainer = Trainer(
-        model, train, config, debias_loss_fn(loss), params=params,
-        evaluate_fn=evaluate_fn(ctx.spec, ctx.data), callbacks=ctx.callbacks, hooks=hooks,
-    )  # fmt: skip
+        model,
+        train,
+        config,
+        debias_loss_fn(loss),
+        params=params,
+        evaluate_fn=evaluate_fn(ctx.spec, ctx.data),
+        callbacks=ctx.callbacks,
+        hooks=hooks,
+    )
     if trainer.config.checkpoint_every is None:
         trainer.config.checkpoint_every = trainer.eval_every
     return trainer.run(resume=True)
@@ -103,12 +110,17 @@ def mask_training(ctx: SearchContext, start: Callable[[], nn.Module]) -> Iterato
         initial = p.schedule_start if p.schedule == "gradual" else target
         masker = ScoreMasker(model, names, initial, init=p.score_init, threshold=p.threshold)
         config = trainer_config(
-            spec, stage="search", seed=ctx.seed, epochs=spec.training.epochs,
-            lr=spec.training.learning_rate, max_steps=spec.training.max_steps,
+            spec,
+            stage="search",
+            seed=ctx.seed,
+            epochs=spec.training.epochs,
+            lr=spec.training.learning_rate,
+            max_steps=spec.training.max_steps,
             checkpoint_dir=ctx.work / f"mask-{_tag(target)}",
             # scenario 3 trains nothing but the mask: select over the whole run
-            select_last_fraction=1.0 if frozen else None, detail=ctx.detail(target),
-        )  # fmt: skip
+            select_last_fraction=1.0 if frozen else None,
+            detail=ctx.detail(target),
+        )
         total = _total_steps(config, ctx)
         if p.schedule == "gradual":
             # The ramp ends where the selection window starts, so the selectable evaluations
@@ -122,8 +134,15 @@ def mask_training(ctx: SearchContext, start: Callable[[], nn.Module]) -> Iterato
         masker.remove(leave_pruned=False)
         best: dict[str, Tensor] = result.best_snapshot
         apply_masks(model, best)
-        yield Found(target, best, state_dict_copy(model), result.history, result.best_step,
-                    result.best_metrics, "search")  # fmt: skip
+        yield Found(
+            target,
+            best,
+            state_dict_copy(model),
+            result.history,
+            result.best_step,
+            result.best_metrics,
+            "search",
+        )
 
 
 def _total_steps(config: TrainerConfig, ctx: SearchContext) -> int:
@@ -143,8 +162,9 @@ def imp(ctx: SearchContext, start: Callable[[], nn.Module], rewind: bool) -> Ite
     model = start()
     names = prunable_weights(model, include_classifier=False)
     rewind_to = base_weights_snapshot(model) if rewind else None
-    pruner = IterativeMagnitudePruner(model, names, ImpSchedule(p.sparsities, p.imp_rate),
-                                      rewind_to=rewind_to)  # fmt: skip
+    pruner = IterativeMagnitudePruner(
+        model, names, ImpSchedule(p.sparsities, p.imp_rate), rewind_to=rewind_to
+    )
     for rnd in pruner.schedule.rounds:
         round_dir = ctx.work / f"imp-round-{rnd.index:02d}"
         done = round_dir / "done.pt"
@@ -159,21 +179,37 @@ def imp(ctx: SearchContext, start: Callable[[], nn.Module], rewind: bool) -> Ite
         masks = pruner.prune(rnd)
         hooks = pruner.training_hooks()
         config = trainer_config(
-            spec, stage="search", seed=ctx.seed + rnd.index, epochs=spec.training.imp_round_epochs,
-            lr=spec.training.learning_rate, max_steps=None, checkpoint_dir=round_dir / "ckpt",
+            spec,
+            stage="search",
+            seed=ctx.seed + rnd.index,
+            epochs=spec.training.imp_round_epochs,
+            lr=spec.training.learning_rate,
+            max_steps=None,
+            checkpoint_dir=round_dir / "ckpt",
             detail=f"{ctx.detail(rnd.sparsity)} (IMP round {rnd.index})",
-        )  # fmt: skip
+        )
         result = run_trainer(ctx, model, config, spec.debias.loss, hooks=hooks)
         hooks.close()
         found_unit = None
         if rnd.is_target:
             best_state = result.best_snapshot
-            found_unit = Found(rnd.sparsity, {n: m.cpu().clone() for n, m in masks.items()},
-                               best_state, result.history, result.best_step,
-                               result.best_metrics, "search")  # fmt: skip
-        torch.save({"model": state_dict_copy(model), "pruner": pruner.state_dict(),
-                    "found": None if found_unit is None else found_unit.__dict__},
-                   _tmp(done))  # fmt: skip
+            found_unit = Found(
+                rnd.sparsity,
+                {n: m.cpu().clone() for n, m in masks.items()},
+                best_state,
+                result.history,
+                result.best_step,
+                result.best_metrics,
+                "search",
+            )
+        torch.save(
+            {
+                "model": state_dict_copy(model),
+                "pruner": pruner.state_dict(),
+                "found": None if found_unit is None else found_unit.__dict__,
+            },
+            _tmp(done),
+        )
         _tmp(done).replace(done)
         if found_unit is not None:
             yield found_unit
@@ -197,8 +233,9 @@ def one_shot_magnitude(ctx: SearchContext, start: Callable[[], nn.Module]) -> It
         model.eval()
         metrics = evaluate_fn(ctx.spec, ctx.data)(model)
         ctx.callbacks.on_metrics("search", 0, {**metrics, "sparsity": target})
-        history = [{"step": 0, "metrics": metrics, "train_loss": None,
-                    "info": {"sparsity": target}}]  # fmt: skip
+        history = [
+            {"step": 0, "metrics": metrics, "train_loss": None, "info": {"sparsity": target}}
+        ]
         yield Found(target, masks, state_dict_copy(model), history, 0, metrics, "search")
 
 
@@ -214,20 +251,39 @@ def retrain(ctx: SearchContext, found: Found) -> Found:
     apply_masks(model, masks)
     hooks = FixedMaskHooks(model, masks, found.sparsity)
     config = trainer_config(
-        spec, stage="retrain", seed=ctx.seed, epochs=spec.dense.epochs,
-        lr=spec.dense.learning_rate, max_steps=spec.dense.max_steps,
+        spec,
+        stage="retrain",
+        seed=ctx.seed,
+        epochs=spec.dense.epochs,
+        lr=spec.dense.learning_rate,
+        max_steps=spec.dense.max_steps,
         checkpoint_dir=ctx.work / f"retrain-{_tag(found.sparsity)}",
         detail=ctx.detail(found.sparsity),
-    )  # fmt: skip
+    )
     result = run_trainer(ctx, model, config, spec.retrain_loss, hooks=hooks)
     hooks.close()
     model.load_state_dict(result.best_snapshot)
     apply_masks(model, masks)
-    return Found(found.sparsity, masks, state_dict_copy(model), result.history,
-                 result.best_step, result.best_metrics, "retrain")  # fmt: skip
+    return Found(
+        found.sparsity,
+        masks,
+        state_dict_copy(model),
+        result.history,
+        result.best_step,
+        result.best_metrics,
+        "retrain",
+    )
 
 
 def found_summary(found: Found) -> dict[str, Any]:
-    return json.loads(json.dumps({"sparsity": found.sparsity, "stage": found.stage,
-                                  "selected_step": found.selected_step,
-                                  "selected": found.selected}, default=str))  # fmt: skip
+    return json.loads(
+        json.dumps(
+            {
+                "sparsity": found.sparsity,
+                "stage": found.stage,
+                "selected_step": found.selected_step,
+                "selected": found.selected,
+            },
+            default=str,
+        )
+    )

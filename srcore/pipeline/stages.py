@@ -137,12 +137,19 @@ def dense_stage(
         "bias": None if loss == "none" or bias is None else canonical_hash(bias.report),
         "bias_probs": None if loss == "none" or bias is None else _array_digest(bias.probs),
         "training": spec.training.model_dump(
-            include={"batch_size", "max_length", "weight_decay", "warmup_ratio", "grad_clip",
-                     "eval_every", "select_last_fraction"}
+            include={
+                "batch_size",
+                "max_length",
+                "weight_decay",
+                "warmup_ratio",
+                "grad_clip",
+                "eval_every",
+                "select_last_fraction",
+            }
         ),
         "eval_batch": spec.evaluation.batch_size,
         "seed": seed,
-    }  # fmt: skip
+    }
     key = cache.key("dense", inputs)
     work = cache.root / ".work" / key
 
@@ -150,15 +157,25 @@ def dense_stage(
         callbacks.on_stage("dense", f"seed {seed}, loss {loss}")
         model = load_model(data.model_path, data.labels, seed, spec.model.revision)
         config = trainer_config(
-            spec, stage="dense", seed=seed, epochs=d.epochs, lr=d.learning_rate,
-            max_steps=d.max_steps, checkpoint_dir=work, detail=f"seed {seed}",
-        )  # fmt: skip
+            spec,
+            stage="dense",
+            seed=seed,
+            epochs=d.epochs,
+            lr=d.learning_rate,
+            max_steps=d.max_steps,
+            checkpoint_dir=work,
+            detail=f"seed {seed}",
+        )
         config.stop_at_step = d.stop_at_step
         train = with_loss_extras(data, bias if loss != "none" else None, None)
         trainer = Trainer(
-            model, train, config, debias_loss_fn(loss),
-            evaluate_fn=evaluate_fn(spec, data), callbacks=callbacks,
-        )  # fmt: skip
+            model,
+            train,
+            config,
+            debias_loss_fn(loss),
+            evaluate_fn=evaluate_fn(spec, data),
+            callbacks=callbacks,
+        )
         result = trainer.run(resume=True)
         model.load_state_dict(result.best_snapshot)
         model.save_pretrained(tmp, safe_serialization=True)
@@ -183,8 +200,14 @@ def teacher_probabilities(
     spec: JobSpec, data: JobData, teacher: DenseModel, cache: StageCache
 ) -> np.ndarray:
     """Softmax of the dense CE model on the training set (conf_reg's teacher)."""
-    key = cache.key("teacher", {"dense": teacher.path.name, "train": training_digest(data.train),
-                                "max_length": spec.training.max_length})  # fmt: skip
+    key = cache.key(
+        "teacher",
+        {
+            "dense": teacher.path.name,
+            "train": training_digest(data.train),
+            "max_length": spec.training.max_length,
+        },
+    )
 
     def build(tmp: Path) -> None:
         model = load_model(data.model_path, data.labels, 0, state_dir=teacher.path)

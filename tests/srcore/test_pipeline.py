@@ -4,7 +4,6 @@ exact sparsity, reproducible exports, stage reuse, resume."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -33,8 +32,14 @@ def make_spec(model: str, **overrides) -> JobSpec:
         "debias": {"loss": "none"},
         "pruning": {"sparsities": [0.5]},
         "dense": {"max_steps": 6, "learning_rate": 1e-3},
-        "training": {"max_steps": 8, "eval_every": 4, "batch_size": 16, "max_length": 48,
-                     "learning_rate": 1e-2, "seeds": [1]},
+        "training": {
+            "max_steps": 8,
+            "eval_every": 4,
+            "batch_size": 16,
+            "max_length": 48,
+            "learning_rate": 1e-2,
+            "seeds": [1],
+        },
         "evaluation": {"batch_size": 64},
     }
     for key, value in overrides.items():
@@ -96,8 +101,9 @@ def test_dense_stage_is_reused_across_jobs(tiny_model, tmp_path):
     cache = tmp_path / "cache"
     with torch_threads(1):
         first = run_search(make_spec(tiny_model), tmp_path / "a", cache_dir=cache)
-        second = run_search(make_spec(tiny_model, pruning={"sparsities": [0.3]}),
-                            tmp_path / "b", cache_dir=cache)
+        second = run_search(
+            make_spec(tiny_model, pruning={"sparsities": [0.3]}), tmp_path / "b", cache_dir=cache
+        )
     a = json.loads(first.metrics_path.read_text())["dense"][0]
     b = json.loads(second.metrics_path.read_text())["dense"][0]
     assert a["cached"] is False and b["cached"] is True
@@ -109,9 +115,12 @@ def test_imp_applies_the_debiasing_loss(tiny_model, tmp_path):
     """The reference code's IMP silently trained with CE; ours must use the job's loss."""
     states = {}
     for loss in ("none", "poe"):
-        spec = make_spec(tiny_model, debias={"loss": loss},
-                         pruning={"method": "imp", "sparsities": [0.2]},
-                         training={"imp_round_epochs": 0.25, "max_steps": None})
+        spec = make_spec(
+            tiny_model,
+            debias={"loss": loss},
+            pruning={"method": "imp", "sparsities": [0.2]},
+            training={"imp_round_epochs": 0.25, "max_steps": None},
+        )
         with torch_threads(1):
             result = run_search(spec, tmp_path / loss, cache_dir=tmp_path / "cache")
         model = AutoModelForSequenceClassification.from_pretrained(result.checkpoints[0])
@@ -142,8 +151,10 @@ def test_frozen_scenario_reproduces_from_mask_file(tiny_model, tmp_path):
 
 
 def test_retrain_scenario_keeps_the_mask(tiny_model, tmp_path):
-    spec = make_spec(tiny_model, pruning={"scenario": "pretrained_retrain",
-                                          "method": "magnitude", "sparsities": [0.4]})
+    spec = make_spec(
+        tiny_model,
+        pruning={"scenario": "pretrained_retrain", "method": "magnitude", "sparsities": [0.4]},
+    )
     with torch_threads(1):
         result = run_search(spec, tmp_path / "out", cache_dir=tmp_path / "cache")
     report = json.loads(result.metrics_path.read_text())
@@ -158,9 +169,11 @@ def test_retrain_scenario_keeps_the_mask(tiny_model, tmp_path):
 
 
 def test_gradual_sparsity_saves_the_final_sparsity(tiny_model, tmp_path):
-    spec = make_spec(tiny_model, pruning={"schedule": "gradual", "initial_sparsity": 0.3,
-                                          "sparsities": [0.6]},
-                     training={"max_steps": 10, "eval_every": 2})
+    spec = make_spec(
+        tiny_model,
+        pruning={"schedule": "gradual", "initial_sparsity": 0.3, "sparsities": [0.6]},
+        training={"max_steps": 10, "eval_every": 2},
+    )
     with torch_threads(1):
         result = run_search(spec, tmp_path / "out", cache_dir=tmp_path / "cache")
     unit = json.loads(result.metrics_path.read_text())["results"][0]
