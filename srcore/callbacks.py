@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 
-class Cancelled(Exception):  # noqa: N818 - reads as what happened
+class Cancelled(Exception):
     """Raised inside srcore when `should_stop()` answers True between two steps."""
 
 

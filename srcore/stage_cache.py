@@ -19,8 +19,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from srcore.data.examples import Split
-
 # Bump when a stage's computation changes so old cache entries are not reused.
 STAGE_CODE_VERSION = "1"
 
@@ -28,15 +26,6 @@ STAGE_CODE_VERSION = "1"
 def canonical_hash(payload: Any) -> str:
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def split_fingerprint(split: Split) -> str:
-    """sha256 over the examples' ids, texts and labels, in order."""
-    digest = hashlib.sha256()
-    digest.update("\x1e".join(split.label_names).encode())
-    for ex in split.examples:
-        digest.update(f"{ex.uid}\x1f{ex.text_a}\x1f{ex.text_b}\x1f{ex.label}\x1e".encode())
-    return digest.hexdigest()
 
 
 class StageCache:

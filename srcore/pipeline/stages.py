@@ -221,7 +221,10 @@ def teacher_probabilities(
 
 def teacher_from_file(spec: JobSpec, data: JobData) -> np.ndarray:
     assert spec.debias.teacher.path is not None
-    return load_probability_file(spec.debias.teacher.path, data.train, data.labels).probs
+    # Uncovered examples get their gold label: conf_reg is plain CE there, instead of being
+    # pulled towards "don't know" by a uniform teacher.
+    teacher = load_probability_file(spec.debias.teacher.path, data.train, data.labels, fill="gold")
+    return teacher.probs
 
 
 def _array_digest(array: np.ndarray) -> str:

@@ -40,6 +40,9 @@ EvaluateFn = Callable[[nn.Module], dict[str, Any]]
 class TrainerConfig:
     epochs: float = 3.0
     max_steps: int | None = None  # overrides epochs
+    # End early at this step while the LR schedule still spans the whole run: an early
+    # checkpoint of a longer fine-tune (search from early checkpoints).
+    stop_at_step: int | None = None
     batch_size: int = 32
     lr: float = 5e-5
     weight_decay: float = 0.0
@@ -157,8 +160,17 @@ def param_groups(params: Iterable[Any], weight_decay: float) -> list[dict[str, A
 
 # Settings that must match for a checkpoint to resume exactly.
 _RESUME_KEYS = (
-    "epochs", "max_steps", "batch_size", "lr", "weight_decay", "warmup_ratio", "grad_clip",
-    "seed", "group_by_length", "mega_batch_mult",
+    "epochs",
+    "max_steps",
+    "stop_at_step",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_ratio",
+    "grad_clip",
+    "seed",
+    "group_by_length",
+    "mega_batch_mult",
 )
 
 
@@ -212,10 +224,16 @@ class Trainer:
     def eval_every(self) -> int:
         return self.config.eval_every or max(1, self.total_steps // 10)
 
+    @property
+    def end_step(self) -> int:
+        """Where this run stops: the last step, or `stop_at_step` when it comes first."""
+        stop = self.config.stop_at_step
+        return self.total_steps if stop is None else min(stop, self.total_steps)
+
     def is_candidate(self, step: int) -> bool:
         """Selection only among late evaluations; the final one always counts."""
-        first = (1.0 - self.config.select_last_fraction) * self.total_steps
-        return step >= first - 1e-9 or step == self.total_steps
+        first = (1.0 - self.config.select_last_fraction) * self.end_step
+        return step >= first - 1e-9 or step == self.end_step
 
     def run(self, resume: bool = False) -> TrainResult:
         cfg, total = self.config, self.total_steps
@@ -244,7 +262,8 @@ class Trainer:
         self.model.train()
         batches = self.sampler.epoch(self.epoch)
         session_start, session_steps = time.perf_counter(), 0
-        while self.step < total:
+        end = self.end_step
+        while self.step < end:
             if self.callbacks.should_stop():
                 self._checkpoint()
                 raise Cancelled(f"{cfg.stage}: stopped after step {self.step} of {total}")
@@ -263,21 +282,21 @@ class Trainer:
             self.train_seconds += time.perf_counter() - t0
             session_steps += 1
 
-            if self.step % cfg.log_every == 0 or self.step == total:
+            if self.step % cfg.log_every == 0 or self.step == end:
                 self._check_finite()
                 elapsed = time.perf_counter() - session_start
                 self.callbacks.on_progress(
                     Progress(
                         stage=cfg.stage,
                         step=self.step,
-                        total_steps=total,
+                        total_steps=end,
                         examples_per_s=self.examples_seen / max(self.train_seconds, 1e-9),
-                        eta_s=(total - self.step) * elapsed / session_steps,
+                        eta_s=(end - self.step) * elapsed / session_steps,
                         detail=cfg.detail,
                     )
                 )
             if self.evaluate_fn is not None and (
-                self.step % self.eval_every == 0 or self.step == total
+                self.step % self.eval_every == 0 or self.step == end
             ):
                 train_loss = self._check_finite()
                 self.loss_sum.zero_()
@@ -287,11 +306,11 @@ class Trainer:
                 self._checkpoint()
 
         if self.evaluate_fn is None and self.best_step is None:
-            self.best_step, self.best_snapshot = total, self._snapshot()
+            self.best_step, self.best_snapshot = end, self._snapshot()
         self._checkpoint()
         return TrainResult(
             history=self.history,
-            best_step=self.best_step if self.best_step is not None else total,
+            best_step=self.best_step if self.best_step is not None else end,
             best_metrics=self.best_metrics,
             best_snapshot=self.best_snapshot,
             total_steps=total,
@@ -336,7 +355,7 @@ class Trainer:
         selectable = self.is_candidate(self.step) and info.get("selectable", True)
         # The final evaluation is a candidate whenever nothing else is: a run never ends
         # without a selected point.
-        if self.step == self.total_steps and self.best_step is None:
+        if self.step == self.end_step and self.best_step is None:
             selectable = True
         if selectable and (
             self.best_step is None or metrics["selection"] > self.best_metrics["selection"]

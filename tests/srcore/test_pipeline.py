@@ -4,6 +4,7 @@ exact sparsity, reproducible exports, stage reuse, resume."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +18,8 @@ from srcore.pruning import load_masks, prunable_weights, restore_subnetwork
 from srcore.spec import JobSpec
 from tests.helpers.tiny_bert import torch_threads
 from tests.helpers.tiny_model_dir import save_tiny_model
+
+HANS_FIXTURE = Path(__file__).parents[1] / "fixtures/data/hans/heuristics_evaluation_set.txt"
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +213,32 @@ def test_interrupted_search_resumes_to_the_same_mask(tiny_model, tmp_path):
     ra = json.loads(straight.metrics_path.read_text())["results"][0]
     rb = json.loads(resumed.metrics_path.read_text())["results"][0]
     assert ra["metrics"] == rb["metrics"] and ra["selected_step"] == rb["selected_step"]
+
+
+def test_search_from_an_early_dense_checkpoint(tiny_model, tmp_path):
+    spec = make_spec(tiny_model, dense={"max_steps": 12, "stop_at_step": 4})
+    with torch_threads(1):
+        result = run_search(spec, tmp_path / "out", cache_dir=tmp_path / "cache")
+    dense = json.loads(result.metrics_path.read_text())["dense"][0]
+    assert dense["selected_step"] == 4
+    assert dense["history"][-1]["step"] == 4
+
+
+def test_ood_upper_bound_mixes_ood_training_rows(tiny_model):
+    spec = make_spec(
+        tiny_model,
+        data={
+            "max_train_examples": 96,
+            "ood_training": {
+                "sources": [{"format": "hans_tsv", "path": str(HANS_FIXTURE)}],
+                "duplication": 2,
+                "label_map": {"non-entailment": "contradiction"},
+            },
+        },
+    )
+    data = load_job_data(spec)
+    extra = [e for e in data.train.examples if e.uid.startswith("ood")]
+    assert len(data.train) == 96 + len(extra) and len(extra) % 2 == 0 and extra
+    contradiction = data.labels.index("contradiction")
+    assert {e.label for e in extra} <= {contradiction, data.labels.index("entailment")}
+    assert any(e.label == contradiction for e in extra)
