@@ -89,19 +89,22 @@ def save_checkpoint(
     model_state: dict[str, Any],
     trainer_state: dict[str, Any],
     meta: dict[str, Any],
-    best_snapshot: Any = None,
     best_step: int | None = None,
+    best_snapshot: Any = None,
+    write_best: bool = False,
 ) -> Path:
     """Write checkpoint `step` under `root` and make it the latest; returns its directory.
 
-    The best snapshot is written once per best step (`best-<step>.pt`) and shared.
-    Older checkpoints and unreferenced best files are removed afterwards.
+    The best snapshot lives in `best-<best_step>.pt`, shared by the checkpoints after it;
+    `write_best` (re)writes it (a new best, or the first checkpoint of a fresh run, which
+    must not trust a file an earlier run left). Older checkpoints and unreferenced best
+    files are removed afterwards.
     """
     root.mkdir(parents=True, exist_ok=True)
     best_name = None
     if best_step is not None:
         best_name = best_file_name(best_step)
-        if not (root / best_name).exists():
+        if write_best or not (root / best_name).exists():
             tmp_best = root / f".{best_name}.tmp"
             _save(best_snapshot, tmp_best)
             os.replace(tmp_best, root / best_name)

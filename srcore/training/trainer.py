@@ -251,6 +251,7 @@ class Trainer:
         # training loss summed since the last evaluation (reported with it)
         self.loss_sum, self.loss_count = torch.zeros((), device=self.device), 0
         self._saved_step = -1
+        self._best_saved_step: int | None = None  # the best file this run wrote or read
         checkpoint = None
         if resume and cfg.checkpoint_dir is not None:
             checkpoint = latest_checkpoint(Path(cfg.checkpoint_dir))
@@ -397,9 +398,10 @@ class Trainer:
         meta = {"step": self.step, "total_steps": self.total_steps, "config": asdict(self.config)}
         path = save_checkpoint(
             Path(root), self.step, model_state, trainer_state, meta,
-            best_snapshot=self.best_snapshot, best_step=self.best_step,
+            best_step=self.best_step, best_snapshot=self.best_snapshot,
+            write_best=self.best_step != self._best_saved_step,
         )  # fmt: skip
-        self._saved_step = self.step
+        self._saved_step, self._best_saved_step = self.step, self.best_step
         self.callbacks.on_checkpoint(self.config.stage, self.step, path)
 
     def _resume_keys(self) -> dict[str, Any]:
@@ -423,7 +425,7 @@ class Trainer:
         self.batch_index = state["batch_index"]
         self.history = state["history"]
         self.best_step, self.best_metrics = state["best_step"], state["best_metrics"]
-        self.best_snapshot = best
+        self.best_snapshot, self._best_saved_step = best, self.best_step
         self.hooks.load_state_dict(state["hooks"])
         self.examples_seen, self.train_seconds = state["examples_seen"], state["train_seconds"]
         self.loss_sum.fill_(state["loss_sum"])

@@ -16,6 +16,7 @@ from srcore.training import (
     debias_loss_fn,
     encode_split,
 )
+from srcore.training.checkpoint import load_checkpoint
 from tests.helpers.tiny_bert import random_pair_split, tiny_bert, tiny_tokenizer, torch_threads
 
 
@@ -156,3 +157,14 @@ def test_resume_without_checkpoint_starts_fresh(data, tmp_path):
     trainer = _trainer(data, tmp_path / "empty", max_steps=2, eval_every=2)
     assert trainer.run(resume=True).total_steps == 2
 
+
+
+def test_a_fresh_run_never_trusts_a_best_file_left_by_an_earlier_run(data, tmp_path):
+    # every evaluation is a candidate: step 4 is the best when step 5 is checkpointed
+    torch.save({"junk": torch.zeros(1)}, tmp_path / "best-00000004.pt")
+    trainer = _trainer(data, tmp_path, hooks=CountingHooks(crash_at=6), select_last_fraction=1.0)
+    with pytest.raises(Crash):
+        trainer.run()  # a fresh run (resume=False) in the same directory
+    _, state, best = load_checkpoint(tmp_path / "step-00000005")
+    assert state["best_step"] == 4
+    assert set(best) == set(trainer.model.state_dict())
