@@ -1,0 +1,149 @@
+"""The service's `srnet` commands: serve, worker, reconcile, keys. Loaded by `srnet.cli`.
+
+Imports stay inside the commands: `srnet search` must not pay for Celery or uvicorn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="run the API, one worker and the reconciler on this machine",
+        description="Migrate the database, make sure an API key exists (a new one is printed "
+        "once), then run the API, one Celery worker and the reconciler until Ctrl-C. "
+        "Configuration from the environment (DATABASE_URL, BROKER_URL, ARTIFACT_STORE, "
+        "WORK_DIR, ...); the defaults need no service at all.",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-worker", action="store_true", help="API and reconciler only")
+    serve.add_argument("--no-reconciler", action="store_true")
+    serve.add_argument("--stop-timeout", type=float, default=60.0,
+                       help="seconds a process gets to stop before it is killed")  # fmt: skip
+    serve.add_argument("--log-level", default="info",
+                       choices=["debug", "info", "warning", "error"])  # fmt: skip
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser(
+        "worker",
+        help="run a Celery worker (one per GPU)",
+        description="`celery -A worker.celery_app worker` with the service's settings: prefork "
+        "pool, one fresh process per job, prefetch 1. WORKER_QUEUES/--queues picks the queues.",
+    )
+    worker.add_argument("--queues", help="comma-separated: gpu, cpu (default: WORKER_QUEUES)")
+    worker.add_argument("--concurrency", type=int, help="jobs at once (default 1: one per GPU)")
+    worker.add_argument("--hostname", default="srnet@%h", help="Celery node name")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(func=cmd_worker)
+
+    reconcile = sub.add_parser(
+        "reconcile",
+        help="re-send jobs the broker lost and recover jobs whose worker died",
+        description="Safe to run on several hosts. Runs until stopped, or one pass with --once.",
+    )
+    reconcile.add_argument("--once", action="store_true", help="one pass, print what it did")
+    reconcile.add_argument("--interval", type=float, help="seconds between passes")
+    reconcile.set_defaults(func=cmd_reconcile)
+
+    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    keys.add_argument("--database-url", help="default: DATABASE_URL")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key and print it once")
+    create.add_argument("--owner", required=True, help="owner (lab or user) name")
+    create.add_argument("--name", help="what the key is for")
+    listing = key_commands.add_parser("list", help="an owner's keys (prefixes only)")
+    listing.add_argument("--owner", required=True)
+    revoke = key_commands.add_parser("revoke", help="revoke the keys with this display prefix")
+    revoke.add_argument("prefix")
+    keys.set_defaults(func=cmd_keys)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from worker.serve import run_serve
+
+    return run_serve(
+        host=args.host,
+        port=args.port,
+        with_worker=not args.no_worker,
+        with_reconciler=not args.no_reconciler,
+        stop_timeout_s=args.stop_timeout,
+        log_level=args.log_level,
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from persistence.settings import Settings
+    from worker.celery_app import make_celery_app
+    from worker.config import WorkerSettings
+    from worker.serve import worker_argv
+
+    overrides: dict[str, object] = {}
+    if args.queues:
+        overrides["queues"] = args.queues
+    if args.concurrency:
+        overrides["concurrency"] = args.concurrency
+    worker_settings = WorkerSettings(**overrides)
+    app = make_celery_app(Settings(), worker_settings)
+    argv = worker_argv(worker_settings, loglevel=args.loglevel, hostname=args.hostname)
+    app.worker_main(argv[2:])  # drop "-A worker.celery_app": the app is this one
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from persistence.db import Database
+    from persistence.settings import Settings
+    from worker.celery_app import CeleryJobSender, make_celery_app
+    from worker.config import WorkerSettings
+    from worker.reconciler import Reconciler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    settings, worker_settings = Settings(), WorkerSettings()
+    database = Database.from_settings(settings)
+    reconciler = Reconciler(
+        database,
+        CeleryJobSender(make_celery_app(settings, worker_settings)),
+        stale_after_s=settings.heartbeat_stale_s,
+        resend_after_s=worker_settings.reconcile_resend_after_s,
+    )
+    try:
+        if args.once:
+            report = reconciler.run_once()
+            print(f"recovered {len(report.recovered)}, failed {len(report.failed)}, "
+                  f"cancelled {len(report.cancelled)}, resent {len(report.resent)}, "
+                  f"send errors {report.send_errors}")  # fmt: skip
+            return 1 if report.send_errors else 0
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        reconciler.run_forever(stop, args.interval or worker_settings.reconcile_interval_s)
+        return 0
+    finally:
+        database.dispose()
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from persistence.keys import main as keys_main
+
+    argv: list[str] = []
+    if args.database_url:
+        argv += ["--database-url", args.database_url]
+    if args.keys_command == "create":
+        argv += ["create", "--owner", args.owner] + (["--name", args.name] if args.name else [])
+    elif args.keys_command == "list":
+        argv += ["list", "--owner", args.owner]
+    else:
+        argv += ["revoke", args.prefix]
+    try:
+        return keys_main(argv)
+    except SystemExit as exc:  # argparse errors inside persistence.keys
+        return int(exc.code or 0)
+    finally:
+        sys.stdout.flush()

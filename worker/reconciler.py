@@ -1,0 +1,144 @@
+"""The reconciler: the database is the source of truth, the broker only a delivery mechanism.
+
+Each pass
+1. recovers `running` jobs whose heartbeat stopped (their worker died): back to `queued` and
+   sent again while attempts remain (the next attempt resumes from the checkpoints), else
+   `failed` with the reason; `cancelling` ones become `cancelled`;
+2. sends `queued` jobs the broker does not have: never sent (the broker was down when the API
+   committed them), or sent a while ago when the broker's queue now holds fewer messages than
+   there are queued jobs for it (Redis restarted and kept nothing).
+
+Safe to run on several hosts at once: every state change is a conditional UPDATE, and a job
+sent twice is claimed once (the second message finds it taken and is dropped).
+Runs inside `srnet serve` and as `srnet reconcile` in deployments.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from persistence.db import Database
+from persistence.models import Job, JobStatus, utcnow
+from persistence.repositories import JobRepository
+from worker.celery_app import JobSender
+
+log = logging.getLogger(__name__)
+
+# Queued jobs looked at per pass (a lab's backlog is far smaller).
+QUEUED_SCAN_LIMIT = 10_000
+# A job the API committed but has not marked as sent yet is left alone this long.
+NEVER_SENT_GRACE = timedelta(seconds=10)
+
+
+@dataclass
+class ReconcileReport:
+    recovered: list[uuid.UUID] = field(default_factory=list)  # running → queued, sent again
+    failed: list[uuid.UUID] = field(default_factory=list)  # attempts used up
+    cancelled: list[uuid.UUID] = field(default_factory=list)  # died while cancelling
+    resent: list[uuid.UUID] = field(default_factory=list)  # queued, the broker lost them
+    send_errors: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.recovered or self.failed or self.cancelled or self.resent
+                    or self.send_errors)  # fmt: skip
+
+
+class Reconciler:
+    def __init__(
+        self,
+        database: Database,
+        sender: JobSender,
+        *,
+        stale_after_s: float,
+        resend_after_s: float,
+        clock: Callable[[], datetime] = utcnow,
+    ):
+        self.database = database
+        self.sender = sender
+        self.stale_after = timedelta(seconds=stale_after_s)
+        self.resend_after = timedelta(seconds=resend_after_s)
+        self.clock = clock
+
+    def run_once(self) -> ReconcileReport:
+        report = ReconcileReport()
+        self._recover_stale(report)
+        self._resend_lost(report)
+        if report:
+            log.info("reconciler: %s", report)
+        return report
+
+    def run_forever(self, stop: threading.Event, interval_s: float) -> None:
+        while not stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # a database or broker hiccup: try again next pass
+                log.exception("reconciler pass failed")
+            stop.wait(interval_s)
+
+    # --- 1. dead workers ----------------------------------------------------------------------
+
+    def _recover_stale(self, report: ReconcileReport) -> None:
+        with self.database.session() as session:
+            stale = JobRepository(session, self.clock).find_stale(stale_after=self.stale_after)
+        for job in stale:
+            with self.database.session() as session:
+                recovered = JobRepository(session, self.clock).recover_stale(
+                    job.id, stale_after=self.stale_after
+                )
+                session.commit()
+            if recovered is None:
+                continue  # its heartbeat came back, or someone else got there first
+            status = recovered.job_status
+            if status is JobStatus.queued:
+                report.recovered.append(job.id)
+                self._send(recovered, report)
+            elif status is JobStatus.failed:
+                report.failed.append(job.id)
+            elif status is JobStatus.cancelled:
+                report.cancelled.append(job.id)
+
+    # --- 2. lost messages ---------------------------------------------------------------------
+
+    def _resend_lost(self, report: ReconcileReport) -> None:
+        now = self.clock()
+        with self.database.session() as session:
+            queued = JobRepository(session, self.clock).find_queued_for_enqueue(
+                not_sent_for=timedelta(0), limit=QUEUED_SCAN_LIMIT
+            )
+        sent_by_queue: dict[str, list[Job]] = {}
+        for job in queued:
+            if job.enqueued_at is None:
+                if job.updated_at < now - NEVER_SENT_GRACE:
+                    self._send(job, report, resent=True)
+            else:
+                sent_by_queue.setdefault(job.queue, []).append(job)
+        for queue, jobs in sent_by_queue.items():
+            overdue = [j for j in jobs if j.enqueued_at and j.enqueued_at < now - self.resend_after]
+            if not overdue:
+                continue
+            waiting = self.sender.waiting(queue)
+            if waiting is not None and waiting >= len(jobs):
+                continue  # every queued job can still have its message in the broker
+            log.warning("queue %s holds %s message(s) for %d queued job(s): sending %d again",
+                        queue, "?" if waiting is None else waiting, len(jobs),
+                        len(overdue))  # fmt: skip
+            for job in overdue:
+                self._send(job, report, resent=True)
+
+    def _send(self, job: Job, report: ReconcileReport, resent: bool = False) -> None:
+        try:
+            self.sender.send(job.id, job.queue)
+        except Exception as exc:
+            report.send_errors += 1
+            log.warning("job %s not sent (%s); next pass tries again", job.id, exc)
+            return
+        with self.database.session() as session:
+            JobRepository(session, self.clock).mark_enqueued(job.id)
+            session.commit()
+        if resent:
+            report.resent.append(job.id)
