@@ -26,6 +26,7 @@ from api.health import router as health_router
 from api.jobs.endpoints import router as jobs_router
 from api.limits import BodySizeLimit
 from api.monitoring import MetricsMiddleware, Monitoring
+from api.web import install_web
 from persistence.artifacts import ArtifactStore, make_artifact_store
 from persistence.db import Database
 from persistence.keys import ensure_bootstrap_key
@@ -80,6 +81,7 @@ def create_app(
     app.include_router(jobs_router)
     app.include_router(artifacts_router)
     app.include_router(health_router)
+    install_web(app)  # the web pages (/web/...) and their static files
     app.add_route("/metrics", monitoring.endpoint, include_in_schema=False)
 
     # The last added is the outermost: metrics see every answer, the body limit's 413 too.

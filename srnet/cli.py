@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(func=cmd_search)
 
     _add_service_commands(sub)
+    _add_client_commands(sub)
     return parser
 
 
@@ -94,6 +95,13 @@ def _add_service_commands(sub) -> None:
     except ImportError:  # pragma: no cover - a partial install without the service
         return
     service_cli.register(sub)
+
+
+def _add_client_commands(sub) -> None:
+    """submit, list, status, watch, cancel, download: the service from a terminal (httpx only)."""
+    from srnet import client_cli
+
+    client_cli.register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

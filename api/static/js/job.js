@@ -1,0 +1,391 @@
+// The job page: live status and progress from the event stream, the evaluation curves, the
+// sparsity-vs-accuracy plot, HANS by heuristic, the artifacts, the event log.
+
+import { chart } from "./charts.js";
+import {
+  ApiError, TERMINAL, UUID_RE, api, app, clear, downloadArtifact, el, errorNotice,
+  fmtDuration, fmtPct, fmtSize, fmtSparsity, fmtTime, followEvents, getKey, needKey, notice,
+  onKey, root, statusBadge,
+} from "./core.js";
+import { evalSets, headline, selectedBySparsity, setNames, sparsityOf } from "./metrics.js";
+
+const MAX_CURVES = 24;
+const MAX_LOG = 500;
+const METRICS_REFRESH_MS = 5000;
+
+const jobId = decodeURIComponent(window.location.pathname.split("/").filter(Boolean).pop() || "");
+let job = null;
+let stream = null; // AbortController of the event stream
+let metricsTimer = null;
+let refreshTimer = null;
+let stageDetail = null;
+
+// --- the summary ---------------------------------------------------------------------------
+
+function stat(label, value, id) {
+  return el("div", { class: "stat" }, el("dt", {}, label), el("dd", { id }, value));
+}
+
+function renderSummary() {
+  const box = document.getElementById("job-summary");
+  if (!box || !job) return;
+  document.getElementById("page-heading").textContent = job.name || "Job";
+  document.title = `${job.name || job.id} · SRNet`;
+  const fraction = job.progress?.fraction;
+  const pct = fraction === null || fraction === undefined ? null : Math.round(100 * fraction);
+  const moving = job.status === "running" || job.status === "cancelling";
+  const bar = el("div", { class: "bar" },
+    pct === null
+      ? el("progress", { "aria-label": "progress unknown", id: "job-progress" })
+      : el("progress", { max: "100", value: String(pct), id: "job-progress", "aria-label": `${pct}%` }),
+    el("span", { class: "bar-text" },
+      pct === null
+        ? (job.progress?.step ? `step ${job.progress.step}` : "")
+        : `${pct}% · step ${job.progress.step} of ${job.progress.total}`));
+  clear(box).append(...[
+    el("div", { class: "summary-head" },
+      el("span", { id: "job-status", "data-status": job.status }, statusBadge(job.status)),
+      el("span", { class: "stage", id: "job-stage" },
+        job.stage ? `stage ${job.stage}${stageDetail ? ` · ${stageDetail}` : ""}` : ""),
+      job.status === "queued" || job.status === "running"
+        ? el("button", { type: "button", class: "secondary small", id: "cancel-job", onclick: cancelJob },
+          "Cancel job")
+        : null),
+    moving || job.status === "queued" ? bar : null,
+    el("dl", { class: "stats" },
+      stat("Examples/s", moving && job.examples_per_s ? Math.round(job.examples_per_s).toLocaleString() : "–", "job-speed"),
+      stat("ETA (stage)", moving ? fmtDuration(job.eta_s) || "–" : "–", "job-eta"),
+      stat("Attempt", `${job.attempt} of ${job.max_attempts}`),
+      stat("Queue", job.queue),
+      stat("Created", fmtTime(job.created_at)),
+      stat("Started", fmtTime(job.started_at) || "–"),
+      stat("Finished", fmtTime(job.finished_at) || "–")),
+    job.error ? el("p", { class: "notice error", role: "alert", id: "job-error" }, job.error) : null,
+    el("p", { class: "mono small muted" }, `id ${job.id}`),
+  ].filter(Boolean));
+}
+
+async function cancelJob() {
+  if (!window.confirm("Cancel this job?")) return;
+  try {
+    job = { ...job, ...(await api(`/jobs/${encodeURIComponent(jobId)}/cancel`, { method: "POST" })) };
+    renderSummary();
+  } catch (error) {
+    document.getElementById("job-messages").replaceChildren(errorNotice(error));
+  }
+}
+
+function setConnection(state) {
+  const node = document.getElementById("connection");
+  if (!node) return;
+  const text = { live: "● live", reconnecting: "reconnecting…", ended: "finished", off: "" }[state];
+  node.textContent = text ?? state;
+  node.dataset.state = state;
+}
+
+// --- the log -------------------------------------------------------------------------------
+
+function appendEvent(event) {
+  const list = document.getElementById("event-log");
+  if (!list) return;
+  if (event.kind === "stage" && event.data && typeof event.data === "object") {
+    stageDetail = event.data.detail || null;
+  }
+  list.append(el("li", { "data-kind": event.kind },
+    el("time", { datetime: event.at }, fmtTime(event.at)), " ",
+    el("span", { class: `kind kind-${String(event.kind).replace(/[^a-z]/g, "")}` }, event.kind), " ",
+    event.message || ""));
+  while (list.children.length > MAX_LOG) list.firstChild.remove();
+}
+
+// --- metrics -------------------------------------------------------------------------------
+
+// Tick labels: whole numbers as they are, others with one decimal (72.5 stays 72.5).
+const pct = (v) => (Number.isInteger(Math.round(v * 1000) / 1000) ? String(Math.round(v))
+  : v.toFixed(1));
+
+function curveTitle(curve) {
+  const parts = [curve.stage];
+  if (curve.seed !== null && curve.seed !== undefined) parts.push(`seed ${curve.seed}`);
+  const sparsity = curve.sparsity ?? (curve.points[0] ? sparsityOf(curve.points[0]) : null);
+  if (sparsity !== null && sparsity !== undefined) parts.push(`sparsity ${fmtSparsity(sparsity)}`);
+  return parts.join(" · ");
+}
+
+function curveChart(curve) {
+  const names = setNames(curve.points);
+  const series = names.map((name) => ({
+    name: name === "dev" ? "dev (ID)" : name,
+    points: curve.points
+      .map((p) => ({
+        x: p.step,
+        y: 100 * (headline(evalSets(p.payload)[name]) ?? Number.NaN),
+        highlight: p.selected,
+        note: p.selected ? "selected" : "",
+      }))
+      .filter((p) => Number.isFinite(p.y)),
+  }));
+  return chart({
+    title: curveTitle(curve), xLabel: "step", yLabel: "accuracy %", series,
+    xFormat: (v) => String(v), yFormat: pct, width: 420, height: 250,
+  });
+}
+
+function sparsityChart(selected) {
+  const groups = selectedBySparsity(selected);
+  const names = setNames(selected);
+  const series = names.map((name) => ({
+    name: name === "dev" ? "dev (ID)" : name,
+    points: groups
+      .filter((g) => typeof g.sets[name] === "number")
+      .map((g) => ({
+        x: 100 * g.sparsity, y: 100 * g.sets[name], label: fmtSparsity(g.sparsity),
+        note: `${g.stage}, ${g.seeds.length} seed${g.seeds.length === 1 ? "" : "s"}`,
+      })),
+  }));
+  return chart({
+    title: "Sparsity vs accuracy (selected point per mask, mean over seeds)",
+    xLabel: "sparsity %", yLabel: "accuracy %", series, xFormat: pct, yFormat: pct,
+    width: 620, height: 320,
+  });
+}
+
+function selectedTable(selected) {
+  const names = setNames(selected);
+  const rows = [...selected]
+    .sort((a, b) => (a.seed ?? 0) - (b.seed ?? 0) || (sparsityOf(a) ?? 0) - (sparsityOf(b) ?? 0))
+    .map((p) => {
+      const sets = evalSets(p.payload);
+      return el("tr", {},
+        el("td", {}, p.stage), el("td", {}, p.seed ?? "–"), el("td", {}, fmtSparsity(sparsityOf(p))),
+        el("td", {}, p.step),
+        names.map((name) => el("td", { class: "num" }, fmtPct(headline(sets[name])))));
+    });
+  return el("table", { id: "selected-table" },
+    el("caption", {}, "Selected points (accuracy %, F1 % where there is no accuracy)"),
+    el("thead", {}, el("tr", {},
+      ["Stage", "Seed", "Sparsity", "Step", ...names.map((n) => (n === "dev" ? "dev (ID)" : n))]
+        .map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, rows));
+}
+
+function hansTable(selected) {
+  const withHans = selected.filter((p) => p.payload?.hans?.heuristics);
+  if (!withHans.length) return null;
+  const heuristics = [];
+  for (const p of withHans) {
+    for (const name of Object.keys(p.payload.hans.heuristics)) {
+      if (!heuristics.includes(name)) heuristics.push(name);
+    }
+  }
+  const rows = withHans
+    .sort((a, b) => (a.seed ?? 0) - (b.seed ?? 0) || (sparsityOf(a) ?? 0) - (sparsityOf(b) ?? 0))
+    .map((p) => el("tr", {},
+      el("td", {}, p.stage), el("td", {}, p.seed ?? "–"), el("td", {}, fmtSparsity(sparsityOf(p))),
+      el("td", { class: "num" }, fmtPct(p.payload.hans.accuracy)),
+      heuristics.flatMap((h) => {
+        const split = p.payload.hans.heuristics[h] || {};
+        return [el("td", { class: "num" }, fmtPct(split.entailed)),
+          el("td", { class: "num weak" }, fmtPct(split.non_entailed))];
+      })));
+  return el("table", { id: "hans-table", class: "hans" },
+    el("caption", {}, "HANS accuracy % by heuristic, entailed and non-entailed gold labels "
+      + "(non-entailed is where biased models fail)"),
+    el("thead", {},
+      el("tr", {},
+        el("th", { scope: "col", rowspan: "2" }, "Stage"),
+        el("th", { scope: "col", rowspan: "2" }, "Seed"),
+        el("th", { scope: "col", rowspan: "2" }, "Sparsity"),
+        el("th", { scope: "col", rowspan: "2" }, "HANS"),
+        heuristics.map((h) => el("th", { scope: "colgroup", colspan: "2" }, h.replace(/_/g, " ")))),
+      el("tr", {}, heuristics.flatMap(() => [
+        el("th", { scope: "col" }, "entailed"), el("th", { scope: "col" }, "non-ent."),
+      ]))),
+    el("tbody", {}, rows));
+}
+
+function renderMetrics(metrics) {
+  const curvesBox = clear(document.getElementById("curves"));
+  const sparsityBox = clear(document.getElementById("sparsity"));
+  const hansBox = clear(document.getElementById("hans"));
+  const curves = metrics.curves.filter((c) => c.points.length);
+  if (!curves.length) {
+    curvesBox.append(notice(TERMINAL.has(job?.status) ? "No evaluations were recorded."
+      : "No evaluation yet: curves appear after the first one."));
+  } else {
+    const grid = el("div", { class: "chart-grid" }, curves.slice(-MAX_CURVES).map(curveChart));
+    curvesBox.append(
+      el("p", { class: "muted small" }, "One chart per stage, seed and sparsity; the ringed "
+        + "point is the one selected (best ID accuracy late in training)."),
+      grid);
+    if (curves.length > MAX_CURVES) {
+      curvesBox.append(notice(`Showing the last ${MAX_CURVES} of ${curves.length} curves.`));
+    }
+  }
+  const selected = metrics.selected;
+  if (!selected.length) {
+    sparsityBox.append(notice("No selected points yet: they appear when a mask is chosen."));
+    hansBox.append(notice("HANS results appear with the selected points of an MNLI job."));
+    return;
+  }
+  sparsityBox.append(el("div", { class: "side-by-side" },
+    sparsityChart(selected), el("div", { class: "table-wrap" }, selectedTable(selected))));
+  const hans = hansTable(selected);
+  hansBox.append(hans ? el("div", { class: "table-wrap" }, hans)
+    : notice("No HANS evaluation in this job."));
+}
+
+// --- artifacts -----------------------------------------------------------------------------
+
+function renderArtifacts(list) {
+  const box = clear(document.getElementById("artifacts"));
+  if (!list.data.length) {
+    box.append(notice(TERMINAL.has(job?.status) ? "This job stored no artifacts."
+      : "Artifacts appear here as the job stores them."));
+    return;
+  }
+  const rows = list.data.map((artifact) => {
+    const state = el("span", { class: "dl-state", role: "status" });
+    const button = el("button", {
+      type: "button", class: "small", "data-artifact": artifact.id,
+      "aria-label": `Download ${artifact.name}`,
+    }, "Download");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      state.textContent = "downloading…";
+      try {
+        const result = await downloadArtifact(jobId, artifact);
+        state.textContent = result === "verified" ? "saved · sha256 verified" : "saved";
+        state.dataset.state = result;
+      } catch (error) {
+        state.textContent = error.detail || String(error);
+        state.dataset.state = "error";
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return el("tr", { "data-artifact-row": artifact.id },
+      el("td", {}, artifact.name), el("td", {}, artifact.kind),
+      el("td", {}, artifact.seed ?? "–"),
+      el("td", {}, artifact.sparsity === null ? "–" : fmtSparsity(artifact.sparsity)),
+      el("td", { class: "num nowrap" }, fmtSize(artifact.size)),
+      el("td", {}, el("code", { class: "sha" }, artifact.sha256)),
+      el("td", {}, button, " ", state));
+  });
+  box.append(el("div", { class: "table-wrap" }, el("table", { id: "artifacts-table" },
+    el("caption", { class: "visually-hidden" }, "Artifacts"),
+    el("thead", {}, el("tr", {}, ["Name", "Kind", "Seed", "Sparsity", "Size", "sha256", ""]
+      .map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, rows))));
+}
+
+// --- loading and live updates ----------------------------------------------------------------
+
+async function refreshMetrics() {
+  try {
+    renderMetrics(await api(`/jobs/${encodeURIComponent(jobId)}/metrics`));
+  } catch (error) {
+    clear(document.getElementById("curves")).append(errorNotice(error));
+  }
+}
+
+async function refreshArtifacts() {
+  try {
+    renderArtifacts(await api(`/jobs/${encodeURIComponent(jobId)}/artifacts`));
+  } catch (error) {
+    clear(document.getElementById("artifacts")).append(errorNotice(error));
+  }
+}
+
+function scheduleRefresh() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => { refreshMetrics(); refreshArtifacts(); }, 300);
+}
+
+function pollMetricsWhileRunning() {
+  clearTimeout(metricsTimer);
+  if (job && !TERMINAL.has(job.status)) {
+    metricsTimer = setTimeout(async () => {
+      await refreshMetrics();
+      pollMetricsWhileRunning();
+    }, METRICS_REFRESH_MS);
+  }
+}
+
+function onMessage(message) {
+  if (message.event === "progress") {
+    const before = job?.status;
+    job = { ...job, ...message.data };
+    renderSummary();
+    if (before !== job.status) scheduleRefresh();
+  } else if (message.event === "event") {
+    appendEvent(message.data);
+    if (["artifact", "status", "stage"].includes(message.data.kind)) scheduleRefresh();
+    if (message.data.kind === "stage") renderSummary();
+  } else if (message.event === "end") {
+    clearTimeout(metricsTimer);
+    api(`/jobs/${encodeURIComponent(jobId)}`).then((fresh) => {
+      job = fresh;
+      renderSummary();
+    }).catch(() => {});
+    scheduleRefresh();
+  }
+}
+
+async function live() {
+  stream?.abort();
+  stream = new AbortController();
+  try {
+    await followEvents(jobId, { onMessage, onState: setConnection, signal: stream.signal });
+  } catch (error) {
+    setConnection("off");
+    document.getElementById("job-messages")?.replaceChildren(errorNotice(error));
+  }
+}
+
+function section(id, title, ...children) {
+  return el("section", { class: "panel", "aria-labelledby": `${id}-heading` },
+    el("h2", { id: `${id}-heading` }, title), ...children);
+}
+
+async function render() {
+  stream?.abort();
+  clearTimeout(metricsTimer);
+  const page = clear(app());
+  if (!UUID_RE.test(jobId)) {
+    page.append(notice("This is not a job address.", "error"));
+    return;
+  }
+  if (!getKey()) {
+    page.append(needKey());
+    return;
+  }
+  try {
+    job = await api(`/jobs/${encodeURIComponent(jobId)}`);
+  } catch (error) {
+    page.append(errorNotice(error instanceof ApiError ? error : new ApiError(0, String(error))));
+    return;
+  }
+  stageDetail = null;
+  page.append(
+    el("p", { class: "crumbs" }, el("a", { href: `${root}/web/jobs` }, "← All jobs"), " ",
+      el("a", { href: `${root}/web/compare?jobs=${encodeURIComponent(jobId)}` }, "Compare with other jobs"),
+      el("span", { id: "connection", class: "connection", role: "status" })),
+    el("div", { id: "job-messages" }),
+    section("summary", "Status", el("div", { id: "job-summary", class: "summary" })),
+    section("curves", "Evaluation curves (ID dev and OOD sets vs step)",
+      el("div", { id: "curves" }, notice("Loading…"))),
+    section("sparsity", "Sparsity vs accuracy", el("div", { id: "sparsity" })),
+    section("hans", "HANS by heuristic", el("div", { id: "hans" })),
+    section("artifacts", "Artifacts", el("div", { id: "artifacts" }, notice("Loading…"))),
+    section("log", "Event log", el("ol", { id: "event-log", class: "log" })),
+    el("details", { class: "panel" }, el("summary", {}, "Spec"),
+      el("pre", { id: "job-spec" }, JSON.stringify(job.spec, null, 2))));
+  renderSummary();
+  await Promise.all([refreshMetrics(), refreshArtifacts()]);
+  pollMetricsWhileRunning();
+  live();
+}
+
+window.addEventListener("pagehide", () => stream?.abort());
+onKey(render);

@@ -1,0 +1,507 @@
+"""`srnet submit | list | status | watch | cancel | download`: the service from a terminal.
+
+The service URL and API key come from `--url` / `--key` or $SRNET_URL / $SRNET_API_KEY (prefer
+the variable: a flag shows in the process list). Exit codes, as for every `srnet` command:
+0 ok, 1 the job failed (or the service refused the operation), 2 bad input (invalid spec,
+unknown job, missing or wrong API key), 3 cancelled or interrupted, 4 service unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from srnet.client import (
+    DEFAULT_URL,
+    ApiError,
+    ArtifactNotAvailable,
+    ChecksumMismatch,
+    Conflict,
+    Event,
+    InvalidSpec,
+    Job,
+    Metrics,
+    NotFound,
+    SRNetClient,
+    Unauthorized,
+    Unreachable,
+    ValidationFailed,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+STATUSES = ("queued", "running", "cancelling", "succeeded", "failed", "cancelled")
+_EXIT_OF_STATUS = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
+
+
+def register(sub: Any) -> None:
+    """Add the client commands to `srnet`'s subparsers."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--url", help=f"service URL (default: $SRNET_URL, else {DEFAULT_URL})", default=None
+    )
+    common.add_argument(
+        "--key", help="API key (default: $SRNET_API_KEY; the variable keeps it out of `ps`)"
+    )
+    common.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+
+    p = sub.add_parser("submit", parents=[common], help="submit a job spec to the service")
+    p.add_argument("spec", help="job spec JSON file")
+    p.add_argument("--queue", choices=("gpu", "cpu"), help="worker queue (default: service's)")
+    p.add_argument("--idempotency-key", help="submitting again with it gives the same job")
+    p.add_argument("--watch", action="store_true", help="then watch it until it finishes")
+    p.add_argument("--json", action="store_true", help="print the job as JSON")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("list", parents=[common], help="list your jobs, newest first")
+    p.add_argument("--status", action="append", choices=STATUSES, help="only these (repeat)")
+    p.add_argument("--limit", type=int, default=20, help="jobs to show (default 20)")
+    p.add_argument("--all", action="store_true", help="every job, page after page")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("status", parents=[common], help="a job's status, stage and progress")
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("--json", action="store_true", help="print the job as JSON")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("watch", parents=[common], help="follow a job live, then its metrics")
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("--poll", action="store_true", help="poll instead of the event stream")
+    p.add_argument("--interval", type=float, default=2.0, help="poll interval in seconds")
+    p.add_argument("--wait-timeout", type=float, help="give up after this many seconds")
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("cancel", parents=[common], help="cancel a queued or running job")
+    p.add_argument("job_id", metavar="ID")
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser(
+        "download", parents=[common], help="download artifacts (sha256-checked, resumable)"
+    )
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument(
+        "--what",
+        choices=("checkpoint", "mask", "report", "plot", "all"),
+        default="checkpoint",
+        help="which artifacts (default checkpoint; report = metrics JSON and plot)",
+    )
+    p.add_argument("--out", default=".", help="folder to write into (default: here)")
+    p.add_argument("--seed", type=int, help="only this seed")
+    p.add_argument("--sparsity", type=float, help="only this sparsity (e.g. 0.7)")
+    p.add_argument("--extract", action="store_true", help="unpack checkpoint archives")
+    p.add_argument("--no-verify", action="store_true", help="skip the sha256 check")
+    p.set_defaults(func=cmd_download)
+
+
+# --- running a command -------------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> SRNetClient:
+    key = args.key if args.key is not None else os.environ.get("SRNET_API_KEY")
+    if not key:
+        raise _Fail("no API key: set SRNET_API_KEY or pass --key", EXIT_BAD_INPUT)
+    return SRNetClient(args.url, key, timeout=args.timeout)
+
+
+class _Fail(Exception):
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Client errors become a message on stderr and the documented exit code."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except _Fail as exc:
+            return _error(str(exc), exc.code)
+        except ValidationFailed as exc:
+            lines = [f"  {e.field or '(spec)'}: {e.message}" for e in exc.errors]
+            return _error(
+                "the service refused the request (422):\n" + "\n".join(lines), EXIT_BAD_INPUT
+            )
+        except InvalidSpec as exc:
+            return _error(str(exc), EXIT_BAD_INPUT)
+        except Unauthorized as exc:
+            return _error(
+                f"unauthorized: {exc.detail} (check SRNET_API_KEY / --key)", EXIT_BAD_INPUT
+            )
+        except NotFound as exc:
+            return _error(f"not found: {exc.detail}", EXIT_BAD_INPUT)
+        except Unreachable as exc:
+            return _error(str(exc), EXIT_UNREACHABLE)
+        except Conflict as exc:
+            return _error(exc.detail, EXIT_FAILED)
+        except (ApiError, ChecksumMismatch, ArtifactNotAvailable) as exc:
+            return _error(str(exc), EXIT_FAILED)
+        except KeyboardInterrupt:
+            return _error("interrupted", EXIT_CANCELLED)
+
+    return run
+
+
+def _error(message: str, code: int) -> int:
+    print(f"srnet: {message}", file=sys.stderr)
+    return code
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+@_guarded
+def cmd_submit(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.submit(args.spec, idempotency_key=args.idempotency_key, queue=args.queue)
+        if args.json:
+            print(json.dumps(job.raw, indent=1))
+        else:
+            print(job.id)  # alone on stdout: ID=$(srnet submit spec.json)
+            print(
+                f"submitted {job.name or 'job'} ({job.status}, queue {job.queue})", file=sys.stderr
+            )
+        if args.watch:
+            return _watch(client, job.id, stream=True, interval=2.0, timeout=None)
+    return EXIT_OK
+
+
+@_guarded
+def cmd_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if args.all:
+            jobs = list(client.iterate(args.status))
+            count = len(jobs)
+        else:
+            page = client.list(args.status, limit=max(1, min(args.limit, 100)))
+            jobs, count = page.jobs, page.count
+    if args.json:
+        for job in jobs:
+            print(json.dumps(job.raw))
+        return EXIT_OK
+    rows = [
+        [
+            job.id,
+            _clip(job.name or "", 24),
+            job.status,
+            job.stage or "",
+            _percent(job),
+            _duration(job.eta_s) if job.status == "running" else "",
+            job.created_at.strftime("%Y-%m-%d %H:%M") if job.created_at else "",
+        ]
+        for job in jobs
+    ]
+    print(_table(["ID", "NAME", "STATUS", "STAGE", "PROGRESS", "ETA", "CREATED (UTC)"], rows))
+    if count > len(jobs):
+        print(f"({len(jobs)} of {count}; --all for every one)", file=sys.stderr)
+    return EXIT_OK
+
+
+@_guarded
+def cmd_status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.get(args.job_id)
+    if args.json:
+        print(json.dumps(job.raw, indent=1))
+        return EXIT_OK
+    lines = [
+        ("id", job.id),
+        ("name", job.name or ""),
+        ("status", job.status + (" (cancel requested)" if job.cancel_requested else "")),
+        ("stage", job.stage or ""),
+        ("progress", _progress_text(job)),
+        ("attempt", f"{job.attempt} of {job.max_attempts}"),
+        ("created", _when(job.created_at)),
+        ("started", _when(job.started_at)),
+        ("finished", _when(job.finished_at)),
+    ]
+    if job.error:
+        lines.append(("error", job.error))
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        print(f"{key.ljust(width)}  {value}".rstrip())
+    return EXIT_OK
+
+
+@_guarded
+def cmd_watch(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return _watch(
+            client,
+            args.job_id,
+            stream=not args.poll,
+            interval=args.interval,
+            timeout=args.wait_timeout,
+        )
+
+
+@_guarded
+def cmd_cancel(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.cancel(args.job_id)
+    note = " (the worker stops between two steps)" if job.status == "cancelling" else ""
+    print(f"{job.id} {job.status}{note}")
+    return EXIT_OK
+
+
+@_guarded
+def cmd_download(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        downloads = client.download(
+            args.job_id,
+            what=args.what,
+            out_dir=args.out,
+            seed=args.seed,
+            sparsity=args.sparsity,
+            verify=not args.no_verify,
+            extract=args.extract,
+        )
+    for done in downloads:
+        note = (
+            "already here"
+            if done.skipped
+            else (f"resumed at {done.resumed_from} bytes" if done.resumed_from else "")
+        )
+        checked = "" if args.no_verify else f"sha256 {done.artifact.sha256[:12]}… ok"
+        extra = ", ".join(x for x in (checked, note) if x)
+        print(f"{done.path}  ({_size(done.artifact.size)}{', ' + extra if extra else ''})")
+        if done.extracted_to is not None:
+            print(f"  extracted to {done.extracted_to}")
+    return EXIT_OK
+
+
+# --- watch ---------------------------------------------------------------------------------
+
+
+class ProgressLine:
+    """One status line, redrawn in place on a terminal; elsewhere (a log file, CI) a line per
+    change of status or stage and at most every `every_s` seconds otherwise."""
+
+    def __init__(self, stream: TextIO, every_s: float = 30.0, width: int = 24):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.every_s = every_s
+        self.width = width
+        self.detail: str | None = None
+        self._shown = ""
+        self._key: tuple[str, str | None] | None = None
+        self._last_print = 0.0
+
+    def render(self, job: Job) -> str:
+        parts = [job.status]
+        if job.stage:
+            parts.append(f"[{job.stage}]" + (f" {self.detail}" if self.detail else ""))
+        if job.status in ("running", "cancelling") and job.progress.total:
+            fraction = job.progress.fraction or 0.0
+            filled = round(self.width * fraction)
+            bar = "█" * filled + "░" * (self.width - filled)
+            parts.append(f"{bar} {100 * fraction:3.0f}%")
+            parts.append(f"step {job.progress.step}/{job.progress.total}")
+        elif job.progress.step:
+            parts.append(f"step {job.progress.step}")
+        if job.examples_per_s and job.status == "running":
+            parts.append(f"{job.examples_per_s:,.0f} ex/s")
+        if job.eta_s is not None and job.status == "running":
+            parts.append(f"ETA {_duration(job.eta_s)}")
+        return "  ".join(parts)
+
+    def update(self, job: Job) -> None:
+        text = self.render(job)
+        if self.tty:
+            self.stream.write("\r\x1b[K" + text)
+            self.stream.flush()
+            self._shown = text
+            return
+        key = (job.status, job.stage)
+        now = time.monotonic()
+        if key != self._key or now - self._last_print >= self.every_s:
+            print(text, file=self.stream, flush=True)
+            self._key, self._last_print = key, now
+
+    def message(self, text: str) -> None:
+        """A line above the bar (a stage starting, a log entry)."""
+        if self.tty and self._shown:
+            self.stream.write("\r\x1b[K" + text + "\n" + self._shown)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._shown = ""
+
+
+def _watch(
+    client: SRNetClient, job_id: str, *, stream: bool, interval: float, timeout: float | None
+) -> int:
+    line = ProgressLine(sys.stderr)
+
+    def on_event(event: Event) -> None:
+        if event.kind == "stage" and isinstance(event.data, dict):
+            line.detail = event.data.get("detail")
+        if event.kind in ("stage", "status", "artifact", "log") and event.message:
+            stamp = event.at.strftime("%H:%M:%S") if event.at else ""
+            line.message(f"{stamp} {event.message}")
+
+    try:
+        job = client.wait(
+            job_id,
+            timeout=timeout,
+            stream=stream,
+            poll_interval=interval,
+            on_update=line.update,
+            on_event=on_event,
+        )
+    except KeyboardInterrupt:
+        line.close()
+        return _error(f"stopped watching; the job goes on (srnet watch {job_id})", EXIT_CANCELLED)
+    except BaseException:
+        line.close()
+        raise
+    line.close()
+    if job.status == "succeeded":
+        table = format_metrics(client.metrics(job_id))
+        print(table or "(no metrics were recorded)")
+    elif job.status == "failed":
+        print(f"srnet: job {job.id} failed: {job.error or 'no reason given'}", file=sys.stderr)
+    else:
+        print(f"srnet: job {job.id} was {job.status}", file=sys.stderr)
+    return _EXIT_OF_STATUS.get(job.status, EXIT_FAILED)
+
+
+# --- tables --------------------------------------------------------------------------------
+
+
+def format_metrics(metrics: Metrics) -> str:
+    """The selected point of every curve: accuracy (and F1 where there is one) of the ID dev
+    set and each OOD set in %, then HANS per heuristic where HANS was evaluated."""
+    points = sorted(
+        metrics.selected,
+        key=lambda p: (p.seed or 0, p.effective_sparsity or 0.0, p.stage),
+    )
+    if not points:
+        return ""
+    set_names: list[str] = []
+    for point in points:
+        for name in point.eval_sets():
+            if name not in set_names:
+                set_names.append(name)
+    set_names.sort(key=lambda n: (n != "dev", n))
+    columns: list[tuple[str, str]] = []
+    for name in set_names:
+        for key in ("accuracy", "f1"):
+            if any(isinstance(p.eval_sets().get(name, {}).get(key), int | float) for p in points):
+                columns.append((name, key))
+    headers = ["STAGE", "SEED", "SPARSITY", "STEP"] + [
+        name if key == "accuracy" else f"{name} F1" for name, key in columns
+    ]
+    rows = []
+    for point in points:
+        sets = point.eval_sets()
+        sparsity = point.effective_sparsity
+        rows.append(
+            [
+                point.stage,
+                "" if point.seed is None else str(point.seed),
+                "" if sparsity is None else f"{sparsity:.0%}",
+                str(point.step),
+            ]
+            + [_pct(sets.get(name, {}).get(key)) for name, key in columns]
+        )
+    text = "Selected points (accuracy %, F1 %):\n" + _table(headers, rows)
+    hans_rows = []
+    heuristics: list[str] = []
+    for point in points:
+        hans = point.eval_sets().get("hans", {}).get("heuristics")
+        if isinstance(hans, dict):
+            heuristics += [h for h in hans if h not in heuristics]
+    for point in points:
+        hans = point.eval_sets().get("hans", {}).get("heuristics")
+        if not isinstance(hans, dict):
+            continue
+        sparsity = point.effective_sparsity
+        row = [
+            point.stage,
+            "" if point.seed is None else str(point.seed),
+            "" if sparsity is None else f"{sparsity:.0%}",
+        ]
+        for name in heuristics:
+            split = hans.get(name, {})
+            row.append(f"{_pct(split.get('entailed'))} / {_pct(split.get('non_entailed'))}")
+        hans_rows.append(row)
+    if hans_rows:
+        hans_headers = ["STAGE", "SEED", "SPARSITY", *heuristics]
+        text += "\n\nHANS by heuristic (accuracy % on entailed / non-entailed gold labels):\n"
+        text += _table(hans_headers, hans_rows)
+    return text
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def _pct(value: Any) -> str:
+    if isinstance(value, int | float) and math.isfinite(value):
+        return f"{100 * value:.1f}"
+    return "–"
+
+
+def _percent(job: Job) -> str:
+    if job.progress.fraction is None:
+        return ""
+    return f"{100 * job.progress.fraction:.0f}%"
+
+
+def _progress_text(job: Job) -> str:
+    if not job.progress.total:
+        return f"step {job.progress.step}" if job.progress.step else ""
+    text = f"{job.progress.step}/{job.progress.total} ({_percent(job)})"
+    if job.examples_per_s:
+        text += f", {job.examples_per_s:,.0f} ex/s"
+    if job.eta_s is not None and job.status == "running":
+        text += f", ETA {_duration(job.eta_s)}"
+    return text
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return ""
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else ""
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
