@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     default_page_size: int = Field(default=20, ge=1)
     max_events_per_page: int = Field(default=1000, ge=1)
     max_metric_points: int = Field(default=20_000, ge=1)
+    # Local files a job spec may name (data, bias/teacher files, model directories) must lie
+    # under one of these folders on the workers. Empty: only bundled samples and hub ids.
+    data_roots: list[str] = Field(default_factory=list)
     sse_poll_interval_s: float = Field(default=0.5, gt=0)
     sse_keepalive_s: float = Field(default=15.0, gt=0)
     download_chunk_bytes: int = Field(default=256 * 1024, ge=1024)

@@ -33,6 +33,8 @@ from persistence.repositories import (
     MetricRepository,
 )
 from persistence.settings import Settings
+from srcore.spec import JobSpec
+from srcore.spec_paths import outside_roots
 from srcore.tasks import TaskConfigError, resolve_task
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,25 @@ def task_config_error(exc: TaskConfigError) -> RequestValidationError:
     )
 
 
+def check_local_paths(spec: JobSpec, roots: list[str]) -> None:
+    """A spec may only read local files under the service's DATA_ROOTS (422 naming the field):
+    a job must not read the workers' own files."""
+    bad = outside_roots(spec, roots)
+    if bad:
+        allowed = ", ".join(roots) if roots else "none: use bundled samples or hub ids"
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", *loc),
+                    "input": raw,
+                    "type": "path_not_allowed",
+                    "msg": f"local path not allowed on this service (DATA_ROOTS: {allowed})",
+                }
+                for loc, raw in bad
+            ]
+        )
+
+
 def create_job(
     session: Session,
     owner: Owner,
@@ -75,6 +96,7 @@ def create_job(
         resolve_task(spec)
     except TaskConfigError as exc:
         raise task_config_error(exc) from exc
+    check_local_paths(spec, settings.data_roots)
     spec_json = spec.model_dump(mode="json")
     queue = body.queue or settings.default_queue
     # The validated request, not its bytes: key order and whitespace do not make it "other".
@@ -113,8 +135,9 @@ def create_job(
         enqueuer.enqueue(job.id, queue)
     except Exception:
         # The job stays queued with no enqueued_at; the reconciler sends it later.
-        log.warning("broker did not take job %s; the reconciler will resend it", job.id,
-                    exc_info=True)
+        log.warning(
+            "broker did not take job %s; the reconciler will resend it", job.id, exc_info=True
+        )
         return job, True
     jobs.mark_enqueued(job.id)
     session.commit()
@@ -191,4 +214,3 @@ def job_metrics(session: Session, job: Job, *, limit: int) -> JobMetrics:
         curves=ordered,
         selected=[c.selected for c in ordered if c.selected is not None],
     )
-

@@ -61,10 +61,22 @@ def test_queue_can_be_chosen(client, auth, enqueuer):
         ({"task": "fever"}, ["body", "data", "train"]),
         ({"evaluation": {"ood_sets": ["nope"]}}, ["body", "evaluation", "ood_sets"]),
         # Cross-field checks of JobSpec: loc at the field their message names.
-        ({"debias": {"loss": "conf_reg", "teacher": {"source": "none"}}},
-         ["body", "debias", "teacher"]),
+        (
+            {"debias": {"loss": "conf_reg", "teacher": {"source": "none"}}},
+            ["body", "debias", "teacher"],
+        ),
         ({"data": {"labels": ["a", "b"]}}, ["body", "data", "labels"]),
         ({"pruning": {"method": "imp", "sparsities": [0.55]}}, ["body", "pruning"]),
+        # Local paths outside DATA_ROOTS (none by default): a job must not read worker files.
+        (
+            {"data": {"train": {"format": "pair_json", "path": "/etc/passwd"}}},
+            ["body", "data", "train", "path"],
+        ),
+        ({"model": {"name_or_path": "../../var/artifacts"}}, ["body", "model", "name_or_path"]),
+        (
+            {"debias": {"loss": "poe", "bias": {"source": "file", "path": "~/bias.jsonl"}}},
+            ["body", "debias", "bias", "path"],
+        ),
     ],
 )
 def test_invalid_spec_is_422_naming_the_field_and_nothing_is_stored(
@@ -165,8 +177,12 @@ def test_oversized_body_is_413_and_nothing_stored(client, auth, enqueuer, app_da
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer srn_wrong"}, {"X-API-Key": "srn_wrong"},
-     {"Authorization": "Basic dXNlcjpwYXNz"}],
+    [
+        {},
+        {"Authorization": "Bearer srn_wrong"},
+        {"X-API-Key": "srn_wrong"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+    ],
 )
 def test_missing_or_wrong_key_is_401(client, headers, app_database):
     for method, url in [("POST", "/jobs"), ("GET", "/jobs"), ("GET", f"/jobs/{uuid.uuid4()}")]:
@@ -184,8 +200,13 @@ def test_x_api_key_header_works(client, owner):
 def test_other_owners_jobs_are_404(client, auth, other_auth):
     job_id = post(client, auth).json()["id"]
     for method, suffix in [
-        ("GET", ""), ("POST", "/cancel"), ("GET", "/events"), ("GET", "/events/stream"),
-        ("GET", "/metrics"), ("GET", "/artifacts"), ("GET", f"/artifacts/{uuid.uuid4()}"),
+        ("GET", ""),
+        ("POST", "/cancel"),
+        ("GET", "/events"),
+        ("GET", "/events/stream"),
+        ("GET", "/metrics"),
+        ("GET", "/artifacts"),
+        ("GET", f"/artifacts/{uuid.uuid4()}"),
     ]:
         response = client.request(method, f"/jobs/{job_id}{suffix}", headers=other_auth)
         assert response.status_code == 404, (method, suffix, response.text)
@@ -217,15 +238,20 @@ def test_list_paginates_with_a_cursor_and_filters(client, auth, other_auth):
     assert seen == list(reversed(ids))  # newest first, each once
     cancelled = client.get("/jobs", params={"status": "cancelled"}, headers=auth).json()
     assert [job["id"] for job in cancelled["data"]] == [ids[0]] and cancelled["count"] == 1
-    both = client.get("/jobs", params=[("status", "cancelled"), ("status", "queued")],
-                      headers=auth).json()
+    both = client.get(
+        "/jobs", params=[("status", "cancelled"), ("status", "queued")], headers=auth
+    ).json()
     assert both["count"] == 5
 
 
 @pytest.mark.parametrize(
     ("params", "loc"),
-    [({"limit": 101}, "limit"), ({"limit": 0}, "limit"), ({"cursor": "garbage"}, "cursor"),
-     ({"status": "sleeping"}, "status")],
+    [
+        ({"limit": 101}, "limit"),
+        ({"limit": 0}, "limit"),
+        ({"cursor": "garbage"}, "cursor"),
+        ({"status": "sleeping"}, "status"),
+    ],
 )
 def test_bad_list_parameters_are_422(client, auth, params, loc):
     response = client.get("/jobs", params=params, headers=auth)
@@ -247,8 +273,9 @@ def test_cancel_semantics(client, auth, app_database):
     assert response.json()["status"] == "cancelling" and response.json()["cancel_requested"]
     assert client.post(f"/jobs/{running}/cancel", headers=auth).json()["status"] == "cancelling"
     with app_database.session() as session:
-        JobRepository(session).transition(uuid.UUID(running), JobStatus.cancelled,
-                                          worker_id="worker-1")
+        JobRepository(session).transition(
+            uuid.UUID(running), JobStatus.cancelled, worker_id="worker-1"
+        )
         session.commit()
     for job_id in (queued, running):
         finished = client.post(f"/jobs/{job_id}/cancel", headers=auth)
@@ -262,8 +289,9 @@ def test_job_detail_shows_progress(client, auth, app_database):
         repo = JobRepository(session)
         repo.claim(uuid.UUID(job_id), "w")
         repo.set_stage(uuid.UUID(job_id), "w", "search")
-        repo.update_progress(uuid.UUID(job_id), "w", step=25, total=100, examples_per_s=40.0,
-                             eta_s=12.0)
+        repo.update_progress(
+            uuid.UUID(job_id), "w", step=25, total=100, examples_per_s=40.0, eta_s=12.0
+        )
         session.commit()
     job = client.get(f"/jobs/{job_id}", headers=auth).json()
     assert job["status"] == "running" and job["stage"] == "search" and job["attempt"] == 1
@@ -276,11 +304,13 @@ def test_events_list(client, auth):
     client.post(f"/jobs/{job_id}/cancel", headers=auth)
     events = client.get(f"/jobs/{job_id}/events", headers=auth).json()
     assert [(e["kind"], e["status"]) for e in events] == [
-        ("created", "queued"), ("status", "cancelled")
+        ("created", "queued"),
+        ("status", "cancelled"),
     ]
     assert events[0]["id"] < events[1]["id"]
-    later = client.get(f"/jobs/{job_id}/events", params={"after": events[0]["id"]},
-                       headers=auth).json()
+    later = client.get(
+        f"/jobs/{job_id}/events", params={"after": events[0]["id"]}, headers=auth
+    ).json()
     assert [e["id"] for e in later] == [events[1]["id"]]
 
 
@@ -313,8 +343,9 @@ def test_event_stream_replays_and_ends_after_a_terminal_status(client, auth):
     assert messages[-1]["data"] == {"status": "cancelled"}
 
     first_id = messages[0]["id"]
-    with client.stream("GET", f"/jobs/{job_id}/events/stream",
-                       headers={**auth, "Last-Event-ID": first_id}) as response:
+    with client.stream(
+        "GET", f"/jobs/{job_id}/events/stream", headers={**auth, "Last-Event-ID": first_id}
+    ) as response:
         resumed = parse_sse(response.read().decode())
     assert [m.get("id") for m in resumed if m.get("event") == "event"] == [messages[1]["id"]]
 
@@ -370,11 +401,23 @@ def test_metrics_curves_and_selected_points(client, auth, app_database):
     with app_database.session() as session:
         metrics = MetricRepository(session)
         for step, accuracy in [(10, 0.61), (20, 0.66), (30, 0.64)]:
-            metrics.add(uuid.UUID(job_id), stage="search", step=step, seed=1, sparsity=0.5,
-                        payload={"dev_accuracy": accuracy, "hans": accuracy - 0.1},
-                        selected=step == 20)
-        metrics.add(uuid.UUID(job_id), stage="search", step=10, seed=1, sparsity=0.7,
-                    payload={"dev_accuracy": 0.55})
+            metrics.add(
+                uuid.UUID(job_id),
+                stage="search",
+                step=step,
+                seed=1,
+                sparsity=0.5,
+                payload={"dev_accuracy": accuracy, "hans": accuracy - 0.1},
+                selected=step == 20,
+            )
+        metrics.add(
+            uuid.UUID(job_id),
+            stage="search",
+            step=10,
+            seed=1,
+            sparsity=0.7,
+            payload={"dev_accuracy": 0.55},
+        )
         session.commit()
     body = client.get(f"/jobs/{job_id}/metrics", headers=auth).json()
     curves = {(c["seed"], c["sparsity"]): c for c in body["curves"]}
@@ -394,3 +437,14 @@ def test_bootstrap_key_from_settings_authenticates(settings, enqueuer, store):
     with TestClient(create_app(configured, enqueuer=enqueuer, artifact_store=store)) as client:
         assert client.get("/jobs", headers={"X-API-Key": key}).status_code == 200
         assert client.get("/jobs", headers={"X-API-Key": key + "x"}).status_code == 401
+
+
+def test_local_paths_under_data_roots_are_accepted(client, auth, settings, tmp_path):
+    settings.data_roots = [str(tmp_path / "data")]
+    inside = {"data": {"train": {"format": "pair_json", "path": str(tmp_path / "data/t.json")}}}
+    assert post(client, auth, {**SPEC, **inside}).status_code == 201
+    escape = str(tmp_path / "data/../secret.json")
+    outside = {"data": {"train": {"format": "pair_json", "path": escape}}}
+    response = post(client, auth, {**SPEC, **outside})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "data", "train", "path"]
