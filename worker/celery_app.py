@@ -33,7 +33,6 @@ from typing import Any, Protocol
 
 from celery import Celery, signals
 from kombu import Exchange, Queue
-from kombu.exceptions import ChannelError
 
 from persistence.db import ensure_sqlite_folder
 from persistence.settings import Settings
@@ -119,10 +118,12 @@ class CeleryJobSender:
         try:
             with self.app.connection_for_read() as connection:
                 channel = connection.default_channel
-                try:
-                    _, count, _ = channel.queue_declare(queue=queue, passive=True)
-                except ChannelError:
-                    return 0  # Redis drops an empty list: the queue does not exist
+                # kombu's virtual transports (Redis, SQLAlchemy) count pending messages with
+                # `_size`; a passive declare fails on them for an empty or prefixed queue.
+                size = getattr(channel, "_size", None)
+                if callable(size):
+                    return int(size(queue))
+                _, count, _ = channel.queue_declare(queue=queue, passive=True)
                 return int(count)
         except Exception as exc:  # any broker trouble: we cannot say
             log.warning("cannot count the messages in queue %s: %s", queue, exc)

@@ -1,0 +1,161 @@
+"""The worker's srcore callbacks and result bookkeeping without a model: throttled progress,
+the curve each evaluation belongs to, the lease, and selected points from metrics.json."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from persistence.db import Database
+from persistence.models import EventKind, JobStatus
+from persistence.repositories import JobRepository, Lease, MetricRepository
+from srcore.callbacks import Progress
+from srcore.spec import JobSpec
+from tests.worker.tiny_job import create_job, tiny_job_spec
+from worker.lease import JobLease
+from worker.reporting import CurveTracker, JobReporter
+from worker.results import record_selected_points
+
+
+@pytest.fixture
+def database(sqlite_url: str):
+    db = Database(sqlite_url)
+    yield db
+    db.dispose()
+
+
+def claimed_job(database: Database, tmp_path: Path) -> tuple[uuid.UUID, str]:
+    job_id = create_job(database, tiny_job_spec(tmp_path / "model"))
+    with database.session() as session:
+        JobRepository(session).claim(job_id, "w1")
+        session.commit()
+    return job_id, "w1"
+
+
+def reporter_for(database, job_id, worker_id, tmp_path, clock, spec=None) -> JobReporter:
+    lease = JobLease(database, job_id, worker_id, interval_s=60)
+    spec = spec or JobSpec.model_validate(tiny_job_spec(tmp_path / "model"))
+    return JobReporter(database, job_id, worker_id, lease, spec, out_dir=tmp_path,
+                       progress_interval_s=1.0, clock=clock)  # fmt: skip
+
+
+def test_progress_is_written_at_most_once_a_second_and_at_the_end(database, tmp_path):
+    job_id, worker_id = claimed_job(database, tmp_path)
+    now = [100.0]
+    reporter = reporter_for(database, job_id, worker_id, tmp_path, lambda: now[0])
+
+    def progress(step: int, at: float) -> None:
+        now[0] = at
+        reporter.on_progress(Progress("search", step, 100, 50.0, 10.0, "seed 1, sparsity 0.5"))
+
+    progress(10, 100.0)
+    progress(20, 100.3)
+    progress(30, 100.9)
+    assert reporter.writes == 1
+    progress(40, 101.1)
+    assert reporter.writes == 2
+    progress(100, 101.2)  # the last step is always written
+    assert reporter.writes == 3
+    with database.session() as session:
+        job = JobRepository(session).get(job_id)
+    assert (job.progress_step, job.progress_total, job.examples_per_s) == (100, 100, 50.0)
+
+
+def test_a_cancel_request_reaches_should_stop_through_a_write(database, tmp_path):
+    job_id, worker_id = claimed_job(database, tmp_path)
+    reporter = reporter_for(database, job_id, worker_id, tmp_path, lambda: 0.0)
+    reporter.on_stage("search", "seed 1: mask_training, finetuned")
+    assert reporter.should_stop() is False
+    with database.session() as session:
+        JobRepository(session).request_cancel(job_id)
+        session.commit()
+    reporter.on_stage("export", "seed 1, sparsity 0.5")
+    assert reporter.lease.state is Lease.cancel_requested and reporter.should_stop() is True
+
+
+def test_nothing_is_written_once_the_lease_is_lost(database, tmp_path):
+    job_id, worker_id = claimed_job(database, tmp_path)
+    reporter = reporter_for(database, job_id, worker_id, tmp_path, lambda: 0.0)
+    with database.session() as session:
+        JobRepository(session).transition(job_id, JobStatus.queued, worker_id=worker_id)
+        session.commit()
+    assert reporter.lease.beat() is Lease.lost
+    before = reporter.writes
+    reporter.on_metrics("search", 10, {"dev": {"accuracy": 0.5}, "sparsity": 0.5})
+    reporter.on_checkpoint("search", 10, tmp_path / "x")
+    assert reporter.writes == before and reporter.should_stop()
+    with database.session() as session:
+        assert MetricRepository(session).list(job_id) == []
+        kinds = [e.kind for e in JobRepository(session).events.list(job_id)]
+    assert EventKind.checkpoint not in kinds
+
+
+def test_an_evaluation_already_recorded_is_not_recorded_twice(database, tmp_path):
+    job_id, worker_id = claimed_job(database, tmp_path)
+    reporter = reporter_for(database, job_id, worker_id, tmp_path, lambda: 0.0)
+    reporter.on_stage("search", "seed 1: mask_training, finetuned")
+    reporter.on_metrics("search", 10, {"sparsity": 0.5, "selection": 0.4})
+    reporter.on_metrics("search", 10, {"sparsity": 0.5, "selection": 0.4})
+    with database.session() as session:
+        rows = MetricRepository(session).list(job_id)
+    assert [(m.stage, m.seed, m.sparsity, m.step) for m in rows] == [("search", 1, 0.5, 10)]
+
+
+def spec_with(**pruning) -> JobSpec:
+    # dense.loss "job": the search starts from a conf_reg fine-tune; the teacher is another,
+    # plain cross-entropy one.
+    return JobSpec.model_validate({
+        "pruning": pruning, "training": {"seeds": [3, 4]},
+        "debias": {"loss": "conf_reg"}, "dense": {"loss": "job"},
+    })  # fmt: skip
+
+
+def test_curves_follow_srcore_details_and_reported_sparsity():
+    tracker = CurveTracker(spec_with(sparsities=[0.5, 0.7], schedule="gradual",
+                                     initial_sparsity=0.3))  # fmt: skip
+    tracker.observe("seed 3, loss conf_reg", new_stage=True)
+    assert tracker.key("dense", 10, {}) == ("dense", 3, 0.0, 10)
+    tracker.observe("seed 3, loss none", new_stage=True)  # the conf_reg teacher
+    assert tracker.key("dense", 10, {}) == ("teacher", 3, 0.0, 10)
+    tracker.observe("seed 4: mask_training, finetuned", new_stage=True)
+    tracker.observe("seed 4, sparsity 0.7")
+    # On the gradual ramp the hooks report the current sparsity: the curve is the target's.
+    assert tracker.key("search", 20, {"sparsity": 0.41}) == ("search", 4, 0.7, 20)
+    # At a target the reported sparsity decides, even before a new progress detail.
+    assert tracker.key("search", 5, {"sparsity": 0.5}) == ("search", 4, 0.5, 5)
+
+    imp = CurveTracker(JobSpec.model_validate({"pruning": {"method": "imp",
+                                                           "sparsities": [0.3]}}))  # fmt: skip
+    imp.observe("seed 1: imp, finetuned", new_stage=True)
+    imp.observe("seed 1, sparsity 0.2 (IMP round 2)")
+    assert imp.key("search", 7, {"sparsity": 0.1}) == ("search", 1, 0.1, 7)  # round 1's eval
+
+
+def test_selected_points_come_from_metrics_json_and_fill_missing_curves(database, tmp_path):
+    job_id, worker_id = claimed_job(database, tmp_path)
+    reporter = reporter_for(database, job_id, worker_id, tmp_path, lambda: 0.0)
+    reporter.on_stage("search", "seed 1: mask_training, finetuned")
+    for step in (2, 4):
+        reporter.on_metrics("search", step, {"sparsity": 0.5, "selection": step / 10})
+
+    def entry(step: int) -> dict:
+        return {"step": step, "metrics": {"selection": step / 10}, "train_loss": 1.0,
+                "info": {"sparsity": 0.5}}  # fmt: skip
+
+    report = {
+        # a dense fine-tune reused from the stage cache: never reported live
+        "dense": [{"seed": 1, "sparsity": 0.0, "selected_step": 6,
+                   "history": [entry(3), entry(6)]}],
+        "results": [{"seed": 1, "sparsity": 0.5, "stage": "search", "selected_step": 4,
+                     "history": [entry(2), entry(4)], "search_history": None}],
+    }  # fmt: skip
+    with database.session() as session:
+        assert record_selected_points(session, job_id, report) == 2
+        session.commit()
+    with database.session() as session:
+        rows = MetricRepository(session).list(job_id)
+    table = sorted((m.stage, m.sparsity, m.step, m.selected) for m in rows)
+    assert table == [("dense", 0.0, 3, False), ("dense", 0.0, 6, True),
+                     ("search", 0.5, 2, False), ("search", 0.5, 4, True)]  # fmt: skip
