@@ -157,13 +157,14 @@ def _install_stop_handler(**_: Any) -> None:
 
 @signals.worker_shutting_down.connect
 def _stop_running_jobs(**_: Any) -> None:
-    """Main process, warm or cold shutdown: ask every pool child to stop its job."""
-    from billiard.process import active_children
+    """Main process, warm or cold shutdown: ask each pool child that runs a job to stop it.
+    Idle children are left to the pool (billiard ends them; a signal would kill them early)."""
+    from celery.worker import state
 
-    for child in active_children():
-        if child.pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child.pid, STOP_SIGNAL)
+    busy = {r.worker_pid for r in list(state.active_requests) if r.worker_pid}
+    for pid in busy:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, STOP_SIGNAL)
 
 
 app = make_celery_app()

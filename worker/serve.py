@@ -86,9 +86,11 @@ class Child:
         return self.process.poll() is None
 
     def terminate(self) -> None:
+        # The main process only: the Celery worker then asks its pool child to stop the job
+        # between two steps; a SIGTERM to the child itself would kill the job on the spot.
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
         if self.alive():
@@ -223,6 +225,8 @@ def run_serve(
     log_level: str = "info",
 ) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for chatty in ("alembic", "httpx"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     settings = Settings()
     worker_settings = WorkerSettings()
     upgrade_database(settings.database_url)

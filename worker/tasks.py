@@ -180,6 +180,9 @@ class JobRun:
         permanent = input_errors()
         try:
             spec = JobSpec.model_validate(self.job.spec)
+            confined = self._outside_data_roots(spec)
+            if confined:
+                return self._fail(confined)
             self._note_resume()
             reporter = JobReporter(
                 self.ctx.database, self.job.id, self.worker_id, self.lease, spec,
@@ -204,12 +207,24 @@ class JobRun:
         except Exception as exc:
             return self._error(exc)
 
+    def _outside_data_roots(self, spec: Any) -> str | None:
+        """The API refuses specs naming local files outside DATA_ROOTS; a worker checks again
+        (a row written by another client or an older API must not read the worker's files)."""
+        from srcore.spec_paths import outside_roots
+
+        bad = outside_roots(spec, self.ctx.settings.data_roots)
+        if not bad:
+            return None
+        where = ", ".join(f"{'.'.join(str(p) for p in loc)}: {raw}" for loc, raw in bad)
+        return f"local path not allowed on this worker (DATA_ROOTS): {where}"
+
     # --- endings ------------------------------------------------------------------------------
 
     def _finish(self, report: dict[str, Any]) -> Outcome:
         if self.lease.should_stop():
             return self._stopped()
         uploaded = upload_results(self.ctx.store, self.job.id, self.out_dir, report)
+        self.lease.stop()  # the transition below is the last word; no heartbeat after it
         try:
             with self.ctx.database.session() as session:
                 record_selected_points(session, self.job.id, report)
@@ -300,6 +315,7 @@ class JobRun:
         return outcome
 
     def _transition(self, to: JobStatus, **kwargs: Any) -> None:
+        self.lease.stop()
         with self.ctx.database.session() as session:
             JobRepository(session).transition(self.job.id, to, worker_id=self.worker_id, **kwargs)
             session.commit()

@@ -51,13 +51,20 @@ def sender() -> RecordingSender:
     return RecordingSender()
 
 
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder job specs may name local files under (DATA_ROOTS): this run's temp root."""
+    return tmp_path_factory.getbasetemp()
+
+
 @pytest.fixture
 def worker_context(
-    sqlite_url: str, tmp_path: Path, sender: RecordingSender
+    sqlite_url: str, tmp_path: Path, sender: RecordingSender, data_root: Path
 ) -> Iterator[WorkerContext]:
     settings = Settings(
         _env_file=None,
         database_url=sqlite_url,
+        data_roots=[str(data_root)],
         broker_url="redis://127.0.0.1:1/0",  # never used: the sender is replaced
         artifact_store=f"file://{tmp_path / 'artifacts'}",
     )

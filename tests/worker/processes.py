@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -42,6 +43,7 @@ def service_env(settings: Settings, work_dir: Path, **extra: str) -> dict[str, s
         "ARTIFACT_STORE": settings.artifact_store,
         "HEARTBEAT_STALE_S": str(settings.heartbeat_stale_s),
         "JOB_MAX_ATTEMPTS": str(settings.job_max_attempts),
+        "DATA_ROOTS": json.dumps(settings.data_roots),
         "WORK_DIR": str(work_dir),
     })  # fmt: skip
     env.update(extra)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 import uuid
@@ -27,6 +28,21 @@ from tests.worker.tiny_job import (
 )
 from worker import reporting
 from worker.tasks import Outcome, WorkerContext, execute_job
+
+
+@pytest.fixture(autouse=True)
+def one_cpu():
+    """srcore trains on every core this process may use; on a small shared machine two
+    threads on a tiny model are many times slower than one (see tests/worker/processes.py)."""
+    import torch
+
+    affinity, threads = os.sched_getaffinity(0), torch.get_num_threads()
+    os.sched_setaffinity(0, {max(affinity)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, affinity)
+        torch.set_num_threads(threads)
 
 
 def job_state(ctx: WorkerContext, job_id: uuid.UUID):
@@ -128,19 +144,35 @@ def test_a_job_runs_to_success_and_stores_its_results(worker_context, tiny_model
 
 
 @pytest.mark.slow
-def test_a_bad_data_path_fails_at_once_with_the_message(worker_context, tiny_model_dir, sender):
+def test_a_bad_data_path_fails_at_once_with_the_message(
+    worker_context, tiny_model_dir, sender, tmp_path
+):
     ctx = worker_context
-    spec = tiny_job_spec(tiny_model_dir, train_path="/nonexistent/mnli/train.json")
-    job_id = create_job(ctx.database, spec)
+    missing = str(tmp_path / "nonexistent" / "mnli_train.json")
+    job_id = create_job(ctx.database, tiny_job_spec(tiny_model_dir, train_path=missing))
 
     assert execute_job(job_id, ctx) is Outcome.failed
 
     job, events, metrics, artifacts, _ = job_state(ctx, job_id)
     assert job.status == JobStatus.failed and job.attempt == 1
-    assert "/nonexistent/mnli/train.json" in job.error
+    assert missing in job.error
     assert sender.sent == []  # no retry
     assert artifacts == [] and metrics == []
-    assert events[-1].status == "failed" and "/nonexistent/mnli/train.json" in events[-1].message
+    assert events[-1].status == "failed" and missing in events[-1].message
+
+
+def test_a_local_path_outside_data_roots_is_refused_by_the_worker_too(
+    worker_context, tiny_model_dir, sender
+):
+    ctx = worker_context
+    job_id = create_job(ctx.database, tiny_job_spec(tiny_model_dir, train_path="/etc/passwd"))
+
+    assert execute_job(job_id, ctx) is Outcome.failed
+    job = job_state(ctx, job_id)[0]
+    assert job.error == (
+        "local path not allowed on this worker (DATA_ROOTS): data.train.path: /etc/passwd"
+    )
+    assert sender.sent == []
 
 
 def test_an_unexpected_error_is_retried_then_fails(worker_context, sender, monkeypatch, tmp_path):

@@ -30,8 +30,10 @@ STALE_S = 3.0  # a killed worker's job is recovered after this many seconds of s
 
 
 @pytest.fixture
-def settings(service_settings: Settings) -> Settings:  # noqa: F811
-    return service_settings.model_copy(update={"heartbeat_stale_s": STALE_S})
+def settings(service_settings: Settings, data_root: Path) -> Settings:  # noqa: F811
+    return service_settings.model_copy(
+        update={"heartbeat_stale_s": STALE_S, "data_roots": [str(data_root)]}
+    )
 
 
 @pytest.fixture
@@ -214,14 +216,14 @@ def test_cancel_stops_a_running_job_and_stores_nothing(
 
 
 def test_bad_input_fails_once_with_the_message(
-    settings, database, workers, tiny_model_dir, redis_broker  # noqa: F811
+    settings, database, workers, tiny_model_dir, redis_broker, tmp_path  # noqa: F811
 ):
     worker = workers("worker")
-    spec = tiny_job_spec(tiny_model_dir, train_path="/data/missing/mnli_train.json")
-    job_id = submit(settings, database, spec)
+    missing = str(tmp_path / "missing" / "mnli_train.json")
+    job_id = submit(settings, database, tiny_job_spec(tiny_model_dir, train_path=missing))
     job = wait_status(database, job_id, {"failed", "succeeded"}, 60, worker)
     assert job.status == JobStatus.failed and job.attempt == 1
-    assert "/data/missing/mnli_train.json" in job.error
+    assert missing in job.error
     assert redis_broker.llen("gpu") == 0  # not sent again
     assert [e.status for e in events_of(database, job_id) if e.kind == EventKind.status] == [
         "running", "failed"]  # fmt: skip
