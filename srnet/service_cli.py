@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,7 +49,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     reconcile.add_argument("--once", action="store_true", help="one pass, print what it did")
     reconcile.add_argument("--interval", type=float, help="seconds between passes")
+    reconcile.add_argument("--alive-file",
+                           help="touched after every pass (a container health check reads it)")
     reconcile.set_defaults(func=cmd_reconcile)
+
+    migrate = sub.add_parser(
+        "migrate",
+        help="bring the database schema up to date (alembic upgrade head)",
+        description="Waits for the database to answer (a container starting beside it), then "
+        "applies the migrations. Idempotent: the prestart step of every deployment.",
+    )
+    migrate.add_argument("--wait", type=float, default=60.0,
+                         help="seconds to wait for the database to answer")
+    migrate.set_defaults(func=cmd_migrate)
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys")
     keys.add_argument("--database-url", help="default: DATABASE_URL")
@@ -123,10 +136,40 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
-        reconciler.run_forever(stop, args.interval or worker_settings.reconcile_interval_s)
+        alive = Path(args.alive_file) if args.alive_file else None
+        reconciler.run_forever(stop, args.interval or worker_settings.reconcile_interval_s,
+                               after_pass=alive.touch if alive else None)  # fmt: skip
         return 0
     finally:
         database.dispose()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    from persistence.db import Database, upgrade_database
+    from persistence.settings import Settings
+
+    settings = Settings()
+    deadline = time.monotonic() + args.wait
+    database = Database.from_settings(settings)
+    try:
+        while True:
+            try:
+                database.ping()
+                break
+            except OperationalError as exc:
+                if time.monotonic() >= deadline:
+                    print(f"srnet migrate: the database does not answer: {exc}", file=sys.stderr)
+                    return 4
+                time.sleep(1.0)
+    finally:
+        database.dispose()
+    upgrade_database(settings.database_url)
+    print("database schema is up to date")
+    return 0
 
 
 def cmd_keys(args: argparse.Namespace) -> int:

@@ -72,12 +72,22 @@ class Reconciler:
             log.info("reconciler: %s", report)
         return report
 
-    def run_forever(self, stop: threading.Event, interval_s: float) -> None:
+    def run_forever(
+        self,
+        stop: threading.Event,
+        interval_s: float,
+        after_pass: Callable[[], object] | None = None,
+    ) -> None:
+        """Pass after pass until `stop` is set; `after_pass` runs after each successful one
+        (`srnet reconcile --alive-file` touches a file a health check reads)."""
         while not stop.is_set():
             try:
                 self.run_once()
             except Exception:  # a database or broker hiccup: try again next pass
                 log.exception("reconciler pass failed")
+            else:
+                if after_pass is not None:
+                    after_pass()
             stop.wait(interval_s)
 
     # --- 1. dead workers ----------------------------------------------------------------------

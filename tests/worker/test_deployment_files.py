@@ -1,0 +1,124 @@
+"""Dockerfile and docker-compose.yml, checked without a Docker engine: the services the design
+asks for, health checks, migrations first, Redis without persistence, a GPU reservation, the
+commands the image really has, an environment the service's settings accept in production,
+and the torch pin of the image equal to the project's."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from persistence.settings import Settings
+from srnet.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+SRNET_SERVICES = ("migrate", "api", "worker", "worker-cpu", "reconciler")
+SRNET_COMMANDS = ("migrate", "worker", "worker-cpu", "reconciler")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> str:
+    return (ROOT / "Dockerfile").read_text()
+
+
+def substituted(value: str) -> str:
+    """${VAR:?msg} / ${VAR:-default} as compose would fill them for a real deployment."""
+    secrets = {"POSTGRES_PASSWORD": "pg-secret", "SRNET_BOOTSTRAP_API_KEY": "k" * 43}
+
+    def fill(match: re.Match[str]) -> str:
+        name, op, rest = match.group(1), match.group(2), match.group(3)
+        return secrets.get(name, rest if op == ":-" else "x")
+
+    return re.sub(r"\$\{(\w+)(:[-?])?([^}]*)\}", fill, value)
+
+
+def test_the_services_of_the_design_are_there(compose):
+    services = compose["services"]
+    assert {"postgres", "redis", *SRNET_SERVICES} <= set(services)
+    for name, service in services.items():
+        check = service.get("healthcheck", {})
+        assert check.get("test") or (name == "migrate" and check.get("disable")), name
+    redis = services["redis"]["command"]
+    assert redis[redis.index("--save") + 1] == "" and "--appendonly" in redis
+    assert redis[redis.index("--appendonly") + 1] == "no"
+
+
+def test_migrations_run_before_the_service_starts(compose):
+    services = compose["services"]
+    assert services["migrate"]["command"][:2] == ["srnet", "migrate"]
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("api", "worker", "worker-cpu", "reconciler"):
+        depends = services[name]["depends_on"]
+        assert depends["migrate"]["condition"] == "service_completed_successfully", name
+
+
+def test_the_worker_reserves_a_gpu_and_has_time_to_checkpoint(compose):
+    worker = compose["services"]["worker"]
+    (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert worker["command"][worker["command"].index("--queues") + 1] == "gpu"
+    assert worker["stop_grace_period"]
+    assert compose["services"]["worker-cpu"]["profiles"] == ["cpu"]
+
+
+def test_srnet_commands_exist_and_parse(compose):
+    parser = build_parser()
+    for name in SRNET_COMMANDS:
+        command = compose["services"][name]["command"]
+        assert command[0] == "srnet", name
+        parser.parse_args(command[1:])  # exits (fails the test) on an unknown option
+    api = compose["services"]["api"]["command"]
+    factory = api[api.index("--factory") + 1]
+    assert factory == "api.main:create_app"
+
+
+def test_the_environment_is_one_the_settings_accept_in_production(compose, monkeypatch):
+    env = {k: substituted(str(v)) for k, v in compose["x-srnet-environment"].items()}
+    for name in SRNET_SERVICES:
+        assert compose["services"][name]["environment"] == compose["x-srnet-environment"]
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings(_env_file=None)  # production refuses unsafe values
+    assert settings.environment == "production"
+    assert settings.database_url.startswith("postgresql+psycopg://srnet:pg-secret@postgres")
+    assert settings.broker_is_redis and settings.data_roots == ["/data"]
+    # Artifacts and work folders live on the volume every service mounts.
+    for name in ("api", "worker", "reconciler"):
+        assert "srnet-data:/var/lib/srnet" in compose["services"][name]["volumes"]
+    assert env["ARTIFACT_STORE"].startswith("file:///var/lib/srnet/")
+    assert env["WORK_DIR"].startswith("/var/lib/srnet/")
+    assert int(env["BROKER_VISIBILITY_TIMEOUT_S"]) >= 24 * 3600
+
+
+def test_the_image_pins_the_project_s_torch_from_the_variant_index(dockerfile):
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    (pin,) = [d for d in pyproject["project"]["dependencies"] if d.startswith("torch==")]
+    assert f"ARG TORCH_VERSION={pin.removeprefix('torch==')}" in dockerfile
+    assert "ARG TORCH_VARIANT=cpu" in dockerfile
+    order = [dockerfile.index(step) for step in (
+        "download.pytorch.org/whl/${TORCH_VARIANT}", "pip install -r", "pip install --no-deps ."
+    )]  # fmt: skip
+    assert order == sorted(order)  # torch first: the pin is met before pip looks at PyPI
+
+
+def test_the_image_runs_as_a_user_with_its_packages_and_a_health_check(dockerfile):
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert re.search(r"^HEALTHCHECK .*\n?.*CMD curl -fsS http://127.0.0.1:8000/healthz",
+                     dockerfile, re.M)  # fmt: skip
+    assert 'ENTRYPOINT ["tini", "--"]' in dockerfile
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]:
+        package = pattern.rstrip("*")
+        assert f"COPY {package} ./{package}" in dockerfile, package
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and "var" in ignored
