@@ -36,6 +36,18 @@ _SPARSITY = re.compile(r"\bsparsity (\d*\.?\d+)")
 _LOSS = re.compile(r"\bloss (\w+)")
 
 
+def json_safe(value: Any) -> Any:
+    """`value` with NaN and infinities as None: PostgreSQL's JSONB refuses them (an F1 with no
+    positive prediction, a mean over nothing), and one refused row must not fail a job."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def round_sparsity(value: float) -> float:
     return round(float(value), 6)
 
@@ -207,7 +219,7 @@ class JobReporter(Callbacks):
                 self.job_id,
                 stage=stage,
                 step=step,
-                payload=payload,
+                payload=json_safe(payload),
                 seed=seed,
                 sparsity=sparsity,
                 selected=selected,

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from persistence.artifacts import ArtifactStore, StoredObject, artifact_key
 from persistence.models import ArtifactKind
 from persistence.repositories import ArtifactRepository, MetricRepository
-from worker.reporting import DENSE_SPARSITY, MetricKey, key_of, metric_key
+from worker.reporting import DENSE_SPARSITY, MetricKey, json_safe, key_of, metric_key
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +184,8 @@ def report_curves(report: dict[str, Any]) -> list[ReportCurve]:
 
 def history_payload(entry: dict[str, Any]) -> dict[str, Any]:
     """The payload `on_metrics` gets for an evaluation, rebuilt from a history entry."""
-    return {**entry.get("metrics", {}), **(entry.get("info") or {}),
-            "train_loss": entry.get("train_loss")}  # fmt: skip
+    return json_safe({**entry.get("metrics", {}), **(entry.get("info") or {}),
+                      "train_loss": entry.get("train_loss")})  # fmt: skip
 
 
 def record_selected_points(session: Session, job_id: uuid.UUID, report: dict[str, Any]) -> int:

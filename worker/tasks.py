@@ -46,7 +46,7 @@ from persistence.settings import Settings
 from worker.celery_app import RUN_JOB_TASK, CeleryJobSender, JobSender, shutdown_requested
 from worker.config import WorkerSettings
 from worker.lease import JobLease
-from worker.reporting import JobReporter, key_of
+from worker.reporting import JobReporter, json_safe, key_of
 from worker.results import record_selected_points, upload_results
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,6 @@ def input_errors() -> tuple[type[BaseException], ...]:
     from srcore.data.errors import DataFormatError
     from srcore.models import ModelNotFoundError
     from srcore.tasks import TaskConfigError
-    from srcore.training.trainer import ResumeMismatchError
 
     return (
         DataFormatError,
@@ -80,7 +79,6 @@ def input_errors() -> tuple[type[BaseException], ...]:
         ModelNotFoundError,
         TaskConfigError,
         ValidationError,  # a stored spec this worker's srcore does not accept
-        ResumeMismatchError,
         FloatingPointError,  # the loss diverged: deterministic, it would diverge again
     )
 
@@ -176,6 +174,7 @@ class JobRun:
         from srcore.callbacks import Cancelled
         from srcore.pipeline import run_search
         from srcore.spec import JobSpec
+        from srcore.training.trainer import ResumeMismatchError
 
         permanent = input_errors()
         try:
@@ -196,6 +195,11 @@ class JobRun:
             report = json.loads(result.metrics_path.read_text())
         except Cancelled:
             return self._stopped()
+        except ResumeMismatchError as exc:
+            # Checkpoints an older srcore wrote with other settings: the next attempt starts
+            # this job over instead of failing it.
+            shutil.rmtree(self.out_dir / "work", ignore_errors=True)
+            return self._error(exc)
         except permanent as exc:
             if self.lease.should_stop():
                 return self._stopped()
@@ -236,7 +240,9 @@ class JobRun:
                     worker_id=self.worker_id,
                     expected=[JobStatus.running],
                     message=f"succeeded: {len(uploaded.artifacts)} artifacts stored",
-                    data={"artifacts": len(uploaded.artifacts), "summary": report.get("summary")},
+                    data=json_safe(
+                        {"artifacts": len(uploaded.artifacts), "summary": report.get("summary")}
+                    ),
                 )
                 session.commit()
         except InvalidTransition as exc:

@@ -159,3 +159,16 @@ def test_selected_points_come_from_metrics_json_and_fill_missing_curves(database
     table = sorted((m.stage, m.sparsity, m.step, m.selected) for m in rows)
     assert table == [("dense", 0.0, 3, False), ("dense", 0.0, 6, True),
                      ("search", 0.5, 2, False), ("search", 0.5, 4, True)]  # fmt: skip
+
+
+def test_non_finite_numbers_are_stored_as_null(database, tmp_path):
+    """PostgreSQL's JSONB refuses NaN; an F1 over no positive prediction is NaN."""
+    job_id, worker_id = claimed_job(database, tmp_path)
+    reporter = reporter_for(database, job_id, worker_id, tmp_path, lambda: 0.0)
+    reporter.on_stage("search", "seed 1: mask_training, finetuned")
+    reporter.on_metrics("search", 2, {"sparsity": 0.5, "dev": {"f1": float("nan")},
+                                      "train_loss": float("inf"), "selection": 0.5})  # fmt: skip
+    with database.session() as session:
+        (row,) = MetricRepository(session).list(job_id)
+    assert row.payload["dev"] == {"f1": None} and row.payload["train_loss"] is None
+    assert row.payload["selection"] == 0.5

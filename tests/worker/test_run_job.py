@@ -405,3 +405,22 @@ def test_a_sender_that_fails_leaves_the_retry_to_the_reconciler(
     assert job.status == JobStatus.queued
     # enqueued_at is still the API's (None here): the reconciler sends jobs never sent.
     assert job.enqueued_at is None
+
+
+def test_checkpoints_from_other_settings_are_dropped_and_the_job_retried(
+    worker_context, sender, monkeypatch, tmp_path
+):
+    from srcore.training.trainer import ResumeMismatchError
+
+    ctx = worker_context
+    job_id = create_job(ctx.database, tiny_job_spec(tmp_path / "unused"))
+
+    def mismatched(spec, out_dir, *args, **kwargs):
+        (out_dir / "work" / "seed-1").mkdir(parents=True)
+        raise ResumeMismatchError("cannot resume: settings changed {'lr': (0.1, 0.01)}")
+
+    monkeypatch.setattr(srcore.pipeline, "run_search", mismatched)
+    assert execute_job(job_id, ctx) is Outcome.retrying
+    assert not (ctx.worker_settings.job_dir(job_id) / "work").exists()
+    assert sender.sent == [(job_id, "gpu")]
+    assert job_state(ctx, job_id)[0].error.startswith("ResumeMismatchError: cannot resume")

@@ -119,3 +119,49 @@ def test_the_service_processes_start_without_torch(tmp_path):
                             text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "var").exists()  # importing creates no folder
+
+
+def test_migrate_brings_a_new_database_up_to_date(monkeypatch, tmp_path, capsys):
+    from sqlalchemy import inspect
+
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'fresh' / 'srnet.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert main(["migrate", "--wait", "5"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    database = Database(url)
+    try:
+        assert {"jobs", "job_events", "metrics", "artifacts"} <= set(
+            inspect(database.engine).get_table_names()
+        )
+    finally:
+        database.dispose()
+
+
+def test_migrate_gives_up_on_a_database_that_does_not_answer(monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert main(["migrate", "--wait", "0"]) == 4
+    assert "does not answer" in capsys.readouterr().err
+
+
+def test_the_reconciler_marks_each_pass_for_its_health_check(tmp_path, sqlite_url):
+    import threading
+
+    from tests.worker.conftest import RecordingSender
+    from worker.reconciler import Reconciler
+
+    database = Database(sqlite_url)
+    alive = tmp_path / "alive"
+    stop = threading.Event()
+    reconciler = Reconciler(database, RecordingSender(), stale_after_s=300, resend_after_s=120)
+
+    def after_pass() -> None:
+        alive.touch()
+        stop.set()
+
+    try:
+        reconciler.run_forever(stop, 0.01, after_pass=after_pass)
+    finally:
+        database.dispose()
+    assert alive.exists()
