@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from srcore.files import atomic_write_bytes
+
 _PARAMETRIZATIONS = ".parametrizations."
 
 
@@ -102,20 +104,6 @@ def export_checkpoint(
     return out_dir
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def library_versions() -> dict[str, str]:
     """Versions recorded in metrics.json so a result can be traced to its software."""
     import platform
@@ -141,7 +129,7 @@ def write_report(
     """metrics.json (atomic). `metrics` must be JSON-serialisable; NaN is refused."""
     path = Path(out_dir) / name
     text = json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False)
-    _atomic_write_bytes(path, (text + "\n").encode())
+    atomic_write_bytes(path, (text + "\n").encode())
     return path
 
 
@@ -194,5 +182,5 @@ def plot_report(
     path = Path(out_path)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    _atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue())
     return path

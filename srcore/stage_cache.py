@@ -8,16 +8,16 @@ training the same dense model twice.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from srcore.files import exclusive_lock
 
 # Bump when a stage's computation changes so old cache entries are not reused.
 STAGE_CODE_VERSION = "1"
@@ -43,15 +43,8 @@ class StageCache:
         path = self.entry(key)
         return path if (path / ".complete").exists() else None
 
-    @contextlib.contextmanager
-    def _lock(self, key: str) -> Iterator[None]:
-        lock_path = self.root / f".{key}.lock"
-        with open(lock_path, "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _lock(self, key: str):
+        return exclusive_lock(self.root / f".{key}.lock")
 
     def get_or_build(self, key: str, build: Callable[[Path], None]) -> tuple[Path, bool]:
         """Return (entry dir, hit). `build(tmp_dir)` fills a temporary dir that is then

@@ -10,14 +10,10 @@ miss, never a wrong answer. A per-key file lock makes concurrent workers fit a m
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import io
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +21,7 @@ import numpy as np
 
 from srcore.bias.result import BiasResult
 from srcore.data.examples import Split
+from srcore.files import atomic_write_bytes, exclusive_lock
 
 # Bump when a bias model or file reader changes its output, so old entries are not reused.
 BIAS_CODE_VERSION = "bias-1"
@@ -68,20 +65,6 @@ def cache_key(key_parts: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 class BiasCache:
     """Bias results stored under `root`, keyed by content."""
 
@@ -92,14 +75,8 @@ class BiasCache:
     def _paths(self, key: str) -> tuple[Path, Path]:
         return self.root / f"{key}.npy", self.root / f"{key}.json"
 
-    @contextlib.contextmanager
-    def _lock(self, key: str) -> Iterator[None]:
-        with open(self.root / f".{key}.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _lock(self, key: str):
+        return exclusive_lock(self.root / f".{key}.lock")
 
     def load(self, key: str) -> BiasResult | None:
         """The stored result, or None when absent, torn or not matching its record."""
@@ -126,8 +103,8 @@ class BiasCache:
             "npy_sha256": hashlib.sha256(raw).hexdigest(),
             "report": result.report,
         }
-        _write_atomic(npy_path, raw)
-        _write_atomic(json_path, json.dumps(meta, indent=1, sort_keys=True).encode("utf-8"))
+        atomic_write_bytes(npy_path, raw)
+        atomic_write_bytes(json_path, json.dumps(meta, indent=1, sort_keys=True).encode("utf-8"))
 
     def get_or_compute(
         self, key_parts: dict[str, Any], compute: Callable[[], BiasResult]

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from srcore.files import atomic_write_bytes
+
 LATEST = "latest"
 
 
@@ -53,15 +55,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -118,7 +111,7 @@ def save_checkpoint(
     if final.exists():  # the same step written again (e.g. resumed and stopped at once)
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _atomic_write_text(root / LATEST, name)
+    atomic_write_bytes(root / LATEST, name.encode())
     _fsync_dir(root)
     _remove_stale(root, keep=name, keep_best=best_name)
     return final
