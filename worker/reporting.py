@@ -63,9 +63,10 @@ def key_of(metric: Metric) -> MetricKey:
 class CurveTracker:
     """Which curve (stage, seed, target sparsity) an evaluation belongs to.
 
-    srcore's `on_metrics` gives the stage and step; the seed and the target come from the
-    latest stage/progress detail, and from the `sparsity` the pruning hooks report with every
-    evaluation (exactly the target, except on a gradual schedule's ramp).
+    srcore's `on_metrics` carries `tags` naming the curve (seed, target sparsity, dense loss).
+    Without them (an older srcore) the seed and the target come from the latest stage/progress
+    detail, and from the `sparsity` the pruning hooks report with every evaluation (exactly the
+    target, except on a gradual schedule's ramp).
     """
 
     def __init__(self, spec: JobSpec):
@@ -98,6 +99,9 @@ class CurveTracker:
         return stage
 
     def key(self, stage: str, step: int, metrics: dict[str, Any]) -> MetricKey:
+        tags = metrics.get("tags")
+        if isinstance(tags, dict) and "seed" in tags:
+            return self._key_from_tags(stage, step, tags)
         name = self.stage_name(stage)
         if name in ("dense", "teacher"):
             return metric_key(name, self.seed, DENSE_SPARSITY, step)
@@ -114,6 +118,17 @@ class CurveTracker:
         else:
             sparsity = self.sparsity
         return metric_key(name, self.seed, sparsity, step)
+
+    def _key_from_tags(self, stage: str, step: int, tags: dict[str, Any]) -> MetricKey:
+        """srcore names the curve itself (TrainerConfig.tags): seed, target, dense loss."""
+        self.seed = int(tags["seed"])
+        if "loss" in tags:
+            self.dense_loss = str(tags["loss"])
+        name = self.stage_name(stage)
+        if name in ("dense", "teacher"):
+            return metric_key(name, self.seed, DENSE_SPARSITY, step)
+        target = tags.get("target_sparsity")
+        return metric_key(name, self.seed, None if target is None else float(target), step)
 
 
 class JobReporter(Callbacks):

@@ -120,6 +120,7 @@ def mask_training(ctx: SearchContext, start: Callable[[], nn.Module]) -> Iterato
             # scenario 3 trains nothing but the mask: select over the whole run
             select_last_fraction=1.0 if frozen else None,
             detail=ctx.detail(target),
+            tags={"target_sparsity": target},
         )
         total = _total_steps(config, ctx)
         if p.schedule == "gradual":
@@ -187,6 +188,8 @@ def imp(ctx: SearchContext, start: Callable[[], nn.Module], rewind: bool) -> Ite
             max_steps=None,
             checkpoint_dir=round_dir / "ckpt",
             detail=f"{ctx.detail(rnd.sparsity)} (IMP round {rnd.index})",
+            # the data order changes per round, the curve is the job seed's
+            tags={"seed": ctx.seed, "target_sparsity": rnd.sparsity, "imp_round": rnd.index},
         )
         result = run_trainer(ctx, model, config, spec.debias.loss, hooks=hooks)
         hooks.close()
@@ -232,7 +235,8 @@ def one_shot_magnitude(ctx: SearchContext, start: Callable[[], nn.Module]) -> It
         apply_masks(model, masks)
         model.eval()
         metrics = evaluate_fn(ctx.spec, ctx.data)(model)
-        ctx.callbacks.on_metrics("search", 0, {**metrics, "sparsity": target})
+        tags = {"seed": ctx.seed, "target_sparsity": target}
+        ctx.callbacks.on_metrics("search", 0, {**metrics, "sparsity": target, "tags": tags})
         history = [
             {"step": 0, "metrics": metrics, "train_loss": None, "info": {"sparsity": target}}
         ]
@@ -259,6 +263,7 @@ def retrain(ctx: SearchContext, found: Found) -> Found:
         max_steps=spec.dense.max_steps,
         checkpoint_dir=ctx.work / f"retrain-{_tag(found.sparsity)}",
         detail=ctx.detail(found.sparsity),
+        tags={"target_sparsity": found.sparsity},
     )
     result = run_trainer(ctx, model, config, spec.retrain_loss, hooks=hooks)
     hooks.close()

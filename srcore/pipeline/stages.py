@@ -69,6 +69,7 @@ def trainer_config(
     checkpoint_dir: Path | None,
     select_last_fraction: float | None = None,
     detail: str | None = None,
+    tags: dict[str, Any] | None = None,
 ) -> TrainerConfig:
     t = spec.training
     return TrainerConfig(
@@ -86,6 +87,7 @@ def trainer_config(
         checkpoint_every=t.eval_every,
         stage=stage,
         detail=detail,
+        tags={"seed": seed, **(tags or {})},
     )
 
 
@@ -165,6 +167,7 @@ def dense_stage(
             max_steps=d.max_steps,
             checkpoint_dir=work,
             detail=f"seed {seed}",
+            tags={"loss": loss},
         )
         config.stop_at_step = d.stop_at_step
         train = with_loss_extras(data, bias if loss != "none" else None, None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,9 @@ class TrainerConfig:
     pad_to_multiple_of: int | None = None  # None: 8 on CUDA (tensor cores), none on CPU
     stage: str = "train"  # the name callbacks see
     detail: str | None = None  # e.g. "seed 1, sparsity 0.5"
+    # Which curve the evaluations belong to, sent with every `on_metrics` as "tags"
+    # (e.g. {"seed": 1, "target_sparsity": 0.5}): receivers need not parse `detail`.
+    tags: dict[str, Any] = field(default_factory=dict)
 
 
 class TrainerHooks:
@@ -360,7 +363,9 @@ class Trainer:
         entry = {"step": self.step, "metrics": metrics, "train_loss": train_loss, "info": info}
         self.history.append(entry)
         self.callbacks.on_metrics(
-            self.config.stage, self.step, {**metrics, **info, "train_loss": train_loss}
+            self.config.stage,
+            self.step,
+            {**metrics, **info, "train_loss": train_loss, "tags": dict(self.config.tags)},
         )
         selectable = self.is_candidate(self.step) and info.get("selectable", True)
         # The final evaluation is a candidate whenever nothing else is: a run never ends

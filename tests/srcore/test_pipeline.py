@@ -242,3 +242,29 @@ def test_ood_upper_bound_mixes_ood_training_rows(tiny_model):
     contradiction = data.labels.index("contradiction")
     assert {e.label for e in extra} <= {contradiction, data.labels.index("entailment")}
     assert any(e.label == contradiction for e in extra)
+
+
+class RecordMetrics(Callbacks):
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, dict]] = []
+
+    def on_metrics(self, stage, step, metrics) -> None:
+        self.seen.append((stage, step, metrics["tags"]))
+
+
+def test_every_evaluation_names_its_curve(tiny_model, tmp_path):
+    """Receivers (the worker) file evaluations by these tags, not by parsing progress text."""
+    spec = make_spec(
+        tiny_model,
+        pruning={"method": "imp", "sparsities": [0.2]},
+        training={"imp_round_epochs": 0.25, "max_steps": None, "seeds": [7]},
+    )
+    record = RecordMetrics()
+    with torch_threads(1):
+        run_search(spec, tmp_path / "out", record, cache_dir=tmp_path / "cache")
+    dense = [tags for stage, _, tags in record.seen if stage == "dense"]
+    search = [tags for stage, _, tags in record.seen if stage == "search"]
+    assert dense and all(t == {"seed": 7, "loss": "none"} for t in dense)
+    assert {t["imp_round"] for t in search} == {1, 2}
+    assert all(t["seed"] == 7 for t in search)  # the job's seed, not the round's data seed
+    assert {t["target_sparsity"] for t in search} == {0.1, 0.2}
