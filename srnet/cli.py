@@ -50,7 +50,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from srcore.callbacks import Cancelled
     from srcore.data.errors import DataFormatError
     from srcore.models import ModelNotFoundError
-    from srcore.pipeline import run_search
+    from srcore.pipeline import clean_work, run_search
     from srnet.progress import TerminalProgress
 
     progress = TerminalProgress()
@@ -65,6 +65,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         progress.close()
         return _fail("interrupted; run the same command again to resume", EXIT_CANCELLED)
     progress.close()
+    if not args.keep_work:
+        clean_work(Path(args.out))
     print(f"metrics: {result.metrics_path}")
     print(f"plot:    {result.plot_path}")
     for path in result.checkpoints:
@@ -81,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("spec", help="job spec JSON file")
     search.add_argument("--out", required=True, help="output directory (resumes if it exists)")
     search.add_argument("--cache", help="stage cache shared between jobs (default: OUT/work)")
+    search.add_argument(
+        "--keep-work",
+        action="store_true",
+        help="keep OUT/work's trainer checkpoints after success (the stage cache is always kept)",
+    )
     search.set_defaults(func=cmd_search)
 
     _add_service_commands(sub)

@@ -303,5 +303,15 @@ def summarise(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def clean_work(out_dir: Path) -> None:
-    """Drop resumable state once a job's artifacts are stored."""
-    shutil.rmtree(Path(out_dir) / "work", ignore_errors=True)
+    """Drop the resumable training state of a finished job (trainer checkpoints can weigh
+    more than the artifacts); the stage cache under OUT/work/cache stays for reuse."""
+    work = Path(out_dir) / "work"
+    if not work.exists():
+        return
+    for entry in work.iterdir():
+        if entry.name == "cache":
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink()

@@ -6,7 +6,6 @@ model state to export, and the evaluation curve with its selected point.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -277,18 +276,4 @@ def retrain(ctx: SearchContext, found: Found) -> Found:
         result.best_step,
         result.best_metrics,
         "retrain",
-    )
-
-
-def found_summary(found: Found) -> dict[str, Any]:
-    return json.loads(
-        json.dumps(
-            {
-                "sparsity": found.sparsity,
-                "stage": found.stage,
-                "selected_step": found.selected_step,
-                "selected": found.selected,
-            },
-            default=str,
-        )
     )

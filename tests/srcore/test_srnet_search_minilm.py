@@ -39,6 +39,8 @@ def test_srnet_search_cli_on_minilm(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[search]" in proc.stderr and "eval search step 16" in proc.stderr
 
+    # trainer checkpoints are dropped after success; the stage cache stays for reuse
+    assert sorted(p.name for p in (out / "work").iterdir()) == ["cache"]
     report = json.loads((out / "metrics.json").read_text())
     (unit,) = report["results"]
     assert unit["sparsity"] == 0.5 and unit["selected_step"] == 16
