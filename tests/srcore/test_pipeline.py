@@ -268,3 +268,39 @@ def test_every_evaluation_names_its_curve(tiny_model, tmp_path):
     assert {t["imp_round"] for t in search} == {1, 2}
     assert all(t["seed"] == 7 for t in search)  # the job's seed, not the round's data seed
     assert {t["target_sparsity"] for t in search} == {0.1, 0.2}
+
+
+def test_several_seeds_are_summarised_with_mean_and_spread(tiny_model, tmp_path):
+    spec = make_spec(
+        tiny_model,
+        pruning={"method": "magnitude", "sparsities": [0.3]},
+        training={"seeds": [1, 2]},
+    )
+    with torch_threads(1):
+        result = run_search(spec, tmp_path / "out", cache_dir=tmp_path / "cache")
+    report = json.loads(result.metrics_path.read_text())
+    assert [u["seed"] for u in report["results"]] == [1, 2]
+    assert len(report["dense"]) == 2 and len(result.checkpoints) == 2
+    (row,) = report["summary"]
+    dev = [u["metrics"]["dev"]["accuracy"] for u in report["results"]]
+    assert row["seeds"] == [1, 2] and row["sets"]["dev"]["accuracy"]["n"] == 2
+    assert row["sets"]["dev"]["accuracy"]["mean"] == pytest.approx(sum(dev) / 2)
+    assert row["sets"]["dev"]["accuracy"]["std"] == pytest.approx(abs(dev[0] - dev[1]) / 2)
+
+
+def test_lottery_ticket_imp_with_rewind_then_retrain(tiny_model, tmp_path):
+    spec = make_spec(
+        tiny_model,
+        pruning={"method": "imp", "scenario": "pretrained_retrain", "rewind": True,
+                 "sparsities": [0.2]},
+        training={"imp_round_epochs": 0.25, "max_steps": None},
+    )  # fmt: skip
+    with torch_threads(1):
+        result = run_search(spec, tmp_path / "out", cache_dir=tmp_path / "cache")
+    report = json.loads(result.metrics_path.read_text())
+    assert report["dense"] == []  # the mask comes from the pre-trained model, not a fine-tune
+    (unit,) = report["results"]
+    assert unit["stage"] == "retrain" and unit["search_history"]
+    model = AutoModelForSequenceClassification.from_pretrained(result.checkpoints[0])
+    names = prunable_weights(model, include_classifier=False)
+    assert zero_fraction(model, names) == pytest.approx(0.2, abs=2e-3)
