@@ -41,16 +41,23 @@ class StrictModel(BaseModel):
 class ColumnMap(StrictModel):
     """Which columns of a custom file hold the pair, the label and the example id."""
 
-    text_a: ShortStr = "text_a"
-    text_b: ShortStr = "text_b"
-    label: ShortStr = "label"
-    id: ShortStr | None = None
+    text_a: ShortStr = Field(default="text_a", description="Column of the first text (premise).")
+    text_b: ShortStr = Field(
+        default="text_b",
+        description="Column of the second text (absent from the file: single-sentence).",
+    )
+    label: ShortStr = Field(default="label", description="Column of the gold label.")
+    id: ShortStr | None = Field(
+        default=None, description="Column of the example id; None: the line number."
+    )
 
 
 class SourceSpec(StrictModel):
     """Where one split comes from: a local file in a known format, or a `datasets` hub id."""
 
-    format: FormatName
+    format: FormatName = Field(
+        description="File format (custom: CSV / TSV / JSONL with a column mapping)."
+    )
     path: PathStr | None = Field(
         default=None,
         description="Local file. `sample:<relative path>` names a file bundled with srnet.",
@@ -73,14 +80,20 @@ class SourceSpec(StrictModel):
 
 
 class EvalSourceSpec(SourceSpec):
-    metric: MetricName = "accuracy"
+    metric: MetricName = Field(
+        default="accuracy", description="How the set is scored (accuracy, f1, hans, paws, ...)."
+    )
 
 
 class OODTrainingSpec(StrictModel):
     """The paper's OOD upper bound: OOD training data mixed into the training set."""
 
-    sources: list[SourceSpec] = Field(default_factory=list, max_length=8)
-    duplication: Annotated[int, Field(ge=1, le=100)] = 1
+    sources: list[SourceSpec] = Field(
+        default_factory=list, max_length=8, description="OOD training sets to mix in."
+    )
+    duplication: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=1, description="Copies of each OOD training example added to the training set."
+    )
     label_map: dict[ShortStr, ShortStr] | None = Field(
         default=None,
         max_length=64,
@@ -89,17 +102,33 @@ class OODTrainingSpec(StrictModel):
 
 
 class DataSpec(StrictModel):
-    train: SourceSpec | None = Field(default=None, description="None: the task's default.")
-    dev: SourceSpec | None = Field(default=None, description="ID dev set used for selection.")
+    train: SourceSpec | None = Field(
+        default=None,
+        description="JSON source object (format, path or hub); null: the task's bundled sample.",
+    )
+    dev: SourceSpec | None = Field(
+        default=None,
+        description="JSON source object of the ID dev set (used for selection); "
+        "null: the task's default.",
+    )
     labels: list[ShortStr] | None = Field(
         default=None, min_length=2, max_length=64, description="Label order (custom tasks)."
     )
     ood: dict[ShortStr, EvalSourceSpec] | None = Field(
-        default=None, max_length=16, description="Extra or replacement OOD sets by name."
+        default=None,
+        max_length=16,
+        description='JSON {"name": {format, path, metric}}: extra or replacement OOD sets.',
     )
-    max_train_examples: Annotated[int, Field(ge=8)] | None = None
-    max_eval_examples: Annotated[int, Field(ge=8)] | None = None
-    ood_training: OODTrainingSpec | None = None
+    max_train_examples: Annotated[int, Field(ge=8)] | None = Field(
+        default=None, description="Use at most this many training examples (quick runs)."
+    )
+    max_eval_examples: Annotated[int, Field(ge=8)] | None = Field(
+        default=None, description="Evaluate on at most this many examples per set (quick runs)."
+    )
+    ood_training: OODTrainingSpec | None = Field(
+        default=None,
+        description="JSON: OOD training data mixed in (the paper's OOD upper bound).",
+    )
 
 
 class BiasSpec(StrictModel):
@@ -124,7 +153,9 @@ class TeacherSpec(StrictModel):
     source: Literal["dense", "file", "none"] = Field(
         default="dense", description="dense: the pipeline's CE fine-tuned model is the teacher."
     )
-    path: PathStr | None = None
+    path: PathStr | None = Field(
+        default=None, description="File of teacher probabilities (teacher source file)."
+    )
 
     @model_validator(mode="after")
     def _path_for_file(self) -> TeacherSpec:
@@ -134,27 +165,51 @@ class TeacherSpec(StrictModel):
 
 
 class DebiasSpec(StrictModel):
-    loss: LossName = "none"
-    bias: BiasSpec = BiasSpec()
-    teacher: TeacherSpec = TeacherSpec()
+    loss: LossName = Field(
+        default="none",
+        description="none (cross-entropy), poe (product of experts), reweight, conf_reg.",
+    )
+    bias: BiasSpec = Field(
+        default=BiasSpec(), description="The bias model read by poe, reweight and conf_reg."
+    )
+    teacher: TeacherSpec = Field(default=TeacherSpec(), description="The teacher of conf_reg.")
 
 
 class PruningSpec(StrictModel):
-    method: MethodName = "mask_training"
-    scenario: ScenarioName = "finetuned"
-    sparsities: list[Annotated[float, Field(gt=0.0, lt=1.0)]] = Field(
-        default_factory=lambda: [0.5], min_length=1, max_length=9
+    method: MethodName = Field(
+        default="mask_training",
+        description="mask_training (learned scores), imp (iterative magnitude), magnitude.",
     )
-    schedule: Literal["constant", "gradual"] = "constant"
+    scenario: ScenarioName = Field(
+        default="finetuned",
+        description="1 finetuned, 2 pretrained_retrain, 3 pretrained_frozen (no weight trained).",
+    )
+    sparsities: list[Annotated[float, Field(gt=0.0, lt=1.0)]] = Field(
+        default_factory=lambda: [0.5],
+        min_length=1,
+        max_length=9,
+        description="Target fractions of pruned weights per matrix, e.g. 0.5, 0.7, 0.9.",
+    )
+    schedule: Literal["constant", "gradual"] = Field(
+        default="constant",
+        description="constant, or gradual (cubic, from initial_sparsity; mask_training).",
+    )
     initial_sparsity: Annotated[float, Field(ge=0.0, lt=1.0)] | None = Field(
         default=None, description="Start of the cubic schedule (gradual only)."
     )
     init: Literal["hard", "soft"] | None = Field(
         default=None, description="Score init: hard magnitude (0 / 2τ) or soft (|W|)."
     )
-    threshold: Annotated[float, Field(gt=0.0, le=1.0)] = 0.01
-    mask_classifier: bool = True
-    imp_rate: Annotated[float, Field(gt=0.0, le=0.5)] = 0.1
+    threshold: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        default=0.01,
+        description="τ of mask training: a weight is kept where its score exceeds it.",
+    )
+    mask_classifier: bool = Field(
+        default=True, description="Mask training also prunes the classifier weight."
+    )
+    imp_rate: Annotated[float, Field(gt=0.0, le=0.5)] = Field(
+        default=0.1, description="IMP: fraction of the original weights pruned per round."
+    )
     rewind: bool = Field(default=False, description="IMP: rewind BERT weights to pre-trained.")
     retrain_loss: LossName | None = Field(
         default=None, description="Loss of the scenario-2 retrain; None: the job's loss."
@@ -208,16 +263,30 @@ class PruningSpec(StrictModel):
 class TrainingSpec(StrictModel):
     """The search stage's training (mask scores, IMP survivors, or the scenario-2 retrain)."""
 
-    epochs: Annotated[float, Field(gt=0, le=100)] = 5.0
+    epochs: Annotated[float, Field(gt=0, le=100)] = Field(
+        default=5.0, description="Epochs of the search training (paper: 5 for mask training)."
+    )
     max_steps: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="Stop after this many steps (overrides epochs)."
     )
-    batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
-    learning_rate: Annotated[float, Field(gt=0, le=1.0)] = 5e-5
-    weight_decay: Annotated[float, Field(ge=0, le=1.0)] = 0.0
-    warmup_ratio: Annotated[float, Field(ge=0, lt=1.0)] = 0.06
-    grad_clip: Annotated[float, Field(gt=0)] | None = 1.0
-    max_length: Annotated[int, Field(ge=8, le=512)] = 128
+    batch_size: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=32, description="Examples per step."
+    )
+    learning_rate: Annotated[float, Field(gt=0, le=1.0)] = Field(
+        default=5e-5, description="Peak learning rate (AdamW, linear warm-up and decay)."
+    )
+    weight_decay: Annotated[float, Field(ge=0, le=1.0)] = Field(
+        default=0.0, description="AdamW weight decay."
+    )
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1.0)] = Field(
+        default=0.06, description="Fraction of the steps spent warming the learning rate up."
+    )
+    grad_clip: Annotated[float, Field(gt=0)] | None = Field(
+        default=1.0, description="Clip the gradient norm to this; null: no clipping."
+    )
+    max_length: Annotated[int, Field(ge=8, le=512)] = Field(
+        default=128, description="Tokens per example pair (longer pairs are truncated)."
+    )
     eval_every: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="Steps between evaluations; None: 10 evaluations per stage."
     )
@@ -228,7 +297,10 @@ class TrainingSpec(StrictModel):
         default=1.0, description="IMP: training between two prunings."
     )
     seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(
-        default_factory=lambda: [1], min_length=1, max_length=8
+        default_factory=lambda: [1],
+        min_length=1,
+        max_length=8,
+        description="One run per seed; the report gives mean and spread.",
     )
 
     @field_validator("seeds")
@@ -242,9 +314,16 @@ class TrainingSpec(StrictModel):
 class DenseSpec(StrictModel):
     """The dense fine-tune: the start of scenario 1 and the conf_reg teacher."""
 
-    epochs: Annotated[float, Field(gt=0, le=100)] = 3.0
-    max_steps: Annotated[int, Field(ge=1)] | None = None
-    learning_rate: Annotated[float, Field(gt=0, le=1.0)] = 5e-5
+    epochs: Annotated[float, Field(gt=0, le=100)] = Field(
+        default=3.0, description="Epochs of the dense fine-tune (paper: 3)."
+    )
+    max_steps: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Stop the dense fine-tune after this many steps (overrides epochs).",
+    )
+    learning_rate: Annotated[float, Field(gt=0, le=1.0)] = Field(
+        default=5e-5, description="Learning rate of the dense fine-tune."
+    )
     loss: Literal["none", "job"] = Field(
         default="none", description="none: CE fine-tune; job: fine-tune with the job's loss."
     )
@@ -257,7 +336,9 @@ class EvaluationSpec(StrictModel):
     ood_sets: list[ShortStr] | None = Field(
         default=None, max_length=16, description="OOD set names; None: all of the task's."
     )
-    batch_size: Annotated[int, Field(ge=1, le=4096)] = 256
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = Field(
+        default=256, description="Examples per evaluation batch."
+    )
 
 
 class ModelSpec(StrictModel):
@@ -265,21 +346,40 @@ class ModelSpec(StrictModel):
         default="all-MiniLM-L6-v2",
         description="Bundled name, local directory or hub id (bert-base-uncased).",
     )
-    revision: ShortStr | None = None
+    revision: ShortStr | None = Field(
+        default=None,
+        description="Hub revision (branch, tag or commit) of the model; None: the default.",
+    )
 
 
 class JobSpec(StrictModel):
     """A search job: everything needed to reproduce it."""
 
-    name: ShortStr | None = None
-    task: TaskName = "mnli"
-    model: ModelSpec = ModelSpec()
-    data: DataSpec = DataSpec()
-    debias: DebiasSpec = DebiasSpec()
-    pruning: PruningSpec = PruningSpec()
-    dense: DenseSpec = DenseSpec()
-    training: TrainingSpec = TrainingSpec()
-    evaluation: EvaluationSpec = EvaluationSpec()
+    name: ShortStr | None = Field(
+        default=None, description="A label for you; shown in the job lists."
+    )
+    task: TaskName = Field(
+        default="mnli",
+        description="Built-in task (label order, ID dev and OOD sets) or custom "
+        "(give data and labels).",
+    )
+    model: ModelSpec = Field(default=ModelSpec(), description="The model to prune.")
+    data: DataSpec = Field(
+        default=DataSpec(), description="Training, dev and OOD data (defaults: the task's)."
+    )
+    debias: DebiasSpec = Field(
+        default=DebiasSpec(), description="The debiasing loss, its bias model and teacher."
+    )
+    pruning: PruningSpec = Field(
+        default=PruningSpec(), description="How subnetworks are searched and at what sparsity."
+    )
+    dense: DenseSpec = Field(default=DenseSpec(), description="The dense fine-tune.")
+    training: TrainingSpec = Field(
+        default=TrainingSpec(), description="The search stage's training."
+    )
+    evaluation: EvaluationSpec = Field(
+        default=EvaluationSpec(), description="Which OOD sets are evaluated, and how."
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> JobSpec:

@@ -1,8 +1,8 @@
 """The submit form's fields, read from the job spec's JSON schema (`JobCreate`): one entry per
 leaf of the spec with its default, constraints and a short explanation.
 
-The schema is the source; `FIELD_HELP` only adds an explanation where the spec's own `Field`
-has no description (a description in `srcore/spec.py` always wins).
+The schema is the only source: every explanation is the `description` of the field in
+`srcore/spec.py`.
 """
 
 from __future__ import annotations
@@ -34,40 +34,6 @@ GROUPS: dict[str, str] = {
     "dense": "Dense fine-tune",
     "training": "Search training",
     "evaluation": "Evaluation",
-}
-
-FIELD_HELP: dict[str, str] = {
-    "name": "A label for you; shown in the job lists.",
-    "task": "Built-in task (label order, ID dev and OOD sets) or custom (give data and labels).",
-    "model.revision": "Hub revision (branch, tag or commit) of the model; None: the default.",
-    "data.train": "JSON source object (format, path or hub); null: the task's bundled sample.",
-    "data.dev": "JSON source object of the ID dev set; null: the task's default.",
-    "data.ood": 'JSON {"name": {format, path, metric}}: extra or replacement OOD sets.',
-    "data.max_train_examples": "Use at most this many training examples (quick runs).",
-    "data.max_eval_examples": "Evaluate on at most this many examples per set (quick runs).",
-    "data.ood_training": "JSON: OOD training data mixed in (the paper's OOD upper bound).",
-    "debias.loss": "none (cross-entropy), poe (product of experts), reweight, conf_reg.",
-    "debias.teacher.path": "File of teacher probabilities (teacher source file).",
-    "pruning.method": "mask_training (learned scores), imp (iterative magnitude), magnitude.",
-    "pruning.scenario": "1 finetuned, 2 pretrained_retrain, 3 pretrained_frozen (no weight "
-    "trained).",
-    "pruning.sparsities": "Target fractions of pruned weights per matrix, e.g. 0.5, 0.7, 0.9.",
-    "pruning.schedule": "constant, or gradual (cubic, from initial_sparsity; mask_training).",
-    "pruning.threshold": "τ of mask training: a weight is kept where its score exceeds it.",
-    "pruning.mask_classifier": "Mask training also prunes the classifier weight.",
-    "pruning.imp_rate": "IMP: fraction of the original weights pruned per round.",
-    "dense.epochs": "Epochs of the dense fine-tune (paper: 3).",
-    "dense.max_steps": "Stop the dense fine-tune after this many steps (overrides epochs).",
-    "dense.learning_rate": "Learning rate of the dense fine-tune.",
-    "training.epochs": "Epochs of the search training (paper: 5 for mask training).",
-    "training.batch_size": "Examples per step.",
-    "training.learning_rate": "Peak learning rate (AdamW, linear warm-up and decay).",
-    "training.weight_decay": "AdamW weight decay.",
-    "training.warmup_ratio": "Fraction of the steps spent warming the learning rate up.",
-    "training.grad_clip": "Clip the gradient norm to this; null: no clipping.",
-    "training.max_length": "Tokens per example pair (longer pairs are truncated).",
-    "training.seeds": "One run per seed; the report gives mean and spread.",
-    "evaluation.batch_size": "Examples per evaluation batch.",
 }
 
 
@@ -161,7 +127,7 @@ def _walk(
             _walk(inner["properties"], default, path + ".", defs, out)
             continue
         kind = _kind(inner)
-        description = raw.get("description") or FIELD_HELP.get(path, "")
+        description = raw.get("description", "")
         out.append(
             FormField(
                 path=path,

@@ -85,3 +85,32 @@ def test_round_trip_json():
     spec = JobSpec.model_validate({"task": "qqp", "debias": {"loss": "poe"}})
     assert load_spec(spec.model_dump_json()) == spec
     assert resolve_task(spec).selection_metric == "f1"
+
+
+def test_every_field_has_a_description():
+    """The spec is the one source of field help (API docs, web form, CLI)."""
+    schema = JobSpec.model_json_schema()
+    models = {"JobSpec": schema, **schema.get("$defs", {})}
+    missing = [
+        f"{model}.{name}"
+        for model, body in models.items()
+        for name, prop in body.get("properties", {}).items()
+        if not str(prop.get("description", "")).strip()
+    ]
+    assert missing == []
+
+
+def test_every_leaf_field_has_a_description():
+    schema = JobSpec.model_json_schema()
+    defs = schema.get("$defs", {})
+
+    def leaves(properties: dict, prefix: str):
+        for name, prop in properties.items():
+            target = defs[prop["$ref"].rsplit("/", 1)[-1]] if "$ref" in prop else None
+            if target is not None and "properties" in target:
+                yield from leaves(target["properties"], prefix + name + ".")
+            yield prefix + name, prop
+
+    found = dict(leaves(schema["properties"], ""))
+    assert "pruning.threshold" in found and "model.name_or_path" in found
+    assert [path for path, prop in found.items() if not prop.get("description")] == []
