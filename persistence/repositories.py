@@ -457,6 +457,7 @@ class JobRepository:
         error: str | None = None,
         data: dict[str, Any] | None = None,
         heartbeat_before: datetime | None = None,
+        refund_attempt: bool = False,
     ) -> Job:
         """Move the job to `to` if ALLOWED_TRANSITIONS permits it from its current status (and
         from one of `expected`, when given), recording a `status` event.
@@ -465,6 +466,9 @@ class JobRepository:
         recovered by another one cannot overwrite that one's work. With `heartbeat_before`, only
         if the heartbeat is older than that (the reconciler's check). Raises InvalidTransition
         (the job changed under us or may not go there) or JobNotFound.
+
+        `refund_attempt` (back to `queued` only): the attempt ended through no fault of the job
+        (its worker shut down), so it does not count towards `max_attempts`.
         """
         if to is JobStatus.running:
             raise ValueError("a job becomes running only through claim()")
@@ -483,6 +487,10 @@ class JobRepository:
             values["cancel_requested"] = True
         if to is JobStatus.queued:  # given back for a retry: nobody holds it now
             values.update(worker_id=None, heartbeat_at=None)
+            if refund_attempt:
+                values["attempt"] = Job.attempt - 1
+        elif refund_attempt:
+            raise ValueError("only a job given back to the queue gets its attempt back")
 
         # Read the current status, then update only if it is still that one: the event then
         # names the real `from`, and a concurrent change makes us re-read instead of clobbering.

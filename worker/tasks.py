@@ -164,7 +164,9 @@ class JobRun:
             with self._work_dir_lock() as locked:
                 if not locked:
                     return self._give_back(
-                        "the previous attempt still holds the work folder", Outcome.retrying
+                        "the previous attempt still holds the work folder",
+                        Outcome.retrying,
+                        refund=True,
                     )
                 return self._run_locked()
         finally:
@@ -275,6 +277,7 @@ class JobRun:
             return self._give_back(
                 "the worker is shutting down; the job resumes from its checkpoint",
                 Outcome.interrupted,
+                refund=True,  # not the job's fault: it does not use up an attempt
             )
         return self._error(RuntimeError("the run stopped without being asked to"))
 
@@ -301,12 +304,14 @@ class JobRun:
                                    Outcome.retrying, error=reason)  # fmt: skip
         return self._fail(f"{reason} (attempt {self.job.attempt} of {self.job.max_attempts})")
 
-    def _give_back(self, message: str, outcome: Outcome, error: str | None = None) -> Outcome:
+    def _give_back(
+        self, message: str, outcome: Outcome, error: str | None = None, refund: bool = False
+    ) -> Outcome:
         """Back to `queued` (the work folder is kept: the next attempt resumes from it) and
         sent again; if the broker does not take it, the reconciler will."""
         try:
             self._transition(JobStatus.queued, message=message, error=error,
-                             data={"attempt": self.job.attempt})  # fmt: skip
+                             data={"attempt": self.job.attempt}, refund_attempt=refund)  # fmt: skip
         except InvalidTransition as exc:
             log.warning("job %s: cannot give it back (%s)", self.job.id, exc)
             return Outcome.lost

@@ -163,6 +163,22 @@ def test_claim_from_queued_once(database):
     assert statuses_of_events(database, job_id) == [("created", "queued"), ("status", "running")]
 
 
+def test_a_job_given_back_at_shutdown_gets_its_attempt_back(database):
+    owner_id, _ = make_owner(database)
+    job_id = new_job(database, owner_id)
+    with database.session() as session:
+        repo = JobRepository(session)
+        assert repo.claim(job_id, "w1").attempt == 1
+        session.commit()
+        job = repo.transition(job_id, JobStatus.queued, worker_id="w1", refund_attempt=True)
+        session.commit()
+        assert (job.status, job.attempt, job.worker_id) == ("queued", 0, None)
+        assert repo.claim(job_id, "w2").attempt == 1
+        session.commit()
+        with pytest.raises(ValueError, match="queue"):
+            repo.transition(job_id, JobStatus.failed, worker_id="w2", refund_attempt=True)
+
+
 def test_two_sessions_claim_the_same_job_exactly_one_wins(database):
     owner_id, _ = make_owner(database)
     job_ids = [new_job(database, owner_id) for _ in range(5)]

@@ -342,6 +342,7 @@ def test_worker_shutdown_gives_the_job_back_to_resume_later(
     assert outcome is Outcome.interrupted
     job, events, *_ = job_state(ctx, job_id)
     assert job.status == JobStatus.queued and job.error is None and job.worker_id is None
+    assert job.attempt == 0  # refunded: a shutdown does not use up one of max_attempts
     assert sender.sent == [(job_id, "gpu")]
     assert "shutting down" in events[-1].message
     step = checkpoint_steps(ctx, job_id, "search")[-1]
