@@ -20,9 +20,10 @@ class WorkerSettings(BaseSettings):
     # Per-job folders live under WORK_DIR/jobs/<job id>: a retry on the same host (or on any
     # host when WORK_DIR is a shared volume) resumes from the checkpoints found there.
     work_dir: Path = Field(default=Path("./var/work"), validation_alias="WORK_DIR")
-    # None: each job caches its bias model and dense fine-tune in its own folder (removed when
-    # the job ends). A folder here is shared by every job of the host, so two jobs with the
-    # same model, data and dense settings fine-tune once; it is never cleaned by the worker.
+    # Bias models and dense fine-tunes shared by every job of the host (WORK_DIR/cache when
+    # unset): two jobs with the same model, data and dense settings fine-tune once — a sweep
+    # over sparsities or losses reuses one dense model. The worker never cleans it (a BERT-base
+    # entry is ~440 MB); delete old entries by hand or point it at a shared volume.
     stage_cache_dir: Path | None = Field(default=None, validation_alias="STAGE_CACHE_DIR")
     keep_work_dir: bool = Field(
         default=False,
@@ -52,6 +53,10 @@ class WorkerSettings(BaseSettings):
     reconcile_resend_after_s: float = Field(
         default=120.0, ge=0, validation_alias="RECONCILE_RESEND_AFTER_S"
     )
+
+    @property
+    def stage_cache(self) -> Path:
+        return self.stage_cache_dir or self.work_dir / "cache"
 
     @field_validator("queues", mode="before")
     @classmethod

@@ -192,7 +192,7 @@ class JobRun:
                 known_metrics=self._known_metrics(),
             )  # fmt: skip
             result = run_search(
-                spec, self.out_dir, reporter, cache_dir=self.ctx.worker_settings.stage_cache_dir
+                spec, self.out_dir, reporter, cache_dir=self.ctx.worker_settings.stage_cache
             )
             report = json.loads(result.metrics_path.read_text())
         except Cancelled:

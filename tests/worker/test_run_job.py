@@ -265,6 +265,23 @@ def test_a_crashed_attempt_is_resumed_from_its_checkpoint(
 
 
 @pytest.mark.slow
+def test_a_sweep_fine_tunes_the_dense_model_once(worker_context, tiny_model_dir):
+    """Jobs on one host share the stage cache (WORK_DIR/cache by default)."""
+    ctx = worker_context
+    first = create_job(ctx.database, tiny_job_spec(tiny_model_dir, sparsities=(0.5,)))
+    second = create_job(ctx.database, tiny_job_spec(tiny_model_dir, sparsities=(0.3,)))
+    assert execute_job(str(first), ctx) is Outcome.succeeded
+    assert execute_job(str(second), ctx) is Outcome.succeeded
+    details = {}
+    for job_id in (first, second):
+        _, events, *_ = job_state(ctx, job_id)
+        details[job_id] = [e.message or "" for e in events if e.kind == EventKind.stage]
+    assert not any("reused cached fine-tune" in m for m in details[first])
+    assert any("reused cached fine-tune" in m for m in details[second]), details[second]
+    assert len(list((ctx.worker_settings.work_dir / "cache").glob("dense-*"))) == 1
+
+
+@pytest.mark.slow
 def test_cancel_stops_a_running_job_within_a_few_steps(worker_context, tiny_model_dir):
     ctx = worker_context
     job_id = create_job(ctx.database, tiny_job_spec(tiny_model_dir, search_steps=400,
