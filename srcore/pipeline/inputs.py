@@ -103,6 +103,9 @@ def _ood_training_examples(spec: JobSpec, labels: tuple[str, ...]) -> list[Examp
 def load_job_data(spec: JobSpec) -> JobData:
     task = resolve_task(spec)
     labels = task.labels
+    # The model first: a wrong name fails in a second, not after the data has loaded.
+    model_path = resolve_model_path(spec.model.name_or_path)
+    tokenizer = load_tokenizer(model_path, spec.model.revision)
     train = load_split(
         task.train, labels, name="train", max_examples=spec.data.max_train_examples, seed=0
     )
@@ -120,8 +123,6 @@ def load_job_data(spec: JobSpec) -> JobData:
         )
         for name, source in task.ood.items()
     }
-    model_path = resolve_model_path(spec.model.name_or_path)
-    tokenizer = load_tokenizer(model_path, spec.model.revision)
     max_len = spec.training.max_length
     data = JobData(
         task=task,
