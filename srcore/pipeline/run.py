@@ -175,10 +175,8 @@ def _run_seed(
     start = _start_model(spec, data, seed, dense)
 
     # Finished units from an earlier attempt are read back, not recomputed.
-    finished = {
-        float(json.loads(f.read_text())["sparsity"]): json.loads(f.read_text())
-        for f in done_dir.glob("unit-*.json")
-    }
+    done_units = [json.loads(f.read_text()) for f in done_dir.glob("unit-*.json")]
+    finished = {float(unit["sparsity"]): unit for unit in done_units}
     if all(s in finished for s in p.sparsities):
         return [finished[s] for s in p.sparsities], dense
 

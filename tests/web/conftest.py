@@ -31,7 +31,7 @@ def browser_unavailable() -> str | None:
     missing = [name for name in ("chromium", "chromedriver") if shutil.which(name) is None]
     if missing:
         return (
-            f"no {' and no '.join(missing)} on PATH: run scripts/setup as root (it installs "
+            f"no {' and no '.join(missing)} on PATH: run scripts/test as root (it installs "
             "Debian's chromium and chromium-driver) to run the browser tests"
         )
     try:
