@@ -486,7 +486,9 @@ class JobRepository:
         if to is JobStatus.cancelling:
             values["cancel_requested"] = True
         if to is JobStatus.queued:  # given back for a retry: nobody holds it now
-            values.update(worker_id=None, heartbeat_at=None)
+            # ...and no message for it is on the broker until whoever gives it back sends one
+            # (mark_enqueued): if that send fails, the reconciler's next pass sends it.
+            values.update(worker_id=None, heartbeat_at=None, enqueued_at=None)
             if refund_attempt:
                 values["attempt"] = Job.attempt - 1
         elif refund_attempt:

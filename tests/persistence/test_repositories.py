@@ -168,11 +168,13 @@ def test_a_job_given_back_at_shutdown_gets_its_attempt_back(database):
     job_id = new_job(database, owner_id)
     with database.session() as session:
         repo = JobRepository(session)
+        repo.mark_enqueued(job_id)
         assert repo.claim(job_id, "w1").attempt == 1
         session.commit()
         job = repo.transition(job_id, JobStatus.queued, worker_id="w1", refund_attempt=True)
         session.commit()
         assert (job.status, job.attempt, job.worker_id) == ("queued", 0, None)
+        assert job.enqueued_at is None  # not on the broker until it is sent again
         assert repo.claim(job_id, "w2").attempt == 1
         session.commit()
         with pytest.raises(ValueError, match="queue"):
