@@ -156,20 +156,20 @@ def _run_seed(
     done_dir = work / "done"
     done_dir.mkdir(parents=True, exist_ok=True)
 
-    dense = None
-    if needs_dense(spec):
-        dense_loss = spec.debias.loss if spec.dense.loss == "job" else "none"
-        dense = dense_stage(spec, data, seed, dense_loss, bias, cache, callbacks)
+    # The conf_reg teacher first: a dense fine-tune with the job's conf_reg loss needs it.
+    # It is always the dense CE model (the stage cache makes it the same entry as a CE
+    # dense fine-tune below).
     teacher = None
     if needs_teacher(spec):
         if spec.debias.teacher.source == "file":
             teacher = teacher_from_file(spec, data)
         else:
-            teacher_model = dense
-            if teacher_model is None or teacher_model.result["loss"] != "none":
-                # the teacher is always the dense CE model
-                teacher_model = dense_stage(spec, data, seed, "none", bias, cache, callbacks)
-            teacher = teacher_probabilities(spec, data, teacher_model, cache)
+            ce_model = dense_stage(spec, data, seed, "none", bias, cache, callbacks)
+            teacher = teacher_probabilities(spec, data, ce_model, cache)
+    dense = None
+    if needs_dense(spec):
+        dense_loss = spec.debias.loss if spec.dense.loss == "job" else "none"
+        dense = dense_stage(spec, data, seed, dense_loss, bias, cache, callbacks, teacher)
 
     ctx = SearchContext(spec, data, seed, bias, teacher, callbacks, work)
     start = _start_model(spec, data, seed, dense)

@@ -33,7 +33,7 @@ from srcore.pruning import (
     prunable_weights,
 )
 from srcore.spec import JobSpec
-from srcore.training import Trainer, TrainerConfig, debias_loss_fn
+from srcore.training import Trainer, TrainerConfig, debias_loss_fn, pick_device
 from srcore.training.trainer import state_dict_copy
 
 
@@ -228,9 +228,9 @@ def _tmp(path: Path) -> Path:
 def one_shot_magnitude(ctx: SearchContext, start: Callable[[], nn.Module]) -> Iterator[Found]:
     """The baseline: prune the starting weights by magnitude, evaluate, no training."""
     for target in ctx.spec.pruning.sparsities:
-        model = start()
+        model = start().to(pick_device())  # evaluated here, not by a Trainer
         names = prunable_weights(model, include_classifier=False)
-        masks = magnitude_masks(model, names, target)
+        masks = {n: m.cpu() for n, m in magnitude_masks(model, names, target).items()}
         apply_masks(model, masks)
         model.eval()
         metrics = evaluate_fn(ctx.spec, ctx.data)(model)

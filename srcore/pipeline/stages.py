@@ -18,7 +18,7 @@ from srcore.evaluation import make_evaluate_fn, predict
 from srcore.pipeline.inputs import DEV_SET, JobData, load_model
 from srcore.spec import JobSpec
 from srcore.stage_cache import StageCache, canonical_hash
-from srcore.training import Trainer, TrainerConfig, debias_loss_fn
+from srcore.training import Trainer, TrainerConfig, debias_loss_fn, pick_device
 
 BIAS_SEED = 0  # the bias model does not depend on the training seed: one per data set
 
@@ -125,8 +125,12 @@ def dense_stage(
     bias: BiasResult | None,
     cache: StageCache,
     callbacks: Callbacks,
+    teacher: np.ndarray | None = None,
 ) -> DenseModel:
-    """Fine-tune the whole model (CE, or the job's loss); cached by every input."""
+    """Fine-tune the whole model (CE, or the job's loss; conf_reg also needs `teacher`, the
+    CE model's probabilities); cached by every input."""
+    if loss == "conf_reg" and teacher is None:
+        raise ValueError("a conf_reg fine-tune needs the teacher's probabilities")
     d = spec.dense
     inputs = {
         "model": spec.model.model_dump(),
@@ -138,6 +142,7 @@ def dense_stage(
         "loss": loss,
         "bias": None if loss == "none" or bias is None else canonical_hash(bias.report),
         "bias_probs": None if loss == "none" or bias is None else _array_digest(bias.probs),
+        "teacher_probs": None if loss != "conf_reg" else _array_digest(teacher),
         "training": spec.training.model_dump(
             include={
                 "batch_size",
@@ -170,7 +175,9 @@ def dense_stage(
             tags={"loss": loss},
         )
         config.stop_at_step = d.stop_at_step
-        train = with_loss_extras(data, bias if loss != "none" else None, None)
+        train = with_loss_extras(
+            data, bias if loss != "none" else None, teacher if loss == "conf_reg" else None
+        )
         trainer = Trainer(
             model,
             train,
@@ -214,6 +221,7 @@ def teacher_probabilities(
 
     def build(tmp: Path) -> None:
         model = load_model(data.model_path, data.labels, 0, state_dir=teacher.path)
+        model.to(pick_device())  # the whole training set: on the GPU where there is one
         logits = predict(model, data.encoded_train, spec.evaluation.batch_size)
         probs = torch.softmax(torch.from_numpy(logits).float(), dim=-1).numpy()
         np.save(tmp / "probs.npy", probs.astype(np.float32))

@@ -304,3 +304,16 @@ def test_lottery_ticket_imp_with_rewind_then_retrain(tiny_model, tmp_path):
     model = AutoModelForSequenceClassification.from_pretrained(result.checkpoints[0])
     names = prunable_weights(model, include_classifier=False)
     assert zero_fraction(model, names) == pytest.approx(0.2, abs=2e-3)
+
+
+@pytest.mark.parametrize("dense_loss", ["none", "job"])
+def test_conf_reg_uses_the_dense_ce_model_as_teacher(tiny_model, tmp_path, dense_loss):
+    spec = make_spec(tiny_model, debias={"loss": "conf_reg"}, dense={"loss": dense_loss})
+    with torch_threads(1):
+        result = run_search(spec, tmp_path / "out", cache_dir=tmp_path / "cache")
+    report = json.loads(result.metrics_path.read_text())
+    assert report["results"][0]["sparsity"] == 0.5
+    assert len(list((tmp_path / "cache").glob("teacher-*"))) == 1
+    # CE teacher, plus a conf_reg dense model when the dense fine-tune uses the job's loss
+    assert len(list((tmp_path / "cache").glob("dense-*"))) == (1 if dense_loss == "none" else 2)
+    assert report["dense"][0]["cached"] is (dense_loss == "none")
