@@ -1,12 +1,13 @@
 """Tiny random BERT classifiers and a WordPiece tokenizer built in-process, for fast tests.
 
-    tokenizer = tiny_tokenizer(["the", "cat", "sat"])
-    model = tiny_bert(tokenizer, num_labels=3, seed=0)
+tokenizer = tiny_tokenizer(["the", "cat", "sat"])
+model = tiny_bert(tokenizer, num_labels=3, seed=0)
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -94,6 +95,17 @@ def tiny_bert(
 _WORD_TEXT = """the a cat dog bird man woman child sat ran saw ate big small red blue old new
 house park tree car book table river city road happy sad quick slow"""
 WORDS = tuple(_WORD_TEXT.split())
+
+
+@functools.cache
+def word_tokenizer() -> PreTrainedTokenizerFast:
+    """The tokenizer of WORDS: its vocabulary is over 100, so tests may draw ids below 100."""
+    return tiny_tokenizer(WORDS)
+
+
+def eval_tiny_bert(seed: int = 0, num_labels: int = 3) -> BertForSequenceClassification:
+    """A tiny random BERT (hidden 32, 2 layers, 2 heads, intermediate 64) in eval mode."""
+    return tiny_bert(word_tokenizer(), num_labels=num_labels, seed=seed).eval()
 
 
 def random_pair_split(

@@ -11,7 +11,6 @@ from safetensors import safe_open
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    BertForSequenceClassification,
 )
 
 from srcore.export import export_checkpoint, library_versions, plot_report, write_report
@@ -21,17 +20,12 @@ from srcore.pruning import (
     prunable_weights,
     sparsity_report,
 )
-from tests.helpers.tiny_bert import WORDS, tiny_tokenizer
-from tests.helpers.tiny_bert import tiny_bert as helper_bert
+from tests.helpers.tiny_bert import eval_tiny_bert as tiny_bert
+from tests.helpers.tiny_bert import word_tokenizer
 
 LABELS = ["contradiction", "entailment", "neutral"]
 
-TOKENIZER = tiny_tokenizer(WORDS)  # vocabulary > 100: the tests draw ids below 100
-
-
-def tiny_bert(seed: int = 0) -> BertForSequenceClassification:
-    """tests.helpers' tiny random BERT (hidden 32, 2 layers, 2 heads, intermediate 64)."""
-    return helper_bert(TOKENIZER, num_labels=3, seed=seed).eval()
+TOKENIZER = word_tokenizer()
 
 
 def inputs(seed: int = 0) -> dict[str, torch.Tensor]:

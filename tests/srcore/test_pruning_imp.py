@@ -12,15 +12,13 @@ from srcore.pruning import (
     base_weights_snapshot,
     prunable_weights,
 )
-from tests.helpers.tiny_bert import WORDS, tiny_tokenizer
 from tests.helpers.tiny_bert import tiny_bert as helper_bert
-
-TOKENIZER = tiny_tokenizer(WORDS)  # vocabulary > 100: the tests draw ids below 100
+from tests.helpers.tiny_bert import word_tokenizer
 
 
 def tiny_bert(seed: int = 0) -> BertForSequenceClassification:
-    """tests.helpers' tiny random BERT (hidden 32, 2 layers, 2 heads, intermediate 64)."""
-    return helper_bert(TOKENIZER, num_labels=3, seed=seed)
+    """A tiny random BERT in training mode (IMP trains it)."""
+    return helper_bert(word_tokenizer(), num_labels=3, seed=seed)
 
 
 def train_round(model: torch.nn.Module, hooks: object, steps: int = 3) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors import safe_open
-from transformers import BertForSequenceClassification
 
 from srcore.pruning import (
     apply_masks,
@@ -22,15 +21,7 @@ from srcore.pruning import (
     save_masks,
     sparsity_report,
 )
-from tests.helpers.tiny_bert import WORDS, tiny_tokenizer
-from tests.helpers.tiny_bert import tiny_bert as helper_bert
-
-TOKENIZER = tiny_tokenizer(WORDS)  # vocabulary > 100: the tests draw ids below 100
-
-
-def tiny_bert(seed: int = 0) -> BertForSequenceClassification:
-    """tests.helpers' tiny random BERT (hidden 32, 2 layers, 2 heads, intermediate 64)."""
-    return helper_bert(TOKENIZER, num_labels=3, seed=seed).eval()
+from tests.helpers.tiny_bert import eval_tiny_bert as tiny_bert
 
 
 def test_round_trip_bits_and_metadata(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 from transformers import (
-    BertForSequenceClassification,
     RobertaConfig,
     RobertaForSequenceClassification,
 )
@@ -18,16 +17,7 @@ from srcore.pruning import (
     pruned_count,
     sparsity_report,
 )
-from tests.helpers.tiny_bert import WORDS, tiny_tokenizer
-from tests.helpers.tiny_bert import tiny_bert as helper_bert
-
-TOKENIZER = tiny_tokenizer(WORDS)  # vocabulary > 100: the tests draw ids below 100
-
-
-def tiny_bert(seed: int = 0) -> BertForSequenceClassification:
-    """tests.helpers' tiny random BERT (hidden 32, 2 layers, 2 heads, intermediate 64)."""
-    return helper_bert(TOKENIZER, num_labels=3, seed=seed).eval()
-
+from tests.helpers.tiny_bert import eval_tiny_bert as tiny_bert
 
 LAYER_MATRICES = [
     "attention.self.query.weight",
