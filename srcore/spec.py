@@ -7,6 +7,8 @@ dense fine-tuning 3 epochs); the bundled quick-start spec shrinks them for a CPU
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from typing import Annotated, Literal
 
@@ -407,3 +409,14 @@ class JobSpec(StrictModel):
 def load_spec(text: str) -> JobSpec:
     """Parse a JSON job spec (raises pydantic.ValidationError naming the field)."""
     return JobSpec.model_validate_json(text)
+
+
+def spec_hash(spec: JobSpec) -> str:
+    """The job's identity: sha256 of the canonical JSON of the validated spec (defaults filled
+    in, keys sorted, no whitespace, UTF-8 with non-ASCII characters as themselves). The API
+    stores it with the job and the pipeline writes it into masks and reports, so a downloaded
+    artifact can be matched to its job."""
+    text = json.dumps(
+        spec.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

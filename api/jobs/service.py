@@ -33,7 +33,7 @@ from persistence.repositories import (
     MetricRepository,
 )
 from persistence.settings import Settings
-from srcore.spec import JobSpec
+from srcore.spec import JobSpec, spec_hash
 from srcore.spec_paths import outside_roots
 from srcore.tasks import TaskConfigError, resolve_task
 
@@ -43,6 +43,8 @@ _FIELD_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*
 
 
 def canonical_hash(value: Any) -> str:
+    """The request's hash (spec and queue) for idempotent replays; the job's own identity is
+    `srcore.spec.spec_hash`."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -112,7 +114,7 @@ def create_job(
         job = jobs.create(
             owner_id=owner.id,
             spec=spec_json,
-            spec_hash=canonical_hash(spec_json),
+            spec_hash=spec_hash(spec),
             queue=queue,
             max_attempts=settings.job_max_attempts,
             name=spec.name,

@@ -45,8 +45,8 @@ from srcore.pipeline.stages import (
     teacher_probabilities,
 )
 from srcore.pruning import head_state_dict, model_parameter_count, save_masks, sparsity_report
-from srcore.spec import JobSpec
-from srcore.stage_cache import StageCache, canonical_hash
+from srcore.spec import JobSpec, spec_hash
+from srcore.stage_cache import StageCache
 from srcore.training import configure_cpu_threads
 
 
@@ -58,10 +58,6 @@ class SearchResult:
     masks: list[Path] = field(default_factory=list)
     checkpoints: list[Path] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
-
-
-def spec_hash(spec: JobSpec) -> str:
-    return canonical_hash(spec.model_dump(mode="json"))
 
 
 def run_search(

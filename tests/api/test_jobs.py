@@ -448,3 +448,19 @@ def test_local_paths_under_data_roots_are_accepted(client, auth, settings, tmp_p
     response = post(client, auth, {**SPEC, **outside})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "data", "train", "path"]
+
+
+def test_spec_hash_is_srcore_s_even_for_a_non_ascii_name(client, auth):
+    """The API stores the hash srcore writes into masks and reports: one `spec_hash()`."""
+    import hashlib
+
+    from srcore.spec import JobSpec, spec_hash
+
+    body = {**SPEC, "name": "Débiaisé · 偏り"}
+    job = post(client, auth, body).json()
+    spec = JobSpec.model_validate(job["spec"])
+    assert job["spec_hash"] == spec_hash(spec)
+    canonical = json.dumps(job["spec"], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert job["spec_hash"] == hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    escaped = json.dumps(job["spec"], sort_keys=True, separators=(",", ":"))
+    assert job["spec_hash"] != hashlib.sha256(escaped.encode()).hexdigest()

@@ -114,3 +114,14 @@ def test_every_leaf_field_has_a_description():
     found = dict(leaves(schema["properties"], ""))
     assert "pruning.threshold" in found and "model.name_or_path" in found
     assert [path for path, prop in found.items() if not prop.get("description")] == []
+
+
+def test_spec_hash_is_canonical_and_shared_with_the_pipeline():
+    from srcore.pipeline import run
+    from srcore.spec import spec_hash
+
+    spec = JobSpec.model_validate({"task": "mnli", "name": "Débiaisé · 偏り"})
+    again = load_spec(json.dumps(json.loads(spec.model_dump_json()), indent=3))
+    assert spec_hash(spec) == spec_hash(again) and len(spec_hash(spec)) == 64
+    assert spec_hash(spec) != spec_hash(spec.model_copy(update={"name": "Debiaise"}))
+    assert run.spec_hash is spec_hash  # masks and reports carry the API's hash
