@@ -155,9 +155,50 @@ def split_metrics(
     eval_labels: Sequence[str] | None = None,
     positive_label: str | None = None,
 ) -> dict[str, Any]:
-    """Metrics of `metric` for predictions `logits` (N, len(task_labels)) on `encoded`."""
+    """Metrics of `metric` for predictions `logits` (N, len(task_labels)) on `encoded`, with
+    the share of the most predicted class and whether the model collapsed onto it."""
     eval_labels = tuple(eval_labels or encoded.label_names)
-    pred = label_map(task_labels, eval_labels, metric)[logits.argmax(axis=1)]
+    raw = logits.argmax(axis=1)
+    pred = label_map(task_labels, eval_labels, metric)[raw]
+    metrics = _metric_values(pred, encoded, metric, eval_labels, positive_label)
+    # HANS is read 2-way (neutral and contradiction are one answer); elsewhere the task's own
+    # classes count (an NEI answer on FEVER-Symmetric is a class of its own).
+    spread = (
+        prediction_spread(pred, eval_labels)
+        if metric == "hans"
+        else prediction_spread(raw, task_labels)
+    )
+    return {**metrics, **spread}
+
+
+COLLAPSE_SHARE = 0.95  # one class predicted for at least this share of a set: collapsed
+
+
+def prediction_spread(pred: np.ndarray, eval_labels: Sequence[str]) -> dict[str, Any]:
+    """Which class the model predicts most on a set, its share, and the collapse flag.
+
+    A subnetwork that answers one class for almost every example has collapsed: its
+    accuracy on that class's examples is no robustness gain (science.md).
+    """
+    if len(pred) == 0:
+        return {"majority_label": None, "majority_share": None, "collapsed": False}
+    counts = np.bincount(pred, minlength=len(eval_labels))
+    top = int(counts.argmax())
+    share = float(counts[top] / len(pred))
+    return {
+        "majority_label": str(eval_labels[top]),
+        "majority_share": share,
+        "collapsed": share >= COLLAPSE_SHARE,
+    }
+
+
+def _metric_values(
+    pred: np.ndarray,
+    encoded: EncodedSplit,
+    metric: MetricName,
+    eval_labels: tuple[str, ...],
+    positive_label: str | None,
+) -> dict[str, Any]:
     gold = encoded.labels
     if metric == "hans":
         if "heuristic" not in encoded.meta:

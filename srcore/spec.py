@@ -274,8 +274,11 @@ class TrainingSpec(StrictModel):
     batch_size: Annotated[int, Field(ge=1, le=1024)] = Field(
         default=32, description="Examples per step."
     )
-    learning_rate: Annotated[float, Field(gt=0, le=1.0)] = Field(
-        default=5e-5, description="Peak learning rate (AdamW, linear warm-up and decay)."
+    learning_rate: Annotated[float, Field(gt=0, le=1.0)] | None = Field(
+        default=None,
+        description="Peak learning rate (AdamW, linear warm-up and decay). null: mask "
+        "training follows the step budget, 5e-5 · sqrt(61,360 / steps) (the paper's 5e-5 at "
+        "its 61,360 steps); IMP survivors train at 5e-5.",
     )
     weight_decay: Annotated[float, Field(ge=0, le=1.0)] = Field(
         default=0.0, description="AdamW weight decay."

@@ -268,6 +268,7 @@ def _export_unit(
         "history": found.history,
         "search_history": search_found.history if search_found is not found else None,
         "sparsity_report": {k: v for k, v in report.items() if k != "per_matrix"},
+        "movement": found.movement,
         "mask": str(mask_path),
         "checkpoint": str(ckpt_dir),
     }

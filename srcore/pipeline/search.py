@@ -32,6 +32,8 @@ from srcore.pruning import (
     magnitude_masks,
     prunable_weights,
 )
+from srcore.pruning.movement import mask_movement
+from srcore.pruning.score_lr import search_learning_rate
 from srcore.spec import JobSpec
 from srcore.training import Trainer, TrainerConfig, debias_loss_fn, pick_device
 from srcore.training.trainer import state_dict_copy
@@ -48,6 +50,8 @@ class Found:
     selected_step: int
     selected: dict[str, Any]
     stage: str
+    # how far the mask moved from magnitude pruning of the start model (MaskMovement.as_dict)
+    movement: dict[str, Any] | None = None
 
 
 @dataclass
@@ -103,25 +107,29 @@ def mask_training(ctx: SearchContext, start: Callable[[], nn.Module]) -> Iterato
     """One run per target: scores on frozen weights, exact sparsity at every evaluation."""
     spec, p = ctx.spec, ctx.spec.pruning
     frozen = p.scenario == "pretrained_frozen"
+    t = spec.training
+    total = planned_steps(ctx, t.epochs, t.max_steps)
+    lr = search_learning_rate(t.learning_rate, p.method, total)
     for target in p.sparsities:
         model = start()
         names = prunable_weights(model, include_classifier=p.mask_classifier)
+        magnitude = {n: m.cpu() for n, m in magnitude_masks(model, names, target).items()}
         initial = p.schedule_start if p.schedule == "gradual" else target
         masker = ScoreMasker(model, names, initial, init=p.score_init, threshold=p.threshold)
+        initial_masks = {n: m.cpu() for n, m in masker.current_masks().items()}
         config = trainer_config(
             spec,
             stage="search",
             seed=ctx.seed,
-            epochs=spec.training.epochs,
-            lr=spec.training.learning_rate,
-            max_steps=spec.training.max_steps,
+            epochs=t.epochs,
+            lr=lr,
+            max_steps=t.max_steps,
             checkpoint_dir=ctx.work / f"mask-{_tag(target)}",
             # scenario 3 trains nothing but the mask: select over the whole run
             select_last_fraction=1.0 if frozen else None,
             detail=ctx.detail(target),
             tags={"target_sparsity": target},
         )
-        total = _total_steps(config, ctx)
         if p.schedule == "gradual":
             # The ramp ends where the selection window starts, so the selectable evaluations
             # are all at the final sparsity.
@@ -142,14 +150,16 @@ def mask_training(ctx: SearchContext, start: Callable[[], nn.Module]) -> Iterato
             result.best_step,
             result.best_metrics,
             "search",
+            mask_movement(best, magnitude, initial_masks).as_dict(),
         )
 
 
-def _total_steps(config: TrainerConfig, ctx: SearchContext) -> int:
-    if config.max_steps is not None:
-        return config.max_steps
-    batches = math.ceil(len(ctx.data.encoded_train) / config.batch_size)
-    return max(1, math.ceil(config.epochs * batches))
+def planned_steps(ctx: SearchContext, epochs: float, max_steps: int | None) -> int:
+    """Optimizer steps of a run of `epochs` (or `max_steps`) on the job's training set."""
+    if max_steps is not None:
+        return max_steps
+    batches = math.ceil(len(ctx.data.encoded_train) / ctx.spec.training.batch_size)
+    return max(1, math.ceil(epochs * batches))
 
 
 # --- IMP --------------------------------------------------------------------------------------
@@ -161,6 +171,9 @@ def imp(ctx: SearchContext, start: Callable[[], nn.Module], rewind: bool) -> Ite
     spec, p = ctx.spec, ctx.spec.pruning
     model = start()
     names = prunable_weights(model, include_classifier=False)
+    start_weights = {
+        n: w.detach().cpu().clone() for n, w in model.state_dict().items() if n in names
+    }
     rewind_to = base_weights_snapshot(model) if rewind else None
     pruner = IterativeMagnitudePruner(
         model, names, ImpSchedule(p.sparsities, p.imp_rate), rewind_to=rewind_to
@@ -183,7 +196,7 @@ def imp(ctx: SearchContext, start: Callable[[], nn.Module], rewind: bool) -> Ite
             stage="search",
             seed=ctx.seed + rnd.index,
             epochs=spec.training.imp_round_epochs,
-            lr=spec.training.learning_rate,
+            lr=search_learning_rate(spec.training.learning_rate, p.method, 1),
             max_steps=None,
             checkpoint_dir=round_dir / "ckpt",
             detail=f"{ctx.detail(rnd.sparsity)} (IMP round {rnd.index})",
@@ -195,14 +208,17 @@ def imp(ctx: SearchContext, start: Callable[[], nn.Module], rewind: bool) -> Ite
         found_unit = None
         if rnd.is_target:
             best_state = result.best_snapshot
+            kept = {n: m.cpu().clone() for n, m in masks.items()}
+            reference = magnitude_masks(start_weights, names, rnd.sparsity)
             found_unit = Found(
                 rnd.sparsity,
-                {n: m.cpu().clone() for n, m in masks.items()},
+                kept,
                 best_state,
                 result.history,
                 result.best_step,
                 result.best_metrics,
                 "search",
+                mask_movement(kept, reference).as_dict(),
             )
         torch.save(
             {
@@ -239,7 +255,8 @@ def one_shot_magnitude(ctx: SearchContext, start: Callable[[], nn.Module]) -> It
         history = [
             {"step": 0, "metrics": metrics, "train_loss": None, "info": {"sparsity": target}}
         ]
-        yield Found(target, masks, state_dict_copy(model), history, 0, metrics, "search")
+        movement = mask_movement(masks, masks).as_dict()  # the reference itself
+        yield Found(target, masks, state_dict_copy(model), history, 0, metrics, "search", movement)
 
 
 # --- scenario 2: retrain the masked pre-trained model ---------------------------------------
@@ -276,4 +293,5 @@ def retrain(ctx: SearchContext, found: Found) -> Found:
         result.best_step,
         result.best_metrics,
         "retrain",
+        found.movement,
     )

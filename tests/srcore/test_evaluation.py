@@ -90,7 +90,8 @@ def test_hans_table_by_hand(tokenizer):
     encoded = _hans_split(tokenizer)
     logits = _one_hot([pred for _, _, pred in HANS_ROWS], MNLI)
     metrics = split_metrics(logits, encoded, "hans", MNLI)
-    assert _flat(metrics) == pytest.approx(_flat(HANS_EXPECTED))
+    spread = {"majority_label": "entailment", "majority_share": 7 / 11, "collapsed": False}
+    assert _flat(metrics) == pytest.approx(_flat({**HANS_EXPECTED, **spread}))
 
 
 def test_hans_metrics_on_eval_label_indices():
@@ -124,7 +125,19 @@ def test_fever_symmetric_counts_nei_predictions_as_wrong(tokenizer):
     split = Split("sym", examples, sym, "test")
     encoded = encode_split(split, tokenizer, max_length=8)
     metrics = split_metrics(_one_hot(preds, FEVER), encoded, "fever_symmetric", FEVER)
-    assert metrics == {"accuracy": 0.5, "n": 4}
+    spread = {"majority_label": "NOT ENOUGH INFO", "majority_share": 0.5, "collapsed": False}
+    assert metrics == {"accuracy": 0.5, "n": 4, **spread}
+
+
+def test_a_model_that_answers_one_class_is_flagged_collapsed(tokenizer):
+    encoded = _hans_split(tokenizer)
+    never_entails = _one_hot(["neutral"] * len(HANS_ROWS), MNLI)
+    metrics = split_metrics(never_entails, encoded, "hans", MNLI)
+    assert metrics["non_entailed"] == 1.0 and metrics["entailed"] == 0.0
+    assert metrics["majority_label"] == "non-entailment"
+    assert metrics["majority_share"] == 1.0 and metrics["collapsed"] is True
+    mixed = _one_hot(["neutral"] * 10 + ["entailment"], MNLI)  # 10/11 = 0.91 < 0.95
+    assert split_metrics(mixed, encoded, "hans", MNLI)["collapsed"] is False
 
 
 def test_f1_metric_needs_the_positive_label(tokenizer):
@@ -178,6 +191,7 @@ def test_evaluate_fn_selects_on_the_id_set(tokenizer):
     sets = [EvalSet("dev", dev, "f1", positive_label="1"), EvalSet("ood", ood, "paws")]
     metrics = make_evaluate_fn(sets, ("0", "1"), "dev", selection_key="f1")(model)
     assert metrics["selection"] == metrics["dev"]["f1"]
-    assert set(metrics["ood"]) == {"accuracy", "f1", "per_class", "n"}
+    spread = {"majority_label", "majority_share", "collapsed"}
+    assert set(metrics["ood"]) == {"accuracy", "f1", "per_class", "n", *spread}
     with pytest.raises(ValueError, match="selection set"):
         make_evaluate_fn(sets, ("0", "1"), "hans")
