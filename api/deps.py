@@ -10,9 +10,9 @@ from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from api.enqueue import JobEnqueuer
 from api.errors import JobNotFound, Unauthorized
 from persistence.artifacts import ArtifactStore
+from persistence.broker import JobSender
 from persistence.db import Database
 from persistence.keys import verify_api_key
 from persistence.models import Job, Owner
@@ -32,7 +32,7 @@ def get_database(request: Request) -> Database:
     return request.app.state.database
 
 
-def get_enqueuer(request: Request) -> JobEnqueuer:
+def get_enqueuer(request: Request) -> JobSender:
     return request.app.state.enqueuer
 
 
@@ -49,7 +49,7 @@ def get_session(database: Annotated[Database, Depends(get_database)]) -> Iterato
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[Session, Depends(get_session)]
-EnqueuerDep = Annotated[JobEnqueuer, Depends(get_enqueuer)]
+EnqueuerDep = Annotated[JobSender, Depends(get_enqueuer)]
 ArtifactStoreDep = Annotated[ArtifactStore, Depends(get_artifact_store)]
 
 

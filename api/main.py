@@ -15,7 +15,6 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.artifacts.endpoints import router as artifacts_router
-from api.enqueue import CeleryEnqueuer, JobEnqueuer
 from api.errors import (
     APIError,
     api_error_handler,
@@ -28,6 +27,7 @@ from api.limits import BodySizeLimit
 from api.monitoring import MetricsMiddleware, Monitoring
 from api.web import install_web
 from persistence.artifacts import ArtifactStore, make_artifact_store
+from persistence.broker import CeleryJobSender, JobSender
 from persistence.db import Database
 from persistence.keys import ensure_bootstrap_key
 from persistence.settings import Settings
@@ -38,12 +38,12 @@ log = logging.getLogger(__name__)
 def create_app(
     settings: Settings | None = None,
     *,
-    enqueuer: JobEnqueuer | None = None,
+    enqueuer: JobSender | None = None,
     artifact_store: ArtifactStore | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
     database = Database.from_settings(settings)
-    enqueuer = enqueuer or CeleryEnqueuer(settings)
+    enqueuer = enqueuer or CeleryJobSender.from_settings(settings)
     artifact_store = artifact_store or make_artifact_store(settings)
     monitoring = Monitoring(database)
 

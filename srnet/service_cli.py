@@ -111,9 +111,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from persistence.broker import CeleryJobSender
     from persistence.db import Database
     from persistence.settings import Settings
-    from worker.celery_app import CeleryJobSender, make_celery_app
     from worker.config import WorkerSettings
     from worker.reconciler import Reconciler
 
@@ -122,7 +122,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     database = Database.from_settings(settings)
     reconciler = Reconciler(
         database,
-        CeleryJobSender(make_celery_app(settings, worker_settings)),
+        CeleryJobSender.from_settings(settings, name="srnet-reconciler"),
         stale_after_s=settings.heartbeat_stale_s,
         resend_after_s=worker_settings.reconcile_resend_after_s,
     )

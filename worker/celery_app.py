@@ -1,7 +1,8 @@
 """The workers' Celery app: `celery -A worker.celery_app worker` (or `srnet worker`).
 
-Configured from `persistence.settings.Settings` (BROKER_URL and the broker transport options the
-API uses too) and `worker.config.WorkerSettings`.
+Configured from `persistence.settings.Settings` (the broker and the Celery options every sender
+shares, `persistence.broker.celery_config`) and `worker.config.WorkerSettings`. Sending jobs
+(`CeleryJobSender`, the task name) lives in `persistence.broker`, shared with the API.
 
 Delivery: `task_acks_late` + `task_reject_on_worker_lost` + prefetch 1. A message is acknowledged
 only when its task returns, so a worker that dies mid-job leaves it unacknowledged and the broker
@@ -24,23 +25,18 @@ step: it checkpoints, goes back to `queued` and is sent again; the next worker r
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 import threading
-import uuid
-from typing import Any, Protocol
+from typing import Any
 
 from celery import Celery, signals
 from kombu import Exchange, Queue
 
-from persistence.db import ensure_sqlite_folder
+from persistence.broker import celery_config, ensure_broker_folder
 from persistence.settings import Settings
 from worker.config import QUEUES, WorkerSettings
 
-log = logging.getLogger(__name__)
-
-RUN_JOB_TASK = "srnet.run_job"  # the name the API sends (api.enqueue.RUN_JOB_TASK)
 # The signal the main process sends its pool children at shutdown.
 STOP_SIGNAL = signal.SIGUSR2
 # Set in a pool child when the worker shuts down: the running job stops between two steps.
@@ -54,11 +50,7 @@ def make_celery_app(
     worker_settings = worker_settings or WorkerSettings()
     app = Celery("srnet", broker=settings.broker_url, include=["worker.tasks"])
     app.conf.update(
-        task_serializer="json",
-        accept_content=["json"],
-        result_backend=None,
-        task_ignore_result=True,
-        task_default_queue=settings.default_queue,
+        celery_config(settings),
         # The API sends by queue name: each queue has its own direct exchange of that name,
         # as Celery creates for a queue it does not know (the API's client declares none).
         task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
@@ -69,8 +61,6 @@ def make_celery_app(
         worker_max_tasks_per_child=1,
         worker_concurrency=worker_settings.concurrency,
         worker_pool="prefork",
-        broker_transport_options=settings.broker_transport_options(),
-        broker_connection_timeout=settings.broker_connect_timeout_s,
         broker_connection_retry_on_startup=True,
         # Jobs report to the database, not through Celery events.
         worker_send_task_events=False,
@@ -86,57 +76,13 @@ def make_celery_app(
     return app
 
 
-def ensure_broker_folder(settings: Settings) -> None:
-    """The embedded broker is a SQLite file: its folder must exist before the first connect."""
-    if settings.broker_url.startswith("sqla+sqlite"):
-        ensure_sqlite_folder(settings.broker_url.removeprefix("sqla+"))
-
-
-class JobSender(Protocol):
-    def send(self, job_id: uuid.UUID, queue: str) -> None:
-        """Hand the job to the broker; raises if the broker did not take it."""
-        ...
-
-    def waiting(self, queue: str) -> int | None:
-        """Messages waiting in `queue`; None when the broker cannot say."""
-        ...
-
-
-class CeleryJobSender:
-    """Sends jobs by task name, as the API does (enqueue after commit)."""
-
-    def __init__(self, app: Celery):
-        self.app = app
-        settings = getattr(app.conf, "srnet_settings", None)
-        if settings is not None:
-            ensure_broker_folder(settings)
-
-    def send(self, job_id: uuid.UUID, queue: str) -> None:
-        self.app.send_task(RUN_JOB_TASK, args=[str(job_id)], queue=queue)
-
-    def waiting(self, queue: str) -> int | None:
-        try:
-            with self.app.connection_for_read() as connection:
-                channel = connection.default_channel
-                # kombu's virtual transports (Redis, SQLAlchemy) count pending messages with
-                # `_size`; a passive declare fails on them for an empty or prefixed queue.
-                size = getattr(channel, "_size", None)
-                if callable(size):
-                    return int(size(queue))
-                _, count, _ = channel.queue_declare(queue=queue, passive=True)
-                return int(count)
-        except Exception as exc:  # any broker trouble: we cannot say
-            log.warning("cannot count the messages in queue %s: %s", queue, exc)
-            return None
-
-
 # --- worker process lifecycle --------------------------------------------------------------------
 
 
 @signals.worker_init.connect
 def _preload(sender: Any = None, **_: Any) -> None:
     """Main process, before the pool forks: import the heavy modules once (never CUDA)."""
-    ensure_broker_folder(sender.app.conf.srnet_settings)
+    ensure_broker_folder(sender.app.conf.srnet_settings.broker_url)
     worker_settings: WorkerSettings = sender.app.conf.srnet_worker_settings
     if not worker_settings.preload:
         return

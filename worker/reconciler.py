@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from persistence.broker import JobSender
 from persistence.db import Database
 from persistence.models import Job, JobStatus, utcnow
 from persistence.repositories import JobRepository
-from worker.celery_app import JobSender
 
 log = logging.getLogger(__name__)
 

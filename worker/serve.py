@@ -143,10 +143,10 @@ class EmbeddedService:
         log.info("started %s (pid %d)", name, process.pid)
 
     def start(self) -> None:
-        from worker.celery_app import CeleryJobSender, ensure_broker_folder, make_celery_app
+        from persistence.broker import CeleryJobSender, ensure_broker_folder
         from worker.reconciler import Reconciler
 
-        ensure_broker_folder(self.settings)
+        ensure_broker_folder(self.settings.broker_url)
         self._spawn("api", [
             sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app",
             "--host", self.host, "--port", str(self.port), "--log-level", self.log_level,
@@ -157,7 +157,7 @@ class EmbeddedService:
             self._spawn("worker", [sys.executable, "-m", "celery", *argv])
         if self.with_reconciler:
             database = Database.from_settings(self.settings)
-            sender = CeleryJobSender(make_celery_app(self.settings, self.worker_settings))
+            sender = CeleryJobSender.from_settings(self.settings, name="srnet-reconciler")
             reconciler = Reconciler(
                 database, sender,
                 stale_after_s=self.settings.heartbeat_stale_s,

@@ -13,7 +13,6 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.enqueue import JobEnqueuer
 from api.errors import IdempotencyKeyReused, JobNotCancellable
 from api.jobs.schemas import (
     JobCreate,
@@ -24,6 +23,7 @@ from api.jobs.schemas import (
     MetricCurve,
     MetricPoint,
 )
+from persistence.broker import JobSender
 from persistence.models import Job, JobStatus, Owner
 from persistence.repositories import (
     InvalidCursor,
@@ -89,7 +89,7 @@ def create_job(
     *,
     idempotency_key: str | None,
     settings: Settings,
-    enqueuer: JobEnqueuer,
+    enqueuer: JobSender,
 ) -> tuple[Job, bool]:
     """Validate against the task registry, store, commit, then enqueue. Answers the job and
     whether it is new (False: an idempotent replay)."""
@@ -134,7 +134,7 @@ def create_job(
 
     # Enqueue after commit: the worker's claim will find the row.
     try:
-        enqueuer.enqueue(job.id, queue)
+        enqueuer.send(job.id, queue)
     except Exception:
         # The job stays queued with no enqueued_at; the reconciler sends it later.
         log.warning(

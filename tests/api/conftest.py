@@ -29,7 +29,7 @@ class RecordingEnqueuer:
         self.seen_committed: list[bool] = []
         self.fail = False
 
-    def enqueue(self, job_id: uuid.UUID, queue: str) -> None:
+    def send(self, job_id: uuid.UUID, queue: str) -> None:
         with self.database.session() as session:
             job = session.get(Job, job_id)
             self.seen_committed.append(job is not None and job.status == "queued")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from api.enqueue import CeleryEnqueuer
 from api.main import create_app
+from persistence.broker import CeleryJobSender
 from persistence.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ def test_healthz_ok_with_the_embedded_broker(settings, tmp_path):
 def test_healthz_503_names_a_dead_broker(settings):
     dead = settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{dead_port()}/0",
                                        "broker_connect_timeout_s": 1.0})
-    app = create_app(dead, enqueuer=CeleryEnqueuer(dead))
+    app = create_app(dead, enqueuer=CeleryJobSender.from_settings(dead))
     with TestClient(app) as client:
         response = client.get("/healthz")
     assert response.status_code == 503

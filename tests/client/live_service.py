@@ -34,7 +34,7 @@ class NullEnqueuer:
     def __init__(self) -> None:
         self.sent: list[tuple[uuid.UUID, str]] = []
 
-    def enqueue(self, job_id: uuid.UUID, queue: str) -> None:
+    def send(self, job_id: uuid.UUID, queue: str) -> None:
         self.sent.append((job_id, queue))
 
     def ping(self) -> None:

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from api.enqueue import RUN_JOB_TASK, CeleryEnqueuer, make_celery_client
 from api.main import create_app
+from persistence.broker import RUN_JOB_TASK, CeleryJobSender, make_celery_client
 from persistence.db import Database
 from persistence.models import Job
 from persistence.repositories import JobRepository
@@ -32,19 +32,20 @@ def committed_row_exists(database_url: str, job_id: uuid.UUID) -> bool:
     return row is not None and row[0] == "queued"
 
 
-class CheckingEnqueuer(CeleryEnqueuer):
-    """The real Celery enqueuer, noting what the database and the queue showed at send time."""
+class CheckingEnqueuer(CeleryJobSender):
+    """The real Celery sender, noting what the database and the queue showed at send time."""
 
     def __init__(self, settings, broker):
-        super().__init__(settings)
+        super().__init__(make_celery_client(settings))
+        self.settings = settings
         self.broker = broker
         self.observed: list[tuple[bool, int]] = []
 
-    def enqueue(self, job_id, queue):
+    def send(self, job_id, queue):
         self.observed.append(
             (committed_row_exists(self.settings.database_url, job_id), self.broker.llen(queue))
         )
-        super().enqueue(job_id, queue)
+        super().send(job_id, queue)
 
 
 @pytest.fixture
@@ -140,9 +141,9 @@ def test_lost_broker_message_is_found_again_from_the_database(
             repo = JobRepository(session)
             lost = repo.find_queued_for_enqueue(not_sent_for=timedelta(0))
             assert [job.id for job in lost] == [job_id]
-            enqueuer = CeleryEnqueuer(service_settings)
+            enqueuer = CeleryJobSender.from_settings(service_settings)
             for job in lost:
-                enqueuer.enqueue(job.id, job.queue)
+                enqueuer.send(job.id, job.queue)
                 repo.mark_enqueued(job.id)
             session.commit()
             enqueuer.close()

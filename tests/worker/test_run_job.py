@@ -401,7 +401,7 @@ def test_a_worker_that_lost_its_lease_stops_and_writes_nothing(worker_context, t
 
 
 def test_the_task_is_registered_under_the_name_the_api_sends():
-    from api.enqueue import RUN_JOB_TASK
+    from persistence.broker import RUN_JOB_TASK
     from worker.celery_app import app
 
     app.loader.import_default_modules()

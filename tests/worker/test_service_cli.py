@@ -105,6 +105,24 @@ def test_celery_is_configured_for_long_jobs_that_must_not_be_lost():
     assert argv[argv.index("--max-tasks-per-child") + 1] == "1"
 
 
+def test_the_api_s_client_and_the_worker_share_one_celery_configuration(tmp_path):
+    from persistence.broker import CeleryJobSender, celery_config, make_celery_client
+
+    settings = Settings(_env_file=None, broker_url="redis://127.0.0.1:6379/0",
+                        broker_key_prefix="lab1:", default_queue="cpu")  # fmt: skip
+    client = make_celery_client(settings).conf
+    worker = make_celery_app(settings, WorkerSettings(_env_file=None)).conf
+    shared = celery_config(settings)
+    assert shared["broker_transport_options"]["global_keyprefix"] == "lab1:"
+    for key, value in shared.items():
+        assert client[key] == worker[key] == value, key
+    # The embedded broker's folder is made by whichever app sends first.
+    broker = tmp_path / "fresh" / "broker.db"
+    embedded = settings.model_copy(update={"broker_url": f"sqla+sqlite:///{broker}"})
+    CeleryJobSender.from_settings(embedded).close()
+    assert broker.parent.is_dir()
+
+
 def test_the_service_processes_start_without_torch(tmp_path):
     """The API, `srnet serve`, the reconciler and the worker's main process (until it preloads)
     import no torch: they start fast and never touch CUDA."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from api.enqueue import CeleryEnqueuer
+from persistence.broker import CeleryJobSender
 from persistence.db import Database
 from persistence.models import EventKind, JobStatus
 from persistence.repositories import ArtifactRepository, JobRepository, MetricRepository
@@ -20,7 +20,7 @@ from persistence.settings import Settings
 from tests.integration.conftest import pg_url, redis_broker, service_settings  # noqa: F401
 from tests.worker.processes import CeleryWorkerProcess, service_env, wait_for
 from tests.worker.tiny_job import create_job, tiny_job_spec
-from worker.celery_app import CeleryJobSender, make_celery_app
+from worker.celery_app import make_celery_app
 from worker.config import WorkerSettings
 from worker.reconciler import Reconciler
 
@@ -66,9 +66,9 @@ def workers(env, tmp_path) -> Iterator[list[CeleryWorkerProcess]]:
 def submit(settings: Settings, database: Database, spec: dict, queue: str = "gpu") -> uuid.UUID:
     """Store, commit, then send with the API's own enqueuer (enqueue after commit)."""
     job_id = create_job(database, spec, queue=queue)
-    enqueuer = CeleryEnqueuer(settings)
+    enqueuer = CeleryJobSender.from_settings(settings)
     try:
-        enqueuer.enqueue(job_id, queue)
+        enqueuer.send(job_id, queue)
     finally:
         enqueuer.close()
     with database.session() as session:

@@ -1,0 +1,119 @@
+"""Handing jobs to workers through the Celery broker: the one sender the API, the worker and the
+reconciler use (torch-free; imports no task code).
+
+Jobs are sent BY NAME (`RUN_JOB_TASK`), so the API never imports the worker or torch. A job is
+sent only after its row is committed (enqueue after commit): a worker never receives a job the
+database does not have. If the broker is down the job stays `queued` with no `enqueued_at` and
+the reconciler sends it later: the database is the source of truth, never the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any, Protocol
+
+from celery import Celery
+
+from persistence.db import ensure_sqlite_folder
+from persistence.settings import Settings as SharedSettings
+
+log = logging.getLogger(__name__)
+
+# The worker registers its task under this name (worker.tasks); everyone else sends to it.
+RUN_JOB_TASK = "srnet.run_job"
+
+
+def ensure_broker_folder(broker_url: str) -> None:
+    """The embedded broker is a SQLite file: its folder must exist before the first connect."""
+    if broker_url.startswith("sqla+sqlite"):
+        ensure_sqlite_folder(broker_url.removeprefix("sqla+"))
+
+
+def celery_config(settings: SharedSettings) -> dict[str, Any]:
+    """What every Celery app of the service shares, senders and workers alike: JSON messages,
+    no results, the default queue and the broker transport options (key prefix, visibility
+    timeout, timeouts; the API's client and the worker must agree on them)."""
+    return {
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_default_queue": settings.default_queue,
+        "broker_transport_options": settings.broker_transport_options(),
+        "broker_connection_timeout": settings.broker_connect_timeout_s,
+    }
+
+
+def make_celery_client(settings: SharedSettings, name: str = "srnet-api") -> Celery:
+    """A Celery app that only sends: no task modules, no result backend."""
+    ensure_broker_folder(settings.broker_url)
+    app = Celery(name, broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        celery_config(settings),
+        broker_connection_retry_on_startup=False,
+        # A request must not hang on a dead broker: a couple of quick retries, then the
+        # reconciler's turn.
+        task_publish_retry=True,
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
+    )
+    return app
+
+
+class JobSender(Protocol):
+    def send(self, job_id: uuid.UUID, queue: str) -> None:
+        """Hand the job to the broker; raises if the broker did not take it."""
+        ...
+
+    def ping(self) -> None:
+        """Raise if the broker cannot be reached."""
+        ...
+
+    def waiting(self, queue: str) -> int | None:
+        """Messages waiting in `queue`; None when the broker cannot say."""
+        ...
+
+
+class CeleryJobSender:
+    """Sends jobs by task name through `app`: the API's send-only client
+    (`CeleryJobSender.from_settings`) or a worker's own app (a job given back re-sends itself)."""
+
+    def __init__(self, app: Celery):
+        self.app = app
+        ensure_broker_folder(str(app.conf.broker_url or ""))
+
+    @classmethod
+    def from_settings(cls, settings: SharedSettings, name: str = "srnet-api") -> CeleryJobSender:
+        return cls(make_celery_client(settings, name))
+
+    def send(self, job_id: uuid.UUID, queue: str) -> None:
+        self.app.send_task(RUN_JOB_TASK, args=[str(job_id)], queue=queue)
+
+    def ping(self) -> None:
+        with self.app.connection_for_write() as connection:
+            connection.ensure_connection(
+                max_retries=1, interval_start=0, timeout=self.app.conf.broker_connection_timeout
+            )
+
+    def waiting(self, queue: str) -> int | None:
+        try:
+            with self.app.connection_for_read() as connection:
+                channel = connection.default_channel
+                # kombu's virtual transports (Redis, SQLAlchemy) count pending messages with
+                # `_size`; a passive declare fails on them for an empty or prefixed queue.
+                size = getattr(channel, "_size", None)
+                if callable(size):
+                    return int(size(queue))
+                _, count, _ = channel.queue_declare(queue=queue, passive=True)
+                return int(count)
+        except Exception as exc:  # any broker trouble: we cannot say
+            log.warning("cannot count the messages in queue %s: %s", queue, exc)
+            return None
+
+    def close(self) -> None:
+        self.app.close()
