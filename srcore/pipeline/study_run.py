@@ -1,0 +1,101 @@
+"""Run a whole study on this machine (`srnet study run`): every child job in turn through
+`run_search`, one shared stage cache, then the results table, its CSV/JSON and the plot.
+
+Running it again on the same folder resumes: finished children are read back, an interrupted
+one continues from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from srcore.callbacks import Callbacks
+from srcore.study import (
+    SelectedPoint,
+    StudyChild,
+    StudySpec,
+    TableRow,
+    expand_study,
+    slug,
+    study_table,
+    table_csv,
+    table_records,
+)
+from srcore.study_plot import plot_study
+
+
+@dataclass
+class StudyRun:
+    out_dir: Path
+    rows: list[TableRow]
+    csv_path: Path
+    json_path: Path
+    plot_path: Path
+    seconds: dict[str, float]  # child key → wall seconds of this run (0 when read back)
+
+
+def points_from_report(child: str, report: dict[str, Any]) -> list[SelectedPoint]:
+    """The selected points of one job's metrics.json (dense models and subnetworks)."""
+    points = [
+        SelectedPoint(child, "dense", int(d["seed"]), 0.0, d["metrics"])
+        for d in report.get("dense", [])
+    ]
+    points += [
+        SelectedPoint(
+            child,
+            "subnetwork",
+            int(u["seed"]),
+            float(u["sparsity"]),
+            u["metrics"],
+            u.get("movement"),
+        )
+        for u in report.get("results", [])
+    ]
+    return points
+
+
+def run_study(
+    study: StudySpec,
+    out_dir: Path,
+    callbacks_for: Callable[[StudyChild], Callbacks] | None = None,
+    log: Callable[[str], None] = print,
+) -> StudyRun:
+    from srcore.pipeline.run import clean_work, run_search
+
+    out_dir = Path(out_dir)
+    children = expand_study(study)
+    cache = out_dir / "cache"
+    points: list[SelectedPoint] = []
+    seconds: dict[str, float] = {}
+    timings_path = out_dir / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    for i, child in enumerate(children, 1):
+        child_dir = out_dir / "jobs" / slug(child.key)
+        metrics = child_dir / "metrics.json"
+        if not metrics.exists():
+            log(f"[{i}/{len(children)}] {child.label}")
+            started = time.time()
+            callbacks = callbacks_for(child) if callbacks_for else Callbacks()
+            run_search(child.spec, child_dir, callbacks, cache_dir=cache)
+            clean_work(child_dir)
+            timings[child.key] = round(time.time() - started, 1)
+            timings_path.parent.mkdir(parents=True, exist_ok=True)
+            timings_path.write_text(json.dumps(timings, indent=1))
+        seconds[child.key] = timings.get(child.key, 0.0)
+        points += points_from_report(child.key, json.loads(metrics.read_text()))
+    rows = study_table(children, points)
+    csv_path = out_dir / "table.csv"
+    csv_path.write_text(table_csv(rows))
+    json_path = out_dir / "table.json"
+    json_path.write_text(
+        json.dumps(
+            {"study": study.model_dump(mode="json"), "records": table_records(rows)}, indent=1
+        )
+    )
+    plot_path = plot_study(rows, out_dir / "plot.png", title=study.name or "")
+    return StudyRun(out_dir, rows, csv_path, json_path, plot_path, seconds)

@@ -1,0 +1,195 @@
+"""Studies: expansion of a base spec and axes into jobs, validation, and the results table."""
+
+import math
+
+import pytest
+
+from srcore.study import (
+    MAX_STUDY_JOBS,
+    SelectedPoint,
+    StudyError,
+    StudySpec,
+    expand_study,
+    flatten_metrics,
+    read_table_csv,
+    study_table,
+    table_csv,
+)
+
+BASE = {
+    "task": "mnli",
+    "data": {"max_train_examples": 64, "max_eval_examples": 32},
+    "pruning": {"method": "mask_training", "sparsities": [0.5, 0.7]},
+    "training": {"seeds": [1, 2, 3]},
+}
+
+
+def _study(**kw):
+    return StudySpec.model_validate({"base": BASE, **kw})
+
+
+def test_grid_rows_and_dense_references_expand_to_ordinary_jobs():
+    study = _study(
+        axes=[{"path": "debias.loss", "values": ["none", "poe", "reweight", "conf_reg"]}],
+        rows=[
+            {"name": "IMP (poe)", "overrides": {"pruning.method": "imp", "debias.loss": "poe"}},
+            {
+                "name": "frozen (poe)",
+                "overrides": {"pruning.scenario": "pretrained_frozen", "debias.loss": "poe"},
+            },
+        ],
+    )
+    children = expand_study(study)
+    search = [c for c in children if c.role == "search"]
+    refs = [c for c in children if c.role == "reference"]
+    assert [c.spec.debias.loss for c in search[:4]] == ["none", "poe", "reweight", "conf_reg"]
+    assert search[4].spec.pruning.method == "imp" and search[4].label == "IMP (poe)"
+    assert search[5].spec.pruning.scenario == "pretrained_frozen"
+    # one dense reference per loss, fine-tuned with that loss, pruned by one-shot magnitude
+    assert [r.spec.debias.loss for r in refs] == ["none", "poe", "reweight", "conf_reg"]
+    assert [r.spec.dense.loss for r in refs] == ["none", "job", "job", "job"]
+    assert {r.spec.pruning.method for r in refs} == {"magnitude"}
+    # seeds and sparsities stay inside each job; the data and training are the base's
+    assert all(c.spec.training.seeds == [1, 2, 3] for c in children)
+    assert all(c.spec.pruning.sparsities == [0.5, 0.7] for c in children)
+    assert all(c.spec.data.max_train_examples == 64 for c in children)
+    assert len({c.key for c in children}) == len(children)
+
+
+def test_a_product_of_axes():
+    study = _study(
+        axes=[
+            {"path": "debias.loss", "values": ["poe", "reweight"]},
+            {"path": "pruning.init", "values": ["hard", "soft"]},
+        ],
+        dense_references=False,
+    )
+    children = expand_study(study)
+    assert [(c.spec.debias.loss, c.spec.pruning.init) for c in children] == [
+        ("poe", "hard"),
+        ("poe", "soft"),
+        ("reweight", "hard"),
+        ("reweight", "soft"),
+    ]
+    assert children[1].label == "loss poe, init soft"
+
+
+def test_unknown_axis_path_is_named_with_a_suggestion():
+    with pytest.raises(StudyError) as err:
+        expand_study(_study(axes=[{"path": "debias.los", "values": ["poe"]}]))
+    assert err.value.field == "axes[0].path"
+    assert "debias.loss" in str(err.value)
+
+
+def test_a_bad_value_names_its_axis_and_the_spec_field():
+    study = _study(
+        axes=[
+            {"path": "debias.loss", "values": ["poe"]},
+            {"path": "training.batch_size", "values": [16, 0]},
+        ]
+    )
+    with pytest.raises(StudyError) as err:
+        expand_study(study)
+    assert err.value.field == "axes[1]"
+    assert "training.batch_size" in str(err.value)
+
+
+def test_seeds_and_sparsities_are_not_axes_and_axes_do_not_repeat():
+    with pytest.raises(ValueError, match="stays inside each job"):
+        _study(axes=[{"path": "training.seeds", "values": [[1], [2]]}])
+    with pytest.raises(ValueError, match="already an axis"):
+        _study(
+            axes=[
+                {"path": "debias.loss", "values": ["poe"]},
+                {"path": "debias.loss", "values": ["none"]},
+            ]
+        )
+
+
+def test_grid_size_is_capped_and_the_cap_is_stated():
+    study = _study(
+        axes=[
+            {"path": "training.learning_rate", "values": [i * 1e-4 for i in range(1, 17)]},
+            {"path": "training.batch_size", "values": [8, 16, 32, 64, 128]},
+        ]
+    )
+    with pytest.raises(StudyError, match=f"at most {MAX_STUDY_JOBS}"):
+        expand_study(study)
+
+
+def _hans(acc, ent, non, collapsed=False):
+    return {
+        "accuracy": acc,
+        "entailed": ent,
+        "non_entailed": non,
+        "n": 10,
+        "heuristics": {"lexical_overlap": {"accuracy": acc, "entailed": ent, "non_entailed": non}},
+        "majority_share": 0.99 if collapsed else 0.6,
+        "collapsed": collapsed,
+    }
+
+
+def test_table_gives_mean_sd_and_n_over_seeds_and_counts_collapses():
+    study = _study(axes=[{"path": "debias.loss", "values": ["poe"]}])
+    children = expand_study(study)
+    poe, ref_ce = children[0].key, "reference:none"
+    points = [
+        SelectedPoint(
+            poe,
+            "subnetwork",
+            1,
+            0.5,
+            {"dev": {"accuracy": 0.60}, "hans": _hans(0.5, 0.9, 0.1)},
+            {"differ_fraction": 0.02, "flipped_fraction": 0.03},
+        ),
+        SelectedPoint(
+            poe,
+            "subnetwork",
+            2,
+            0.5,
+            {"dev": {"accuracy": 0.64}, "hans": _hans(0.6, 0.8, 0.4, True)},
+            {"differ_fraction": 0.04, "flipped_fraction": 0.05},
+        ),
+        SelectedPoint(poe, "dense", 1, 0.0, {"dev": {"accuracy": 0.9}}),  # not repeated
+        SelectedPoint(
+            ref_ce, "dense", 1, 0.0, {"dev": {"accuracy": 0.66}, "hans": _hans(0.5, 1, 0)}
+        ),
+        SelectedPoint(ref_ce, "subnetwork", 1, 0.5, {"dev": {"accuracy": 0.55}}),
+    ]
+    rows = study_table(children, points)
+    labels = [r.label for r in rows]
+    assert labels == ["loss poe", "dense CE", "magnitude CE", "dense poe", "magnitude poe"]
+    cell = rows[0].cells[0.5]
+    mean, sd, n = cell.stats("dev.accuracy")
+    assert (mean, n) == (pytest.approx(0.62), 2) and sd == pytest.approx(math.sqrt(0.0008))
+    assert cell.stats("hans.lexical_overlap.non_entailed")[0] == pytest.approx(0.25)
+    assert cell.stats("mask.differ_fraction")[0] == pytest.approx(0.03)
+    assert cell.collapsed == {"hans": 1}
+    assert 0.0 not in rows[0].cells
+    assert rows[1].cells[0.0].stats("dev.accuracy") == (0.66, 0.0, 1)
+    assert rows[2].cells[0.5].stats("dev.accuracy") == (0.55, 0.0, 1)
+    records = read_table_csv(table_csv(rows))
+    hans_non = [r for r in records if r["row"] == "loss poe" and r["metric"] == "hans.non_entailed"]
+    assert hans_non == [{**hans_non[0], "mean": pytest.approx(0.25), "n": 2, "collapsed": 1}]
+
+
+def test_flatten_metrics_keeps_numbers_only():
+    flat = flatten_metrics(
+        {
+            "paws_qqp": {
+                "accuracy": 0.5,
+                "f1": 0.4,
+                "per_class": {"0": 0.3, "1": 0.7},
+                "n": 5,
+                "collapsed": False,
+                "majority_label": "1",
+            },
+            "selection": 0.5,
+        }
+    )
+    assert flat == {
+        "paws_qqp.accuracy": 0.5,
+        "paws_qqp.f1": 0.4,
+        "paws_qqp.0": 0.3,
+        "paws_qqp.1": 0.7,
+    }
