@@ -1,2 +1,2 @@
-"""The SRNet HTTP API (FastAPI). Never imports torch: it validates specs with `srcore.spec`,
-checks them with `srcore.tasks` and hands jobs to workers by Celery task name."""
+"""The SRNet HTTP API (FastAPI). Never imports torch: it validates specs with `srcore.jobspec`
+(spec, task registry) and hands jobs to workers by Celery task name."""

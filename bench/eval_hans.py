@@ -20,8 +20,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from srcore.data.loaders import eval_label_names, load_split
 from srcore.evaluation import predict, split_metrics
+from srcore.jobspec.spec import SourceSpec
 from srcore.models import resolve_model_path
-from srcore.spec import SourceSpec
 from srcore.training import configure_cpu_threads, encode_split, pick_device
 
 MNLI = ("contradiction", "entailment", "neutral")

@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 
 from srcore.data.loaders import load_split
+from srcore.jobspec.spec import SourceSpec
 from srcore.losses import debias_loss
 from srcore.models import resolve_model_path
 from srcore.pipeline.inputs import load_model, load_tokenizer
 from srcore.pruning import ScoreMasker, prunable_weights
-from srcore.spec import SourceSpec
 from srcore.training import collate, configure_cpu_threads, encode_split, pick_device
 
 LABELS = ("contradiction", "entailment", "neutral")
@@ -92,9 +92,9 @@ def step_ratio(steps: int, batch_size: int) -> None:
 
 
 def whole_search() -> None:
-    from srcore.callbacks import Callbacks
+    from srcore.jobspec.callbacks import Callbacks
+    from srcore.jobspec.spec import JobSpec
     from srcore.pipeline import run_search
-    from srcore.spec import JobSpec
 
     class Speed(Callbacks):
         def __init__(self) -> None:

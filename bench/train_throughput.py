@@ -22,9 +22,9 @@ import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from srcore.data.loaders import load_split
+from srcore.jobspec.spec import SourceSpec
 from srcore.losses import cross_entropy
 from srcore.models import resolve_model_path
-from srcore.spec import SourceSpec
 from srcore.training import (
     Trainer,
     TrainerConfig,

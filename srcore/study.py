@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from srcore.spec import JobSpec
+from srcore.jobspec.spec import JobSpec
 
 MAX_STUDY_JOBS = 64  # grid + extra rows + dense references
 AxisValue = str | int | float | bool | None | list[Any] | dict[str, Any]

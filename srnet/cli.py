@@ -17,8 +17,8 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_UNREACHABLE = 0, 1, 2
 def _read_spec(path: str):
     from pydantic import ValidationError
 
-    from srcore.spec import load_spec
-    from srcore.tasks import TaskConfigError, resolve_task
+    from srcore.jobspec.spec import load_spec
+    from srcore.jobspec.task_registry import TaskConfigError, resolve_task
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -47,8 +47,8 @@ def _fail(message: str, code: int) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     spec = _read_spec(args.spec)
     from srcore.bias import BiasFileError
-    from srcore.callbacks import Cancelled
     from srcore.data.errors import DataFormatError
+    from srcore.jobspec.callbacks import Cancelled
     from srcore.models import ModelNotFoundError
     from srcore.pipeline import clean_work, run_search
     from srnet.progress import TerminalProgress

@@ -7,7 +7,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from srcore.callbacks import Callbacks, Progress
+from srcore.jobspec.callbacks import Callbacks, Progress
 
 
 class TerminalProgress(Callbacks):

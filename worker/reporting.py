@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from persistence.db import Database
 from persistence.models import EventKind, Metric
 from persistence.repositories import JobRepository, Lease, MetricRepository
-from srcore.callbacks import Callbacks, Progress
-from srcore.spec import JobSpec
+from srcore.jobspec.callbacks import Callbacks, Progress
+from srcore.jobspec.spec import JobSpec
 from worker.lease import JobLease
 
 log = logging.getLogger(__name__)

@@ -71,8 +71,8 @@ def input_errors() -> tuple[type[BaseException], ...]:
 
     from srcore.bias.files import BiasFileError
     from srcore.data.errors import DataFormatError
+    from srcore.jobspec.task_registry import TaskConfigError
     from srcore.models import ModelNotFoundError
-    from srcore.tasks import TaskConfigError
 
     return (
         DataFormatError,
@@ -174,9 +174,9 @@ class JobRun:
             self.lease.stop()
 
     def _run_locked(self) -> Outcome:
-        from srcore.callbacks import Cancelled
+        from srcore.jobspec.callbacks import Cancelled
+        from srcore.jobspec.spec import JobSpec
         from srcore.pipeline import run_search
-        from srcore.spec import JobSpec
         from srcore.training.trainer import ResumeMismatchError
 
         permanent = input_errors()
@@ -217,7 +217,7 @@ class JobRun:
     def _outside_data_roots(self, spec: Any) -> str | None:
         """The API refuses specs naming local files outside DATA_ROOTS; a worker checks again
         (a row written by another client or an older API must not read the worker's files)."""
-        from srcore.spec_paths import outside_roots
+        from srcore.jobspec.spec_paths import outside_roots
 
         bad = outside_roots(spec, self.ctx.settings.data_roots)
         if not bad:

@@ -10,11 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from persistence.models import Job, JobEvent, JobStatus, Metric
 from persistence.settings import QueueName
-from srcore.spec import JobSpec
+from srcore.jobspec.spec import JobSpec
 
 
 class JobCreate(JobSpec):
-    """A job spec (`srcore.spec.JobSpec`) plus where to run it."""
+    """A job spec (`srcore.jobspec.spec.JobSpec`) plus where to run it."""
 
     queue: QueueName | None = Field(
         default=None, description="Worker queue; default: the service's (usually `gpu`)."

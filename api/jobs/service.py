@@ -33,9 +33,9 @@ from persistence.repositories import (
     MetricRepository,
 )
 from persistence.settings import Settings
-from srcore.spec import JobSpec, spec_hash
-from srcore.spec_paths import outside_roots
-from srcore.tasks import TaskConfigError, resolve_task
+from srcore.jobspec.spec import JobSpec, spec_hash
+from srcore.jobspec.spec_paths import outside_roots
+from srcore.jobspec.task_registry import TaskConfigError, resolve_task
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ _FIELD_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*
 
 def canonical_hash(value: Any) -> str:
     """The request's hash (spec and queue) for idempotent replays; the job's own identity is
-    `srcore.spec.spec_hash`."""
+    `srcore.jobspec.spec.spec_hash`."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 

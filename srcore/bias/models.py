@@ -11,7 +11,7 @@ from srcore.bias.crossfit import effective_folds
 from srcore.bias.overlap import overlap_2way_probabilities, overlap_multiclass_probabilities
 from srcore.bias.result import BiasResult, gold_indices, normalised_rows, summary
 from srcore.data.examples import Split
-from srcore.tasks import BiasModelKind
+from srcore.jobspec.task_registry import BiasModelKind
 
 BIAS_MODEL_KINDS: tuple[str, ...] = get_args(BiasModelKind)
 DEFAULT_FOLDS = 5

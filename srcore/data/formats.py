@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, Literal
 
 from srcore.data.errors import DataFormatError
 from srcore.data.examples import Example
-from srcore.spec import ColumnMap
+from srcore.jobspec.spec import ColumnMap
 
 # tsv: split on tabs, no quoting; tsv_quoted / csv: standard CSV quoting ("" inside "...").
 ReaderName = Literal["tsv", "tsv_quoted", "csv", "jsonl", "pair_json"]

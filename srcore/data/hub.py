@@ -14,7 +14,7 @@ from typing import Any
 from srcore.data.errors import DataFormatError, DataSourceUnavailable
 from srcore.data.examples import Example
 from srcore.data.formats import FILE_FORMATS, ExampleBuilder, Layout, Record, custom_layout
-from srcore.spec import SourceSpec
+from srcore.jobspec.spec import SourceSpec
 
 # Names that live at the top level of the hub (no owner), so `glue/mnli` means name/config.
 # Any other `a/b` is read as an owner/name repository; give `owner/name/config` for a config.

@@ -40,7 +40,7 @@ from srcore.data.formats import (
     custom_reader,
     read_records,
 )
-from srcore.spec import SourceSpec
+from srcore.jobspec.spec import SourceSpec
 
 __all__ = [
     "SAMPLE_PREFIX",

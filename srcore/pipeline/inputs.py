@@ -11,9 +11,9 @@ from torch import nn
 from srcore.data.examples import Example, Split
 from srcore.data.loaders import eval_label_names, load_split
 from srcore.evaluation import EvalSet
+from srcore.jobspec.spec import JobSpec
+from srcore.jobspec.task_registry import ResolvedTask, resolve_task
 from srcore.models import ModelNotFoundError, resolve_model_path
-from srcore.spec import JobSpec
-from srcore.tasks import ResolvedTask, resolve_task
 from srcore.training import EncodedSplit, encode_split
 
 DEV_SET = "dev"  # the name of the ID dev set in metrics

@@ -24,8 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from srcore.callbacks import Callbacks
 from srcore.export import export_checkpoint, library_versions, plot_report, write_report
+from srcore.jobspec.callbacks import Callbacks
+from srcore.jobspec.spec import JobSpec, spec_hash
 from srcore.pipeline.inputs import JobData, load_job_data, load_model
 from srcore.pipeline.search import (
     Found,
@@ -45,7 +46,6 @@ from srcore.pipeline.stages import (
     teacher_probabilities,
 )
 from srcore.pruning import head_state_dict, model_parameter_count, save_masks, sparsity_report
-from srcore.spec import JobSpec, spec_hash
 from srcore.stage_cache import StageCache
 from srcore.training import configure_cpu_threads
 

@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from srcore.bias import BiasResult
-from srcore.callbacks import Callbacks
+from srcore.jobspec.callbacks import Callbacks
+from srcore.jobspec.spec import JobSpec
 from srcore.pipeline.inputs import JobData, load_model
 from srcore.pipeline.stages import evaluate_fn, trainer_config, with_loss_extras
 from srcore.pruning import (
@@ -34,7 +35,6 @@ from srcore.pruning import (
 )
 from srcore.pruning.movement import mask_movement
 from srcore.pruning.score_lr import search_learning_rate
-from srcore.spec import JobSpec
 from srcore.training import Trainer, TrainerConfig, debias_loss_fn, pick_device
 from srcore.training.trainer import state_dict_copy
 

@@ -13,10 +13,10 @@ import torch
 
 from srcore.bias import BiasCache, BiasResult, bias_probabilities, load_probability_file
 from srcore.bias.cache import cache_key_parts, training_digest
-from srcore.callbacks import Callbacks
 from srcore.evaluation import make_evaluate_fn, predict
+from srcore.jobspec.callbacks import Callbacks
+from srcore.jobspec.spec import JobSpec
 from srcore.pipeline.inputs import DEV_SET, JobData, load_model
-from srcore.spec import JobSpec
 from srcore.stage_cache import StageCache, canonical_hash
 from srcore.training import Trainer, TrainerConfig, debias_loss_fn, pick_device
 

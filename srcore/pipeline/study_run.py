@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from srcore.callbacks import Callbacks
+from srcore.jobspec.callbacks import Callbacks
 from srcore.study import (
     SelectedPoint,
     StudyChild,

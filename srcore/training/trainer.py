@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from srcore.callbacks import Callbacks, Cancelled, Progress
+from srcore.jobspec.callbacks import Callbacks, Cancelled, Progress
 from srcore.losses import debias_loss
 from srcore.training.batching import Batch, LengthGroupedSampler, collate
 from srcore.training.checkpoint import (

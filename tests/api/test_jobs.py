@@ -57,7 +57,7 @@ def test_queue_can_be_chosen(client, auth, enqueuer):
         ({"task": "sst2"}, ["body", "task"]),
         ({"name": "x" * 201}, ["body", "name"]),
         ({"queue": "tpu"}, ["body", "queue"]),
-        # srcore.tasks.resolve_task errors: same shape, loc at the field they name.
+        # srcore.jobspec.task_registry.resolve_task errors: same shape, loc at the field they name.
         ({"task": "fever"}, ["body", "data", "train"]),
         ({"evaluation": {"ood_sets": ["nope"]}}, ["body", "evaluation", "ood_sets"]),
         # Cross-field checks of JobSpec: loc at the field their message names.
@@ -454,7 +454,7 @@ def test_spec_hash_is_srcore_s_even_for_a_non_ascii_name(client, auth):
     """The API stores the hash srcore writes into masks and reports: one `spec_hash()`."""
     import hashlib
 
-    from srcore.spec import JobSpec, spec_hash
+    from srcore.jobspec.spec import JobSpec, spec_hash
 
     body = {**SPEC, "name": "Débiaisé · 偏り"}
     job = post(client, auth, body).json()

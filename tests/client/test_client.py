@@ -41,7 +41,7 @@ def test_submit_answers_the_stored_job_with_defaults_filled(client: SRNetClient,
 
 
 def test_submit_from_a_file_a_jobspec_and_with_an_idempotency_key(client, tmp_path):
-    from srcore.spec import JobSpec
+    from srcore.jobspec.spec import JobSpec
 
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(SPEC))

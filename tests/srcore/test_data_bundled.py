@@ -12,8 +12,8 @@ import pytest
 
 import srcore
 from srcore.data.loaders import eval_label_names, load_split, resolve_data_path, sample_data_root
-from srcore.spec import SourceSpec
-from srcore.tasks import TASKS
+from srcore.jobspec.spec import SourceSpec
+from srcore.jobspec.task_registry import TASKS
 
 EXPECTED_ROWS = {
     ("mnli", "train"): 8999,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from srcore.data.loaders import DataFormatError, load_split, resolve_data_path
-from srcore.spec import ColumnMap, SourceSpec
+from srcore.jobspec.spec import ColumnMap, SourceSpec
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "data"
 MNLI = ("contradiction", "entailment", "neutral")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from srcore.data.loaders import eval_label_names, load_split
-from srcore.spec import ColumnMap, SourceSpec
+from srcore.jobspec.spec import ColumnMap, SourceSpec
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "data"
 MNLI = ("contradiction", "entailment", "neutral")
@@ -289,6 +289,6 @@ def test_every_spec_format_has_a_reader():
     from typing import get_args
 
     from srcore.data.formats import FILE_FORMATS
-    from srcore.spec import FormatName
+    from srcore.jobspec.spec import FormatName
 
     assert set(get_args(FormatName)) == set(FILE_FORMATS) | {"custom"}

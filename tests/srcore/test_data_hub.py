@@ -15,14 +15,14 @@ import pytest
 
 from srcore.data import hub
 from srcore.data.loaders import DataFormatError, DataSourceUnavailable, load_split
-from srcore.spec import SourceSpec
+from srcore.jobspec.spec import SourceSpec
 
 MNLI = ("contradiction", "entailment", "neutral")
 
 OFFLINE_SCRIPT = """
 import sys
 from srcore.data.loaders import DataSourceUnavailable, load_split
-from srcore.spec import SourceSpec
+from srcore.jobspec.spec import SourceSpec
 try:
     load_split(SourceSpec(format="glue_mnli_tsv", hub="glue/mnli:validation_matched"),
                ("contradiction", "entailment", "neutral"), "dev")

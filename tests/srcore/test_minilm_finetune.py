@@ -5,8 +5,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from srcore.data.loaders import load_split
 from srcore.evaluation import EvalSet, make_evaluate_fn
+from srcore.jobspec.spec import SourceSpec
 from srcore.models import resolve_model_path
-from srcore.spec import SourceSpec
 from srcore.training import Trainer, TrainerConfig, debias_loss_fn, encode_split
 from tests.helpers.tiny_bert import torch_threads
 

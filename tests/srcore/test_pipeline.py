@@ -10,12 +10,12 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from srcore.callbacks import Callbacks, Cancelled
 from srcore.evaluation import make_evaluate_fn
+from srcore.jobspec.callbacks import Callbacks, Cancelled
+from srcore.jobspec.spec import JobSpec
 from srcore.pipeline import run_search
 from srcore.pipeline.inputs import load_job_data
 from srcore.pruning import load_masks, prunable_weights, restore_subnetwork
-from srcore.spec import JobSpec
 from tests.helpers.tiny_bert import torch_threads
 from tests.helpers.tiny_model_dir import save_tiny_model
 

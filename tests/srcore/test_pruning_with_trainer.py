@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from srcore.callbacks import Callbacks, Cancelled
+from srcore.jobspec.callbacks import Callbacks, Cancelled
 from srcore.pruning import (
     CubicSparsity,
     ImpSchedule,

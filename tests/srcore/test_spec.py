@@ -3,8 +3,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from srcore.spec import JobSpec, load_spec
-from srcore.tasks import TaskConfigError, resolve_task
+from srcore.jobspec.spec import JobSpec, load_spec
+from srcore.jobspec.task_registry import TaskConfigError, resolve_task
 
 
 def _errors(payload: dict) -> str:
@@ -117,8 +117,8 @@ def test_every_leaf_field_has_a_description():
 
 
 def test_spec_hash_is_canonical_and_shared_with_the_pipeline():
+    from srcore.jobspec.spec import spec_hash
     from srcore.pipeline import run
-    from srcore.spec import spec_hash
 
     spec = JobSpec.model_validate({"task": "mnli", "name": "Débiaisé · 偏り"})
     again = load_spec(json.dumps(json.loads(spec.model_dump_json()), indent=3))

@@ -4,7 +4,7 @@ import torch
 
 from srcore.data.examples import Example, Split
 from srcore.data.loaders import load_split
-from srcore.spec import SourceSpec
+from srcore.jobspec.spec import SourceSpec
 from srcore.training import LengthGroupedSampler, collate, encode_split, padding_fraction
 from tests.helpers.tiny_bert import random_pair_split, tiny_tokenizer
 

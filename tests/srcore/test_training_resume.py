@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from srcore.callbacks import Callbacks, Cancelled
 from srcore.evaluation import EvalSet, make_evaluate_fn
+from srcore.jobspec.callbacks import Callbacks, Cancelled
 from srcore.training import (
     ResumeMismatchError,
     Trainer,

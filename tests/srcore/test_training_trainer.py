@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from srcore.callbacks import Callbacks, Cancelled
+from srcore.jobspec.callbacks import Callbacks, Cancelled
 from srcore.training import Trainer, TrainerConfig, TrainerHooks, debias_loss_fn, encode_split
 from srcore.training.trainer import linear_warmup_decay, param_groups
 from tests.helpers.tiny_bert import random_pair_split, tiny_bert, tiny_tokenizer, torch_threads

@@ -15,7 +15,7 @@ from api.jobs.schemas import JobCreate
 from api.web.endpoints import STATIC_DIR
 from api.web.form import form_fields
 from api.web.presets import PRESETS
-from srcore.tasks import resolve_task
+from srcore.jobspec.task_registry import resolve_task
 from tests.client.live_service import LiveService
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ import pytest
 from persistence.db import Database
 from persistence.models import EventKind, JobStatus
 from persistence.repositories import JobRepository, Lease, MetricRepository
-from srcore.callbacks import Progress
-from srcore.spec import JobSpec
+from srcore.jobspec.callbacks import Progress
+from srcore.jobspec.spec import JobSpec
 from tests.worker.tiny_job import create_job, tiny_job_spec
 from worker.lease import JobLease
 from worker.reporting import CurveTracker, JobReporter

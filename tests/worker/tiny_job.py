@@ -10,7 +10,7 @@ from typing import Any
 from persistence.db import Database
 from persistence.keys import create_api_key
 from persistence.repositories import JobRepository
-from srcore.spec import JobSpec
+from srcore.jobspec.spec import JobSpec
 from tests.helpers.tiny_bert import WORDS, tiny_bert, tiny_tokenizer
 
 MNLI_LABELS = ("contradiction", "entailment", "neutral")

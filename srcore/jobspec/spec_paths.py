@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from srcore.spec import JobSpec, SourceSpec
+from srcore.jobspec.spec import JobSpec, SourceSpec
 
 LOCAL_PREFIXES = ("/", ".", "~")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from srcore.spec import EvalSourceSpec, JobSpec, SourceSpec
+from srcore.jobspec.spec import EvalSourceSpec, JobSpec, SourceSpec
 
 BiasModelKind = Literal["overlap_2way", "overlap", "claim_only"]
 
