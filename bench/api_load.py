@@ -180,11 +180,11 @@ def prepare_database(folder: Path) -> tuple[str, str]:
 
 def ours_env(folder: Path, database_url: str, broker_url: str) -> dict[str, str]:
     return {
-        "ENVIRONMENT": "test",
-        "DATABASE_URL": database_url,
-        "BROKER_URL": broker_url,
-        "ARTIFACT_STORE": f"file://{folder / 'artifacts'}",
-        "DEFAULT_QUEUE": "gpu",
+        "SRNET_ENVIRONMENT": "test",
+        "SRNET_DATABASE_URL": database_url,
+        "SRNET_BROKER_URL": broker_url,
+        "SRNET_ARTIFACT_STORE": f"file://{folder / 'artifacts'}",
+        "SRNET_DEFAULT_QUEUE": "gpu",
     }
 
 

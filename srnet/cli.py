@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_service_commands(sub)
     _add_client_commands(sub)
+    from srnet import study_cli
+
+    study_cli.register(sub)
     return parser
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from srcore.jobspec.callbacks import Callbacks
-from srcore.study import (
+from srcore.jobspec.study import (
     SelectedPoint,
     StudyChild,
     StudySpec,

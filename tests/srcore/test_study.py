@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from srcore.study import (
+from srcore.jobspec.study import (
     MAX_STUDY_JOBS,
     SelectedPoint,
     StudyError,

@@ -1,0 +1,65 @@
+"""A whole study on a tiny random BERT and real sample rows: every child runs, the dense
+fine-tune is shared through the stage cache, the table and plot come from the runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from srcore.jobspec.study import StudySpec, read_table_csv
+from srcore.pipeline.study_run import run_study
+from tests.helpers.tiny_bert import torch_threads
+from tests.helpers.tiny_model_dir import save_tiny_model
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+def test_study_runs_every_child_and_tables_them_over_seeds(tiny_model, tmp_path):
+    base = {
+        "task": "mnli",
+        "model": {"name_or_path": tiny_model},
+        "data": {"max_train_examples": 64, "max_eval_examples": 32},
+        "pruning": {"sparsities": [0.5]},
+        "dense": {"max_steps": 4, "learning_rate": 1e-3},
+        "training": {
+            "max_steps": 4,
+            "eval_every": 2,
+            "batch_size": 16,
+            "max_length": 32,
+            "seeds": [1, 2],
+        },
+        "evaluation": {"batch_size": 64},
+    }
+    study = StudySpec.model_validate(
+        {"name": "tiny", "base": base, "axes": [{"path": "debias.loss", "values": ["none", "poe"]}]}
+    )
+    logged: list[str] = []
+    with torch_threads(1):
+        run = run_study(study, tmp_path / "study", log=logged.append)
+    assert len(logged) == 4  # 2 searches + dense references for CE and PoE
+    records = read_table_csv(run.csv_path.read_text())
+    rows = {r["row"] for r in records}
+    assert rows == {
+        "loss none",
+        "loss poe",
+        "dense CE",
+        "magnitude CE",
+        "dense poe",
+        "magnitude poe",
+    }
+    dev = {(r["row"], r["sparsity"]): r for r in records if r["metric"] == "dev.accuracy"}
+    assert dev[("loss poe", 0.5)]["n"] == 2 and dev[("dense CE", 0.0)]["n"] == 2
+    assert {r["metric"] for r in records} >= {"hans.non_entailed", "mask.differ_fraction"}
+    # the dense CE fine-tune of each seed was built once and reused by the other jobs
+    dense_entries = [p for p in (tmp_path / "study/cache").iterdir() if p.name.startswith("dense-")]
+    assert len(dense_entries) == 2 * 2  # CE and PoE per seed
+    assert run.plot_path.stat().st_size > 10_000
+    assert json.loads(run.json_path.read_text())["study"]["name"] == "tiny"
+    # a second run reads every child back
+    again = run_study(study, tmp_path / "study", log=logged.append)
+    assert len(logged) == 4
+    assert again.csv_path.read_text() == run.csv_path.read_text()
