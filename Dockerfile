@@ -24,8 +24,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     SRNET_HOME=/var/lib/srnet \
     HF_HOME=/var/lib/srnet/hf \
-    WORK_DIR=/var/lib/srnet/work \
-    ARTIFACT_STORE=file:///var/lib/srnet/artifacts
+    SRNET_WORK_DIR=/var/lib/srnet/work \
+    SRNET_ARTIFACT_STORE=file:///var/lib/srnet/artifacts
 
 # tini: signals reach the Celery worker and uvicorn (warm shutdown), zombies are reaped.
 # curl: the API's health check.

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from persistence.settings import Settings
+    from persistence.settings import SharedSettings
 
 CHUNK = 1024 * 1024
 # Segments start with a letter or digit, so "." and ".." (and hidden files) cannot appear.
@@ -192,7 +192,7 @@ class S3ArtifactStore:
         self.client = client
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> S3ArtifactStore:
+    def from_settings(cls, settings: SharedSettings) -> S3ArtifactStore:
         parsed = urlsplit(settings.artifact_store)
         kwargs: dict[str, Any] = {}
         if settings.s3_endpoint_url:
@@ -289,8 +289,8 @@ class S3ArtifactStore:
         self.client.delete_object(Bucket=self.bucket, Key=self._object_key(key))
 
 
-def make_artifact_store(settings: Settings) -> ArtifactStore:
-    """The store ARTIFACT_STORE names: file://<folder> (relative to the working directory when
+def make_artifact_store(settings: SharedSettings) -> ArtifactStore:
+    """The store SRNET_ARTIFACT_STORE names: file://<folder> (relative to the working directory when
     it starts with ./) or s3://<bucket>[/<prefix>]."""
     parsed = urlsplit(settings.artifact_store)
     if parsed.scheme == "s3":

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from celery import Celery
 
 from persistence.db import ensure_sqlite_folder
-from persistence.settings import Settings as SharedSettings
+from persistence.settings import SharedSettings
 
 log = logging.getLogger(__name__)
 

@@ -82,7 +82,7 @@ def ensure_bootstrap_key(session: Session, key: str, owner_name: str) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m persistence.keys", description=__doc__)
-    parser.add_argument("--database-url", help="default: DATABASE_URL / Settings")
+    parser.add_argument("--database-url", help="default: SRNET_DATABASE_URL / Settings")
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="create a key and print it once")
     create.add_argument("--owner", required=True, help="owner (lab or user) name")

@@ -1,91 +1,136 @@
-"""Service configuration, read from the environment and `.env` (pydantic-settings).
+"""The service's configuration, in one place: read from the environment and `.env`
+(pydantic-settings), every variable named `SRNET_<SETTING>`.
+
+Three sections:
+- `SharedSettings`: what the API, the worker and the reconciler must agree on (database,
+  broker, queues, artifact store, job lifecycle, the folders a spec may name);
+- `Settings` (= shared + the API's own: bootstrap key, request limits, streaming);
+- `WorkerSettings`: the worker's, the reconciler's and `srnet serve`'s own (work folders,
+  queues consumed, heartbeats, reconciler passes).
 
 The defaults run everything on one machine with no service at all: a SQLite file, kombu's
 SQLAlchemy transport on another SQLite file as the Celery broker, and a local artifact folder.
+
+The names from before the `SRNET_` prefix (`DATABASE_URL`, `BROKER_URL`, `WORK_DIR`, ...) are
+still read, as deprecated aliases (a warning is logged); the `SRNET_` name wins when both are set.
+README.md ("Configuration") lists every variable.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import warnings
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "SRNET_"
 Environment = Literal["development", "test", "staging", "production"]
+# The queues jobs are routed by; a worker consumes some of them (SRNET_WORKER_QUEUES).
 QueueName = Literal["gpu", "cpu"]
+QUEUES: tuple[str, ...] = get_args(QueueName)
 
 # Values that must never protect a real deployment (they appear in docs and examples).
 _WEAK_KEYS = frozenset({"changethis", "changeme", "secret", "test", "admin", "password"})
 MIN_BOOTSTRAP_KEY_LENGTH = 32
 
+# Deprecated bare name -> its SRNET_ name, filled by `env()`.
+DEPRECATED_NAMES: dict[str, str] = {}
+_warned: set[str] = set()
 
-class Settings(BaseSettings):
+
+def env(name: str, *, deprecated: str | None = None) -> AliasChoices:
+    """The environment names of a setting: `SRNET_<name>` first, then the deprecated bare one
+    (`deprecated`, by default `name` itself; "" for a setting that never had one)."""
+    old = name if deprecated is None else deprecated
+    if not old:
+        return AliasChoices(ENV_PREFIX + name)
+    DEPRECATED_NAMES[old] = ENV_PREFIX + name
+    return AliasChoices(ENV_PREFIX + name, old)
+
+
+class _SrnetSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_ignore_empty=True, extra="ignore", populate_by_name=True
     )
 
-    environment: Environment = Field(
-        default="development", validation_alias=AliasChoices("ENVIRONMENT", "environment")
-    )
+    @model_validator(mode="before")
+    @classmethod
+    def _warn_deprecated_names(cls, data: Any) -> Any:
+        for old, new in DEPRECATED_NAMES.items():
+            if os.environ.get(old) and not os.environ.get(new) and old not in _warned:
+                _warned.add(old)
+                log.warning("environment variable %s is deprecated: use %s", old, new)
+        return data
+
+
+class SharedSettings(_SrnetSettings):
+    """What every process of the service reads: database, broker, queues, artifacts, jobs."""
+
+    environment: Environment = Field(default="development", validation_alias=env("ENVIRONMENT"))
 
     # --- database and broker -------------------------------------------------------------
-    database_url: str = "sqlite:///./var/srnet.db"
-    database_echo: bool = False
-    sqlite_busy_timeout_ms: int = Field(default=15_000, ge=0)
-    broker_url: str = "sqla+sqlite:///./var/broker.db"
+    database_url: str = Field(
+        default="sqlite:///./var/srnet.db", validation_alias=env("DATABASE_URL")
+    )
+    database_echo: bool = Field(default=False, validation_alias=env("DATABASE_ECHO"))
+    sqlite_busy_timeout_ms: int = Field(
+        default=15_000, ge=0, validation_alias=env("SQLITE_BUSY_TIMEOUT_MS")
+    )
+    broker_url: str = Field(
+        default="sqla+sqlite:///./var/broker.db", validation_alias=env("BROKER_URL")
+    )
     # Redis only: every key the broker writes starts with this (several deployments or test
     # runs can share one Redis).
-    broker_key_prefix: str = ""
+    broker_key_prefix: str = Field(default="", validation_alias=env("BROKER_KEY_PREFIX"))
     # Redis only: an unacknowledged message is redelivered after this long. It must exceed
     # the longest job, or a still-running job is delivered to a second worker (the claim in
     # the database refuses it, but the message would be wasted).
-    broker_visibility_timeout_s: int = Field(default=7 * 24 * 3600, ge=60)
-    broker_connect_timeout_s: float = Field(default=3.0, gt=0)
-    default_queue: QueueName = "gpu"
+    broker_visibility_timeout_s: int = Field(
+        default=7 * 24 * 3600, ge=60, validation_alias=env("BROKER_VISIBILITY_TIMEOUT_S")
+    )
+    broker_connect_timeout_s: float = Field(
+        default=3.0, gt=0, validation_alias=env("BROKER_CONNECT_TIMEOUT_S")
+    )
+    default_queue: QueueName = Field(default="gpu", validation_alias=env("DEFAULT_QUEUE"))
 
     # --- artifacts -----------------------------------------------------------------------
     artifact_store: str = Field(
         default="file://./var/artifacts",
+        validation_alias=env("ARTIFACT_STORE"),
         description="file://<folder> or s3://<bucket>[/<prefix>]",
     )
-    s3_endpoint_url: str | None = None  # MinIO, Ceph, R2...; None: AWS
-    s3_region: str | None = None
-    s3_access_key_id: str | None = None  # None: boto3's usual credential chain
-    s3_secret_access_key: SecretStr | None = None
-    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
-
-    # --- API keys ------------------------------------------------------------------------
-    bootstrap_api_key: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices("SRNET_BOOTSTRAP_API_KEY", "bootstrap_api_key"),
-        description="Created (hashed) for the bootstrap owner at start if it does not exist.",
+    # MinIO, Ceph, R2...; None: AWS
+    s3_endpoint_url: str | None = Field(default=None, validation_alias=env("S3_ENDPOINT_URL"))
+    s3_region: str | None = Field(default=None, validation_alias=env("S3_REGION"))
+    # None: boto3's usual credential chain
+    s3_access_key_id: str | None = Field(default=None, validation_alias=env("S3_ACCESS_KEY_ID"))
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None, validation_alias=env("S3_SECRET_ACCESS_KEY")
     )
-    bootstrap_owner: str = Field(
-        default="admin",
-        max_length=200,
-        validation_alias=AliasChoices("SRNET_BOOTSTRAP_OWNER", "bootstrap_owner"),
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="auto", validation_alias=env("S3_ADDRESSING_STYLE")
     )
 
-    # --- job lifecycle (shared by the API, the worker and the reconciler) ---------------------
-    job_max_attempts: int = Field(default=3, ge=1, le=100)
+    # --- job lifecycle (the API sets the attempts, workers and reconciler enforce them) -----
+    job_max_attempts: int = Field(
+        default=3, ge=1, le=100, validation_alias=env("JOB_MAX_ATTEMPTS")
+    )
     # A running job whose heartbeat is older than this is taken to have lost its worker.
-    heartbeat_stale_s: float = Field(default=300.0, gt=0)
-
-    # --- limits --------------------------------------------------------------------------
-    max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    max_page_size: int = Field(default=100, ge=1, le=1000)
-    default_page_size: int = Field(default=20, ge=1)
-    max_events_per_page: int = Field(default=1000, ge=1)
-    max_metric_points: int = Field(default=20_000, ge=1)
+    heartbeat_stale_s: float = Field(
+        default=300.0, gt=0, validation_alias=env("HEARTBEAT_STALE_S")
+    )
     # Local files a job spec may name (data, bias/teacher files, model directories) must lie
-    # under one of these folders on the workers. Empty: only bundled samples and hub ids.
-    data_roots: list[str] = Field(default_factory=list)
-    sse_poll_interval_s: float = Field(default=0.5, gt=0)
-    sse_keepalive_s: float = Field(default=15.0, gt=0)
-    download_chunk_bytes: int = Field(default=256 * 1024, ge=1024)
+    # under one of these folders (the API checks at submission, the worker again). Empty: only
+    # bundled samples and hub ids.
+    data_roots: list[str] = Field(default_factory=list, validation_alias=env("DATA_ROOTS"))
 
     @field_validator("database_url")
     @classmethod
@@ -106,26 +151,25 @@ class Settings(BaseSettings):
             raise ValueError("artifact_store s3:// needs a bucket: s3://<bucket>[/<prefix>]")
         return value
 
-    @model_validator(mode="after")
-    def _refuse_unsafe_defaults(self) -> Settings:
+    def _unsafe_values(self) -> list[str]:
+        """What must not reach staging or production (a section adds its own)."""
         problems: list[str] = []
-        key = self.bootstrap_api_key.get_secret_value() if self.bootstrap_api_key else None
-        if key is not None and (key.lower() in _WEAK_KEYS or len(key) < MIN_BOOTSTRAP_KEY_LENGTH):
-            problems.append(
-                f"SRNET_BOOTSTRAP_API_KEY is weak: use at least {MIN_BOOTSTRAP_KEY_LENGTH} "
-                "random characters (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
-            )
         if self.environment in ("staging", "production"):
             if self.is_sqlite and self.database_url.startswith("sqlite:///./"):
                 problems.append(
-                    "DATABASE_URL is the development default (a SQLite file relative to the "
-                    "working directory); set it explicitly"
+                    "SRNET_DATABASE_URL is the development default (a SQLite file relative to "
+                    "the working directory); set it explicitly"
                 )
             if self.artifact_store.startswith("file://./"):
                 problems.append(
-                    "ARTIFACT_STORE is the development default (a folder relative to the "
+                    "SRNET_ARTIFACT_STORE is the development default (a folder relative to the "
                     "working directory); set it explicitly"
                 )
+        return problems
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_values(self) -> SharedSettings:
+        problems = self._unsafe_values()
         if not problems:
             return self
         if self.environment in ("development", "test"):
@@ -154,6 +198,121 @@ class Settings(BaseSettings):
         if self.broker_key_prefix:
             options["global_keyprefix"] = self.broker_key_prefix
         return options
+
+
+class Settings(SharedSettings):
+    """The shared settings plus the API's own (what `create_app` and `srnet serve` read)."""
+
+    # --- API keys ------------------------------------------------------------------------
+    bootstrap_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=env("BOOTSTRAP_API_KEY", deprecated=""),
+        description="Created (hashed) for the bootstrap owner at start if it does not exist.",
+    )
+    bootstrap_owner: str = Field(
+        default="admin", max_length=200, validation_alias=env("BOOTSTRAP_OWNER", deprecated="")
+    )
+
+    # --- limits --------------------------------------------------------------------------
+    max_request_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, validation_alias=env("MAX_REQUEST_BODY_BYTES")
+    )
+    max_page_size: int = Field(default=100, ge=1, le=1000, validation_alias=env("MAX_PAGE_SIZE"))
+    default_page_size: int = Field(default=20, ge=1, validation_alias=env("DEFAULT_PAGE_SIZE"))
+    max_events_per_page: int = Field(
+        default=1000, ge=1, validation_alias=env("MAX_EVENTS_PER_PAGE")
+    )
+    max_metric_points: int = Field(
+        default=20_000, ge=1, validation_alias=env("MAX_METRIC_POINTS")
+    )
+    sse_poll_interval_s: float = Field(
+        default=0.5, gt=0, validation_alias=env("SSE_POLL_INTERVAL_S")
+    )
+    sse_keepalive_s: float = Field(default=15.0, gt=0, validation_alias=env("SSE_KEEPALIVE_S"))
+    download_chunk_bytes: int = Field(
+        default=256 * 1024, ge=1024, validation_alias=env("DOWNLOAD_CHUNK_BYTES")
+    )
+
+    def _unsafe_values(self) -> list[str]:
+        problems = super()._unsafe_values()
+        key = self.bootstrap_api_key.get_secret_value() if self.bootstrap_api_key else None
+        if key is not None and (key.lower() in _WEAK_KEYS or len(key) < MIN_BOOTSTRAP_KEY_LENGTH):
+            problems.insert(
+                0,
+                f"SRNET_BOOTSTRAP_API_KEY is weak: use at least {MIN_BOOTSTRAP_KEY_LENGTH} "
+                "random characters (python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+            )
+        return problems
+
+
+class WorkerSettings(_SrnetSettings):
+    """The worker's, the reconciler's and `srnet serve`'s own settings (next to the shared
+    ones, which they read through `Settings`)."""
+
+    # Per-job folders live under WORK_DIR/jobs/<job id>: a retry on the same host (or on any
+    # host when WORK_DIR is a shared volume) resumes from the checkpoints found there.
+    work_dir: Path = Field(default=Path("./var/work"), validation_alias=env("WORK_DIR"))
+    # Bias models and dense fine-tunes shared by every job of the host (WORK_DIR/cache when
+    # unset): two jobs with the same model, data and dense settings fine-tune once — a sweep
+    # over sparsities or losses reuses one dense model. The worker never cleans it (a BERT-base
+    # entry is ~440 MB); delete old entries by hand or point it at a shared volume.
+    stage_cache_dir: Path | None = Field(default=None, validation_alias=env("STAGE_CACHE_DIR"))
+    keep_work_dir: bool = Field(
+        default=False,
+        validation_alias=env("KEEP_WORK_DIR"),
+        description="Keep a finished job's work folder (debugging); default: removed.",
+    )
+
+    # A comma-separated list in the environment (SRNET_WORKER_QUEUES=gpu).
+    queues: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=QUEUES, validation_alias=env("WORKER_QUEUES")
+    )
+    concurrency: int = Field(default=1, ge=1, le=64, validation_alias=env("WORKER_CONCURRENCY"))
+    # Import torch, transformers and srcore in the worker's main process before the pool forks,
+    # so each job's fresh child starts in a second instead of re-importing them. Importing does
+    # not initialise CUDA; only the child that runs a job does.
+    preload: bool = Field(default=True, validation_alias=env("WORKER_PRELOAD"))
+
+    # How often a running job's heartbeat is sent; each answer also says whether a cancel
+    # was requested, so this bounds how long a cancel takes to be noticed.
+    heartbeat_interval_s: float = Field(
+        default=2.0, gt=0, validation_alias=env("HEARTBEAT_INTERVAL_S")
+    )
+    # At most one progress write per this many seconds (the last step of a stage always).
+    progress_interval_s: float = Field(
+        default=1.0, ge=0, validation_alias=env("PROGRESS_INTERVAL_S")
+    )
+
+    reconcile_interval_s: float = Field(
+        default=15.0, gt=0, validation_alias=env("RECONCILE_INTERVAL_S")
+    )
+    # A queued job sent this long ago and still queued is sent again when the broker's queue
+    # holds fewer messages than there are such jobs (it lost them: Redis restarted).
+    reconcile_resend_after_s: float = Field(
+        default=120.0, ge=0, validation_alias=env("RECONCILE_RESEND_AFTER_S")
+    )
+
+    @property
+    def stage_cache(self) -> Path:
+        return self.stage_cache_dir or self.work_dir / "cache"
+
+    @field_validator("queues", mode="before")
+    @classmethod
+    def _split_queues(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [q.strip() for q in value.split(",") if q.strip()]
+        return value
+
+    @field_validator("queues")
+    @classmethod
+    def _known_queues(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(QUEUES))
+        if unknown or not value:
+            raise ValueError(f"SRNET_WORKER_QUEUES must name some of {', '.join(QUEUES)}")
+        return tuple(dict.fromkeys(value))
+
+    def job_dir(self, job_id: object) -> Path:
+        return self.work_dir / "jobs" / str(job_id)
 
 
 @lru_cache

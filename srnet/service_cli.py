@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run the API, one worker and the reconciler on this machine",
         description="Migrate the database, make sure an API key exists (a new one is printed "
         "once), then run the API, one Celery worker and the reconciler until Ctrl-C. "
-        "Configuration from the environment (DATABASE_URL, BROKER_URL, ARTIFACT_STORE, "
-        "WORK_DIR, ...); the defaults need no service at all.",
+        "Configuration from the environment (SRNET_DATABASE_URL, SRNET_BROKER_URL, "
+        "SRNET_ARTIFACT_STORE, SRNET_WORK_DIR, ...); the defaults need no service at all.",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -34,9 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "worker",
         help="run a Celery worker (one per GPU)",
         description="`celery -A worker.celery_app worker` with the service's settings: prefork "
-        "pool, one fresh process per job, prefetch 1. WORKER_QUEUES/--queues picks the queues.",
+        "pool, one fresh process per job, prefetch 1. SRNET_WORKER_QUEUES/--queues picks the "
+        "queues.",
     )
-    worker.add_argument("--queues", help="comma-separated: gpu, cpu (default: WORKER_QUEUES)")
+    worker.add_argument("--queues", help="comma-separated: gpu, cpu (default: SRNET_WORKER_QUEUES)")
     worker.add_argument("--concurrency", type=int, help="jobs at once (default 1: one per GPU)")
     worker.add_argument("--hostname", default="srnet@%h", help="Celery node name")
     worker.add_argument("--loglevel", default="INFO")
@@ -64,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     migrate.set_defaults(func=cmd_migrate)
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys")
-    keys.add_argument("--database-url", help="default: DATABASE_URL")
+    keys.add_argument("--database-url", help="default: SRNET_DATABASE_URL")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="create a key and print it once")
     create.add_argument("--owner", required=True, help="owner (lab or user) name")
@@ -90,9 +91,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from persistence.settings import Settings
+    from persistence.settings import Settings, WorkerSettings
     from worker.celery_app import make_celery_app
-    from worker.config import WorkerSettings
     from worker.serve import worker_argv
 
     overrides: dict[str, object] = {}
@@ -113,8 +113,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
     from persistence.broker import CeleryJobSender
     from persistence.db import Database
-    from persistence.settings import Settings
-    from worker.config import WorkerSettings
+    from persistence.settings import Settings, WorkerSettings
     from worker.reconciler import Reconciler
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

@@ -1,25 +1,25 @@
 """The workers' Celery app: `celery -A worker.celery_app worker` (or `srnet worker`).
 
 Configured from `persistence.settings.Settings` (the broker and the Celery options every sender
-shares, `persistence.broker.celery_config`) and `worker.config.WorkerSettings`. Sending jobs
+shares, `persistence.broker.celery_config`) and `persistence.settings.WorkerSettings`. Sending jobs
 (`CeleryJobSender`, the task name) lives in `persistence.broker`, shared with the API.
 
 Delivery: `task_acks_late` + `task_reject_on_worker_lost` + prefetch 1. A message is acknowledged
 only when its task returns, so a worker that dies mid-job leaves it unacknowledged and the broker
-delivers it again (Redis: after the visibility timeout, BROKER_VISIBILITY_TIMEOUT_S, 7 days by
-default, longer than any job). In practice the reconciler is quicker: it sees the job's heartbeat
-stop and queues it again. Either way the claim in the database decides who runs it, and the next
-attempt resumes from the job's checkpoints.
+delivers it again (Redis: after the visibility timeout, SRNET_BROKER_VISIBILITY_TIMEOUT_S, 7 days
+by default, longer than any job). In practice the reconciler is quicker: it sees the job's
+heartbeat stop and queues it again. Either way the claim in the database decides who runs it, and
+the next attempt resumes from the job's checkpoints.
 
 Processes and CUDA: the prefork pool with `worker_max_tasks_per_child=1`. The main process only
-talks to the broker; it imports torch (WORKER_PRELOAD, so children start fast) but never touches
-CUDA. Each job runs in a freshly forked child that exits when the job ends, so every job starts
-with a clean CUDA context and gives all GPU memory back. Run one worker (concurrency 1) per GPU,
-choosing the GPU with CUDA_VISIBLE_DEVICES. The solo pool would run jobs in the main process,
+talks to the broker; it imports torch (SRNET_WORKER_PRELOAD, so children start fast) but never
+touches CUDA. Each job runs in a freshly forked child that exits when the job ends, so every job
+starts with a clean CUDA context and gives all GPU memory back. Run one worker (concurrency 1) per
+GPU, choosing the GPU with CUDA_VISIBLE_DEVICES. The solo pool would run jobs in the main process,
 where CUDA state and leaked memory would outlive the job; a crash would take the consumer down.
 
-Shutdown: a warm shutdown (SIGTERM, Ctrl-C) asks the running job to stop at its next training
-step: it checkpoints, goes back to `queued` and is sent again; the next worker resumes it.
+Shutdown: a warm shutdown (SIGTERM, Ctrl-C) asks the running job to stop at its next training step:
+it checkpoints, goes back to `queued` and is sent again; the next worker resumes it.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ from celery import Celery, signals
 from kombu import Exchange, Queue
 
 from persistence.broker import celery_config, ensure_broker_folder
-from persistence.settings import Settings
-from worker.config import QUEUES, WorkerSettings
+from persistence.settings import QUEUES, Settings, WorkerSettings
 
 # The signal the main process sends its pool children at shutdown.
 STOP_SIGNAL = signal.SIGUSR2

@@ -26,8 +26,7 @@ import httpx
 from persistence.db import Database, upgrade_database
 from persistence.keys import create_api_key, ensure_bootstrap_key
 from persistence.repositories import ApiKeyRepository, OwnerRepository
-from persistence.settings import Settings
-from worker.config import WorkerSettings
+from persistence.settings import Settings, WorkerSettings
 
 log = logging.getLogger("srnet.serve")
 

@@ -43,9 +43,8 @@ from persistence.broker import RUN_JOB_TASK, CeleryJobSender, JobSender
 from persistence.db import Database
 from persistence.models import EventKind, Job, JobStatus
 from persistence.repositories import InvalidTransition, JobRepository, MetricRepository
-from persistence.settings import Settings
+from persistence.settings import Settings, WorkerSettings
 from worker.celery_app import shutdown_requested
-from worker.config import WorkerSettings
 from worker.lease import JobLease
 from worker.reporting import JobReporter, json_safe, key_of
 from worker.results import record_selected_points, upload_results

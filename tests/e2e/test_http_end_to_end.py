@@ -63,7 +63,7 @@ def served(tmp_path: Path):
            and not k.startswith(("SRNET_", "WORKER_", "BROKER_"))}  # fmt: skip
     env.update(TEST_WORKER_ENV)
     env["SRNET_BOOTSTRAP_API_KEY"] = key
-    env["DATA_ROOTS"] = json.dumps([str(tmp_path)])  # the tiny model's folder may be named
+    env["SRNET_DATA_ROOTS"] = json.dumps([str(tmp_path)])  # the tiny model's folder may be named
     port = free_port()
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:

@@ -13,6 +13,7 @@ def make(**kw) -> Settings:
 def test_defaults_need_no_service(monkeypatch):
     for name in ("DATABASE_URL", "BROKER_URL", "ARTIFACT_STORE", "ENVIRONMENT"):
         monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(f"SRNET_{name}", raising=False)
     settings = make()
     assert settings.database_url == "sqlite:///./var/srnet.db"
     assert settings.broker_url == "sqla+sqlite:///./var/broker.db"
@@ -62,3 +63,43 @@ def test_production_refuses_the_relative_development_defaults():
 def test_unknown_artifact_store_is_refused(store):
     with pytest.raises(ValidationError, match="artifact_store"):
         make(artifact_store=store)
+
+
+def test_every_setting_is_read_under_the_srnet_prefix(monkeypatch):
+    from persistence.settings import WorkerSettings
+
+    monkeypatch.setenv("SRNET_DATABASE_URL", "postgres://u@db:5432/srnet")
+    monkeypatch.setenv("SRNET_BROKER_KEY_PREFIX", "lab2:")
+    monkeypatch.setenv("SRNET_MAX_PAGE_SIZE", "50")
+    monkeypatch.setenv("SRNET_WORKER_QUEUES", "cpu")
+    monkeypatch.setenv("SRNET_WORK_DIR", "/srv/work")
+    settings, worker = make(), WorkerSettings(_env_file=None)
+    assert settings.database_url == "postgresql+psycopg://u@db:5432/srnet"
+    assert settings.broker_transport_options() == {}  # not Redis: no prefix option
+    assert settings.broker_key_prefix == "lab2:" and settings.max_page_size == 50
+    assert worker.queues == ("cpu",) and str(worker.work_dir) == "/srv/work"
+
+
+def test_old_names_are_deprecated_aliases_and_the_prefixed_name_wins(monkeypatch, caplog):
+    import persistence.settings as config
+
+    monkeypatch.setattr(config, "_warned", set())
+    monkeypatch.setenv("DEFAULT_QUEUE", "cpu")
+    monkeypatch.setenv("JOB_MAX_ATTEMPTS", "7")
+    monkeypatch.setenv("SRNET_JOB_MAX_ATTEMPTS", "5")
+    with caplog.at_level("WARNING", logger="persistence.settings"):
+        settings = make()
+    assert settings.default_queue == "cpu" and settings.job_max_attempts == 5
+    assert "DEFAULT_QUEUE is deprecated: use SRNET_DEFAULT_QUEUE" in caplog.text
+    assert "JOB_MAX_ATTEMPTS is deprecated" not in caplog.text  # its new name is set too
+    assert config.DEPRECATED_NAMES["WORK_DIR"] == "SRNET_WORK_DIR"
+    assert "SRNET_BOOTSTRAP_API_KEY" not in config.DEPRECATED_NAMES.values()
+
+
+def test_queue_names_are_defined_once():
+    from persistence.settings import QUEUES, QueueName
+    from worker.celery_app import make_celery_app
+
+    assert QUEUES == ("gpu", "cpu") and set(QUEUES) == set(QueueName.__args__)
+    conf = make_celery_app(make(), None).conf
+    assert tuple(q.name for q in conf.task_queues) == QUEUES

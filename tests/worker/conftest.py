@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from persistence.settings import Settings
+from persistence.settings import Settings, WorkerSettings
 from tests.persistence.fixtures import *  # noqa: F403
 from tests.worker.tiny_job import save_tiny_model
-from worker.config import WorkerSettings
 from worker.tasks import WorkerContext
 
 

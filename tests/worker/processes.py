@@ -14,17 +14,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from persistence.settings import Settings
-from worker.config import WorkerSettings
+from persistence.settings import Settings, WorkerSettings
 from worker.serve import worker_argv
 
 T = TypeVar("T")
 
 # Fast heartbeats so faults show up in seconds; what a test changes is in the env it passes.
 TEST_WORKER_ENV = {
-    "HEARTBEAT_INTERVAL_S": "0.2",
-    "PROGRESS_INTERVAL_S": "0.2",
-    "ENVIRONMENT": "test",
+    "SRNET_HEARTBEAT_INTERVAL_S": "0.2",
+    "SRNET_PROGRESS_INTERVAL_S": "0.2",
+    "SRNET_ENVIRONMENT": "test",
     "TOKENIZERS_PARALLELISM": "false",
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
@@ -37,14 +36,14 @@ def service_env(settings: Settings, work_dir: Path, **extra: str) -> dict[str, s
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SRNET_", "WORKER_"))}
     env.update(TEST_WORKER_ENV)
     env.update({
-        "DATABASE_URL": settings.database_url,
-        "BROKER_URL": settings.broker_url,
-        "BROKER_KEY_PREFIX": settings.broker_key_prefix,
-        "ARTIFACT_STORE": settings.artifact_store,
-        "HEARTBEAT_STALE_S": str(settings.heartbeat_stale_s),
-        "JOB_MAX_ATTEMPTS": str(settings.job_max_attempts),
-        "DATA_ROOTS": json.dumps(settings.data_roots),
-        "WORK_DIR": str(work_dir),
+        "SRNET_DATABASE_URL": settings.database_url,
+        "SRNET_BROKER_URL": settings.broker_url,
+        "SRNET_BROKER_KEY_PREFIX": settings.broker_key_prefix,
+        "SRNET_ARTIFACT_STORE": settings.artifact_store,
+        "SRNET_HEARTBEAT_STALE_S": str(settings.heartbeat_stale_s),
+        "SRNET_JOB_MAX_ATTEMPTS": str(settings.job_max_attempts),
+        "SRNET_DATA_ROOTS": json.dumps(settings.data_roots),
+        "SRNET_WORK_DIR": str(work_dir),
     })  # fmt: skip
     env.update(extra)
     return env
@@ -76,7 +75,7 @@ class CeleryWorkerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 90.0) -> CeleryWorkerProcess:
-        argv = worker_argv(WorkerSettings(_env_file=None, **{"WORKER_QUEUES": "gpu,cpu"}),
+        argv = worker_argv(WorkerSettings(_env_file=None, **{"SRNET_WORKER_QUEUES": "gpu,cpu"}),
                            hostname=f"{self.name}@%h")  # fmt: skip
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(

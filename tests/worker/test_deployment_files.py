@@ -94,9 +94,9 @@ def test_the_environment_is_one_the_settings_accept_in_production(compose, monke
     # Artifacts and work folders live on the volume every service mounts.
     for name in ("api", "worker", "reconciler"):
         assert "srnet-data:/var/lib/srnet" in compose["services"][name]["volumes"]
-    assert env["ARTIFACT_STORE"].startswith("file:///var/lib/srnet/")
-    assert env["WORK_DIR"].startswith("/var/lib/srnet/")
-    assert int(env["BROKER_VISIBILITY_TIMEOUT_S"]) >= 24 * 3600
+    assert env["SRNET_ARTIFACT_STORE"].startswith("file:///var/lib/srnet/")
+    assert env["SRNET_WORK_DIR"].startswith("/var/lib/srnet/")
+    assert int(env["SRNET_BROKER_VISIBILITY_TIMEOUT_S"]) >= 24 * 3600
 
 
 def test_the_image_pins_the_project_s_torch_from_the_variant_index(dockerfile):

@@ -12,10 +12,9 @@ from pydantic import ValidationError
 
 from persistence.db import Database
 from persistence.keys import verify_api_key
-from persistence.settings import Settings
+from persistence.settings import Settings, WorkerSettings
 from srnet.cli import main
 from worker.celery_app import make_celery_app
-from worker.config import WorkerSettings
 from worker.serve import bootstrap_api_key, worker_argv
 
 
