@@ -1,4 +1,5 @@
-"""The service's `srnet` commands: serve, worker, reconcile, keys. Loaded by `srnet.cli`.
+"""The service's `srnet` commands: serve, worker, reconcile, migrate, and keys (from
+`srnet.keys_cli`). Loaded by `srnet.cli`.
 
 Imports stay inside the commands: `srnet search` must not pay for Celery or uvicorn.
 """
@@ -9,6 +10,8 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+
+from srnet import keys_cli
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,21 +67,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="seconds to wait for the database to answer")
     migrate.set_defaults(func=cmd_migrate)
 
-    keys = sub.add_parser("keys", help="create, list and revoke API keys")
-    keys.add_argument("--database-url", help="default: SRNET_DATABASE_URL")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True)
-    create = key_commands.add_parser("create", help="create a key and print it once")
-    create.add_argument("--owner", required=True, help="owner (lab or user) name")
-    create.add_argument("--name", help="what the key is for")
-    listing = key_commands.add_parser("list", help="an owner's keys (prefixes only)")
-    listing.add_argument("--owner", required=True)
-    revoke = key_commands.add_parser("revoke", help="revoke the keys with this display prefix")
-    revoke.add_argument("prefix")
-    keys.set_defaults(func=cmd_keys)
+    keys_cli.register(sub)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from worker.serve import run_serve
+    from srnet.serve import run_serve
 
     return run_serve(
         host=args.host,
@@ -92,8 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from persistence.settings import Settings, WorkerSettings
-    from worker.celery_app import make_celery_app
-    from worker.serve import worker_argv
+    from worker.celery_app import make_celery_app, worker_argv
 
     overrides: dict[str, object] = {}
     if args.queues:
@@ -169,23 +161,3 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     upgrade_database(settings.database_url)
     print("database schema is up to date")
     return 0
-
-
-def cmd_keys(args: argparse.Namespace) -> int:
-    from persistence.keys import main as keys_main
-
-    argv: list[str] = []
-    if args.database_url:
-        argv += ["--database-url", args.database_url]
-    if args.keys_command == "create":
-        argv += ["create", "--owner", args.owner] + (["--name", args.name] if args.name else [])
-    elif args.keys_command == "list":
-        argv += ["list", "--owner", args.owner]
-    else:
-        argv += ["revoke", args.prefix]
-    try:
-        return keys_main(argv)
-    except SystemExit as exc:  # argparse errors inside persistence.keys
-        return int(exc.code or 0)
-    finally:
-        sys.stdout.flush()

@@ -75,6 +75,24 @@ def make_celery_app(
     return app
 
 
+def worker_argv(
+    worker_settings: WorkerSettings, *, loglevel: str = "INFO", hostname: str = "srnet@%h"
+) -> list[str]:
+    """Arguments of `celery -A worker.celery_app ...` for one worker process."""
+    return [
+        "-A", "worker.celery_app", "worker",
+        "--queues", ",".join(worker_settings.queues),
+        "--concurrency", str(worker_settings.concurrency),
+        "--pool", "prefork",
+        "--max-tasks-per-child", "1",
+        "--prefetch-multiplier", "1",
+        "--hostname", hostname,
+        "--loglevel", loglevel,
+        # Jobs are routed by queue and tracked in the database: no worker-to-worker chatter.
+        "--without-mingle", "--without-gossip",
+    ]  # fmt: skip
+
+
 # --- worker process lifecycle --------------------------------------------------------------------
 
 

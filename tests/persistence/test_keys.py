@@ -1,17 +1,10 @@
 import hashlib
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 from sqlalchemy import select
 
-from persistence.db import Database
-from persistence.keys import create_api_key, ensure_bootstrap_key, hash_key, verify_api_key
+from persistence.keys import create_api_key, ensure_bootstrap_key, verify_api_key
 from persistence.models import ApiKey
 from persistence.repositories import ApiKeyRepository
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_key_is_stored_hashed_and_verifies(database):
@@ -50,22 +43,3 @@ def test_bootstrap_key_is_stored_once(database):
         assert ensure_bootstrap_key(session, key, "admin") is False
         assert verify_api_key(session, key).name == "admin"
         assert len(session.scalars(select(ApiKey)).all()) == 1
-
-
-def test_command_line_prints_the_key_once(tmp_path):
-    url = f"sqlite:///{tmp_path / 'keys.db'}"
-    result = subprocess.run(
-        [sys.executable, "-m", "persistence.keys", "create", "--owner", "nlp-lab"],
-        cwd=ROOT, env={**os.environ, "DATABASE_URL": url},
-        capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    key = result.stdout.strip()
-    assert key.startswith("srn_") and "\n" not in key
-    database = Database(url)
-    try:
-        with database.session() as session:
-            assert verify_api_key(session, key).name == "nlp-lab"
-            assert session.scalar(select(ApiKey.key_hash)) == hash_key(key)
-    finally:
-        database.dispose()

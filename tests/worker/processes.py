@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from persistence.settings import Settings, WorkerSettings
-from worker.serve import worker_argv
+from worker.celery_app import worker_argv
 
 T = TypeVar("T")
 

@@ -3,9 +3,11 @@ configuration, and the import weight of the service's processes."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -14,8 +16,10 @@ from persistence.db import Database
 from persistence.keys import verify_api_key
 from persistence.settings import Settings, WorkerSettings
 from srnet.cli import main
-from worker.celery_app import make_celery_app
-from worker.serve import bootstrap_api_key, worker_argv
+from srnet.serve import bootstrap_api_key
+from worker.celery_app import make_celery_app, worker_argv
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -45,6 +49,30 @@ def test_keys_create_list_and_revoke(service_env, capsys):
         with database.session() as session:
             assert verify_api_key(session, key) is None
         assert main(["keys", "revoke", key[:12]]) == 1  # nothing left to revoke
+    finally:
+        database.dispose()
+
+
+def test_command_line_prints_the_key_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "srnet", "keys", "create", "--owner", "nlp-lab"],
+        cwd=ROOT, env={**os.environ, "SRNET_DATABASE_URL": url},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip()
+    assert key.startswith("srn_") and "\n" not in key
+    from sqlalchemy import select
+
+    from persistence.keys import hash_key
+    from persistence.models import ApiKey
+
+    database = Database(url)
+    try:
+        with database.session() as session:
+            assert verify_api_key(session, key).name == "nlp-lab"
+            assert session.scalar(select(ApiKey.key_hash)) == hash_key(key)
     finally:
         database.dispose()
 
@@ -126,7 +154,7 @@ def test_the_service_processes_start_without_torch(tmp_path):
     """The API, `srnet serve`, the reconciler and the worker's main process (until it preloads)
     import no torch: they start fast and never touch CUDA."""
     code = (
-        "import sys, srnet.cli, srnet.service_cli, worker.serve, worker.reconciler, "
+        "import sys, srnet.cli, srnet.service_cli, srnet.serve, srnet.keys_cli, worker.reconciler, "
         "worker.celery_app, worker.tasks, api.main\n"
         "srnet.cli.build_parser()\n"
         "heavy = sorted(m for m in ('torch', 'transformers') if m in sys.modules)\n"

@@ -28,25 +28,7 @@ from persistence.keys import create_api_key, ensure_bootstrap_key
 from persistence.repositories import ApiKeyRepository, OwnerRepository
 from persistence.settings import Settings, WorkerSettings
 
-log = logging.getLogger("srnet.serve")
-
-
-def worker_argv(
-    worker_settings: WorkerSettings, *, loglevel: str = "INFO", hostname: str = "srnet@%h"
-) -> list[str]:
-    """Arguments of `celery -A worker.celery_app ...` for one worker process."""
-    return [
-        "-A", "worker.celery_app", "worker",
-        "--queues", ",".join(worker_settings.queues),
-        "--concurrency", str(worker_settings.concurrency),
-        "--pool", "prefork",
-        "--max-tasks-per-child", "1",
-        "--prefetch-multiplier", "1",
-        "--hostname", hostname,
-        "--loglevel", loglevel,
-        # Jobs are routed by queue and tracked in the database: no worker-to-worker chatter.
-        "--without-mingle", "--without-gossip",
-    ]  # fmt: skip
+log = logging.getLogger(__name__)
 
 
 def bootstrap_api_key(settings: Settings, database: Database) -> str | None:
@@ -143,6 +125,7 @@ class EmbeddedService:
 
     def start(self) -> None:
         from persistence.broker import CeleryJobSender, ensure_broker_folder
+        from worker.celery_app import worker_argv
         from worker.reconciler import Reconciler
 
         ensure_broker_folder(self.settings.broker_url)
