@@ -360,6 +360,26 @@ def study_table(children: Sequence[StudyChild], points: Iterable[SelectedPoint])
     return list(rows.values())
 
 
+def points_from_report(child: str, report: Mapping[str, Any]) -> list[SelectedPoint]:
+    """The selected points of one job's metrics.json (dense models and subnetworks)."""
+    points = [
+        SelectedPoint(child, "dense", int(d["seed"]), 0.0, d["metrics"])
+        for d in report.get("dense", [])
+    ]
+    points += [
+        SelectedPoint(
+            child,
+            "subnetwork",
+            int(u["seed"]),
+            float(u["sparsity"]),
+            u["metrics"],
+            u.get("movement"),
+        )
+        for u in report.get("results", [])
+    ]
+    return points
+
+
 CSV_COLUMNS = ("row", "role", "setting", "sparsity", "metric", "mean", "sd", "n", "collapsed")
 
 

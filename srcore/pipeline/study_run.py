@@ -21,6 +21,7 @@ from srcore.jobspec.study import (
     StudySpec,
     TableRow,
     expand_study,
+    points_from_report,
     slug,
     study_table,
     table_csv,
@@ -39,24 +40,33 @@ class StudyRun:
     seconds: dict[str, float]  # child key → wall seconds of this run (0 when read back)
 
 
-def points_from_report(child: str, report: dict[str, Any]) -> list[SelectedPoint]:
-    """The selected points of one job's metrics.json (dense models and subnetworks)."""
-    points = [
-        SelectedPoint(child, "dense", int(d["seed"]), 0.0, d["metrics"])
-        for d in report.get("dense", [])
-    ]
-    points += [
-        SelectedPoint(
-            child,
-            "subnetwork",
-            int(u["seed"]),
-            float(u["sparsity"]),
-            u["metrics"],
-            u.get("movement"),
-        )
-        for u in report.get("results", [])
-    ]
-    return points
+def machine_info() -> dict[str, Any]:
+    """Where the study ran: CPU model, cores this process may use, GPU, library versions."""
+    import os
+    import platform
+
+    import torch
+
+    from srcore.export import library_versions
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "versions": library_versions(),
+    }
 
 
 def run_study(
@@ -88,6 +98,12 @@ def run_study(
             timings_path.write_text(json.dumps(timings, indent=1))
         seconds[child.key] = timings.get(child.key, 0.0)
         points += points_from_report(child.key, json.loads(metrics.read_text()))
+    info_path = out_dir / "run_info.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    info.update(machine_info())
+    info["jobs"] = len(children)
+    info["job_seconds_total"] = round(sum(timings.get(c.key, 0.0) for c in children), 1)
+    info_path.write_text(json.dumps(info, indent=1))
     rows = study_table(children, points)
     csv_path = out_dir / "table.csv"
     csv_path.write_text(table_csv(rows))

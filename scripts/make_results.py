@@ -1,0 +1,164 @@
+"""Write docs/results.md from the studies' CSV exports under results/studies/*/ — never typed by
+hand. Run: .venv/bin/python scripts/make_results.py
+
+Each study folder holds what `srnet study run` (or `srnet study table ID --csv` for a study run
+by the service) wrote: table.csv, table.json (with the study spec), run_info.json,
+timings.json and plot.png. The fidelity goals of the issue are checked here against the
+tables, and a goal that is not met is reported with its numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from srcore.jobspec.study import read_table_csv  # noqa: E402
+from srcore.jobspec.study_format import (  # noqa: E402
+    cell_text,
+    hans_heuristics_table,
+    markdown_table,
+)
+
+STUDIES = ROOT / "results" / "studies"
+OUT = ROOT / "docs" / "results.md"
+
+# How each task's goals read its table: the ID metric, OOD "overall" and the robust class.
+ROLES = {
+    "mnli": {"id": "dev.accuracy", "overall": "hans.accuracy", "robust": "hans.non_entailed",
+             "other": "hans.entailed", "robust_name": "HANS non-entailed"},
+    "qqp": {"id": "dev.f1", "overall": "paws_qqp.accuracy", "robust": "paws_qqp.0",
+            "other": "paws_qqp.1", "robust_name": "PAWS non-duplicate"},
+}
+
+
+def _index(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, float, str], Mapping]:
+    return {(r["row"], float(r["sparsity"]), r["metric"]): r for r in records}
+
+
+def _mean(index, row: str, sparsity: float, metric: str) -> float | None:
+    record = index.get((row, sparsity, metric))
+    return None if record is None else record["mean"]
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def goal_lines(task: str, records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The issue's fidelity goals for every debiased mask-training row of the study."""
+    roles = ROLES.get(task)
+    if roles is None:
+        return []
+    index = _index(records)
+    ce, poe = "dense CE", "dense poe"
+    ce_id = _mean(index, ce, 0.0, roles["id"])
+    ce_all = _mean(index, ce, 0.0, roles["overall"])
+    poe_robust = _mean(index, poe, 0.0, roles["robust"])
+    if ce_id is None:
+        return ["No dense CE reference in this study: goals not checked."]
+    lines = [
+        f"Dense CE: {roles['id']} {_pct(ce_id)}, {roles['overall']} {_pct(ce_all)}; "
+        f"dense PoE {roles['robust_name']} {_pct(poe_robust)} (seed means).",
+        "",
+        "| row | sparsity | goal | numbers (seed means) | met |",
+        "|---|---|---|---|---|",
+    ]
+    rows = [r for r in dict.fromkeys(rec["row"] for rec in records if rec["role"] == "search")]
+    for row in rows:
+        for sparsity, id_margin in ((0.5, 0.01), (0.7, 0.03)):
+            row_id = _mean(index, row, sparsity, roles["id"])
+            if row_id is None:
+                continue
+            robust = _mean(index, row, sparsity, roles["robust"])
+            overall = _mean(index, row, sparsity, roles["overall"])
+            collapsed = any(
+                rec["collapsed"] for rec in records
+                if rec["row"] == row and float(rec["sparsity"]) == sparsity
+            )
+            checks = [row_id >= ce_id - id_margin]
+            text = f"ID {_pct(row_id)} ≥ {_pct(ce_id - id_margin)}"
+            if poe_robust is not None and robust is not None:
+                checks.append(robust >= poe_robust)
+                text += f"; {roles['robust_name']} {_pct(robust)} ≥ {_pct(poe_robust)}"
+            if sparsity == 0.5 and ce_all is not None and overall is not None:
+                checks.append(overall >= ce_all)
+                text += f"; overall {_pct(overall)} ≥ {_pct(ce_all)}"
+            goal = (
+                f"ID ≥ dense CE − {round(100 * id_margin)}, robust ≥ dense PoE"
+                + (", overall ≥ dense CE" if sparsity == 0.5 else "")
+            )
+            met = "collapsed" if collapsed else ("yes" if all(checks) else "no")
+            lines.append(f"| {row} | {100 * sparsity:g}% | {goal} | {text} | {met} |")
+    return lines
+
+
+def study_section(folder: Path) -> list[str]:
+    records = read_table_csv((folder / "table.csv").read_text())
+    meta = json.loads((folder / "table.json").read_text())["study"]
+    info = json.loads((folder / "run_info.json").read_text())
+    task = meta["base"]["task"]
+    name = meta.get("name") or folder.name
+    base = meta["base"]
+    hours = info.get("job_seconds_total", 0) / 3600
+    lines = [
+        f"## {name}",
+        "",
+        f"Study file: `{info.get('study_file', '?')}`; results: `results/studies/{folder.name}/`.",
+        "",
+        "```",
+        info.get("command", f"srnet study run {info.get('study_file', 'STUDY')} --out OUT"),
+        "```",
+        "",
+        f"- {info.get('jobs', '?')} jobs, {hours:.2f} h of job wall time on "
+        f"{info.get('cpu', '?')} ({info.get('cores', '?')} cores, "
+        f"{info.get('torch_threads', '?')} torch threads), GPU: {info.get('gpu') or 'none'}; "
+        f"torch {info.get('versions', {}).get('torch', '?')}.",
+        f"- Data: {base['data'].get('max_train_examples') or 'all'} bundled training rows, "
+        f"at most {base['data'].get('max_eval_examples') or 'all'} rows per evaluation set; "
+        f"seeds {base['training']['seeds']}; selection on ID dev only.",
+        "- Cells: mean ± sd (n seeds) in percent; ⚠ marks seeds whose subnetwork answered one "
+        "class for ≥ 95% of a set (collapsed: not a robustness gain). `≠ magnitude`: share of "
+        "mask entries that differ from one-shot magnitude pruning of the start model.",
+        "",
+        markdown_table(records),
+        "",
+    ]
+    if any(r["metric"].startswith("hans.lexical_overlap") for r in records):
+        lines += ["HANS by heuristic:", "", hans_heuristics_table(records), ""]
+    lines += ["Fidelity goals:", "", *goal_lines(task, records), ""]
+    if (folder / "plot.png").exists():
+        lines += [f"![{name}](../results/studies/{folder.name}/plot.png)", ""]
+    return lines
+
+
+def main() -> int:
+    folders = sorted(p for p in STUDIES.glob("*") if (p / "table.csv").exists())
+    lines = [
+        "# Results",
+        "",
+        "Generated by `scripts/make_results.py` from the studies' CSV exports in "
+        "`results/studies/`; do not edit by hand. Every number is a mean over seeds of the "
+        "selected point (best ID dev in the selection window); OOD sets were never used for "
+        "selection.",
+        "",
+    ]
+    if not folders:
+        lines.append("No study has been run yet.")
+    for folder in folders:
+        lines += study_section(folder)
+    OUT.write_text("\n".join(lines).rstrip() + "\n")
+    print(f"wrote {OUT} from {len(folders)} studies")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["cell_text", "goal_lines", "study_section"]
