@@ -1,41 +1,22 @@
-"""Every query of the service lives here. Repositories flush but never commit: the request
-handler or the worker task that owns the unit of work commits (and enqueues after that).
-
-State changes of a job are conditional UPDATEs (`... WHERE status = <expected>`): the database,
-not the broker or a lock in some process, decides which of two racing writers wins.
-"""
+"""Jobs: creation and reads (the API), claims, heartbeats, progress and status changes (the
+worker), and what the reconciler looks for. Every state change is a conditional UPDATE."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
-import json
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
-from persistence.models import (
-    TERMINAL_STATUSES,
-    ApiKey,
-    Artifact,
-    ArtifactKind,
-    EventKind,
-    Job,
-    JobEvent,
-    JobStatus,
-    Metric,
-    Owner,
-    utcnow,
-)
-
-T = TypeVar("T")
-Clock = Callable[[], datetime]
+from persistence.models import TERMINAL_STATUSES, EventKind, Job, JobStatus, utcnow
+from persistence.repositories.base import Clock
+from persistence.repositories.events import JobEventRepository
+from persistence.repositories.pagination import Page, decode_cursor, encode_cursor
 
 # Which status may follow which. `running` is entered only through `JobRepository.claim`.
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
@@ -76,10 +57,6 @@ class InvalidTransition(Exception):
         self.requested = requested
 
 
-class InvalidCursor(ValueError):
-    pass
-
-
 class Lease(enum.StrEnum):
     """What a worker learns when it reports on a job it claimed."""
 
@@ -91,129 +68,74 @@ class Lease(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_cursor: str | None
+class StatusChange:
+    """One status change of a job: where it goes, and what it writes and records on the way."""
+
+    to: JobStatus
+    message: str | None = None
+    error: str | None = None
+    data: dict[str, Any] | None = None
+    # Back to `queued` only: the attempt ended through no fault of the job (its worker shut
+    # down), so it does not count towards `max_attempts`.
+    refund_attempt: bool = False
+
+    def __post_init__(self) -> None:
+        if self.to is JobStatus.running:
+            raise ValueError("a job becomes running only through claim()")
+        if self.refund_attempt and self.to is not JobStatus.queued:
+            raise ValueError("only a job given back to the queue gets its attempt back")
+
+    def allowed_from(self, expected: Iterable[JobStatus] | None = None) -> set[JobStatus]:
+        allowed = {s for s, targets in ALLOWED_TRANSITIONS.items() if self.to in targets}
+        return allowed if expected is None else allowed & set(expected)
+
+    def values(self, now: datetime) -> dict[str, Any]:
+        """The columns the change sets."""
+        values: dict[str, Any] = {"status": self.to.value, "updated_at": now}
+        if self.to in TERMINAL_STATUSES:
+            values.update(finished_at=now, eta_s=None)
+        if self.to is JobStatus.failed:
+            values["error"] = self.error or self.message or "failed"
+        elif self.error is not None:
+            values["error"] = self.error
+        if self.to is JobStatus.cancelling:
+            values["cancel_requested"] = True
+        if self.to is JobStatus.queued:  # given back for a retry: nobody holds it now
+            # ...and no message for it is on the broker until whoever gives it back sends one
+            # (mark_enqueued): if that send fails, the reconciler's next pass sends it.
+            values.update(worker_id=None, heartbeat_at=None, enqueued_at=None)
+            if self.refund_attempt:
+                values["attempt"] = Job.attempt - 1
+        return values
+
+    def event_message(self, current: JobStatus) -> str:
+        return self.message or f"{current.value} -> {self.to.value}"
+
+    def event_data(self, current: JobStatus) -> dict[str, Any]:
+        return {"from": current.value, **(self.data or {})}
 
 
-def encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
-    raw = json.dumps({"t": created_at.isoformat(), "i": str(job_id)}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+@dataclass(frozen=True)
+class ClaimCheck:
+    """Who may make a change: with `worker_id`, only the worker holding the claim; with
+    `heartbeat_before`, only while the heartbeat is older than that (the reconciler)."""
 
+    worker_id: str | None = None
+    heartbeat_before: datetime | None = None
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        created_at = datetime.fromisoformat(data["t"])
-        job_id = uuid.UUID(data["i"])
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError) as exc:
-        raise InvalidCursor("invalid cursor") from exc
-    if created_at.tzinfo is None:
-        raise InvalidCursor("invalid cursor")
-    return created_at, job_id
+    @property
+    def restricted(self) -> bool:
+        return self.worker_id is not None or self.heartbeat_before is not None
 
-
-class OwnerRepository:
-    def __init__(self, session: Session):
-        self._session = session
-
-    def get(self, owner_id: uuid.UUID) -> Owner | None:
-        return self._session.get(Owner, owner_id)
-
-    def get_by_name(self, name: str) -> Owner | None:
-        return self._session.scalar(select(Owner).where(Owner.name == name))
-
-    def create(self, name: str) -> Owner:
-        owner = Owner(name=name)
-        self._session.add(owner)
-        self._session.flush()
-        return owner
-
-    def get_or_create(self, name: str) -> Owner:
-        return self.get_by_name(name) or self.create(name)
-
-
-class ApiKeyRepository:
-    # Writing last_used_at on every request would turn each read into a write.
-    TOUCH_INTERVAL = timedelta(minutes=1)
-
-    def __init__(self, session: Session, clock: Clock = utcnow):
-        self._session = session
-        self._clock = clock
-
-    def create(
-        self, owner: Owner, *, key_hash: str, prefix: str, name: str | None = None
-    ) -> ApiKey:
-        api_key = ApiKey(owner_id=owner.id, key_hash=key_hash, prefix=prefix, name=name)
-        self._session.add(api_key)
-        self._session.flush()
-        return api_key
-
-    def get_active_by_hash(self, key_hash: str) -> ApiKey | None:
-        return self._session.scalar(
-            select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
-        )
-
-    def touch(self, api_key: ApiKey) -> bool:
-        """Record use; answers whether anything was written (then the caller commits)."""
-        now = self._clock()
-        if api_key.last_used_at is not None and now - api_key.last_used_at < self.TOUCH_INTERVAL:
-            return False
-        api_key.last_used_at = now
-        self._session.flush()
-        return True
-
-    def list_for_owner(self, owner_id: uuid.UUID) -> list[ApiKey]:
-        return list(
-            self._session.scalars(
-                select(ApiKey).where(ApiKey.owner_id == owner_id).order_by(ApiKey.created_at)
+    def conditions(self) -> list[Any]:
+        conditions: list[Any] = []
+        if self.worker_id is not None:
+            conditions.append(Job.worker_id == self.worker_id)
+        if self.heartbeat_before is not None:
+            conditions.append(
+                or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < self.heartbeat_before)
             )
-        )
-
-    def revoke(self, prefix: str) -> int:
-        result = self._session.execute(
-            update(ApiKey)
-            .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
-            .values(revoked_at=self._clock())
-            .execution_options(synchronize_session=False)
-        )
-        return result.rowcount or 0
-
-
-class JobEventRepository:
-    def __init__(self, session: Session, clock: Clock = utcnow):
-        self._session = session
-        self._clock = clock
-
-    def add(
-        self,
-        job_id: uuid.UUID,
-        kind: EventKind | str,
-        *,
-        status: JobStatus | str | None = None,
-        message: str | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> JobEvent:
-        event = JobEvent(
-            job_id=job_id,
-            at=self._clock(),
-            kind=str(kind),
-            status=None if status is None else str(status),
-            message=message,
-            data=data,
-        )
-        self._session.add(event)
-        self._session.flush()
-        return event
-
-    def list(
-        self, job_id: uuid.UUID, *, after_id: int | None = None, limit: int = 1000
-    ) -> list[JobEvent]:
-        query = select(JobEvent).where(JobEvent.job_id == job_id)
-        if after_id is not None:
-            query = query.where(JobEvent.id > after_id)
-        return list(self._session.scalars(query.order_by(JobEvent.id).limit(limit)))
+        return conditions
 
 
 class JobRepository:
@@ -470,65 +392,51 @@ class JobRepository:
         `refund_attempt` (back to `queued` only): the attempt ended through no fault of the job
         (its worker shut down), so it does not count towards `max_attempts`.
         """
-        if to is JobStatus.running:
-            raise ValueError("a job becomes running only through claim()")
-        allowed_from = {s for s, targets in ALLOWED_TRANSITIONS.items() if to in targets}
-        if expected is not None:
-            allowed_from &= set(expected)
-        now = self._clock()
-        values: dict[str, Any] = {"status": to.value, "updated_at": now}
-        if to in TERMINAL_STATUSES:
-            values.update(finished_at=now, eta_s=None)
-        if to is JobStatus.failed:
-            values["error"] = error or message or "failed"
-        elif error is not None:
-            values["error"] = error
-        if to is JobStatus.cancelling:
-            values["cancel_requested"] = True
-        if to is JobStatus.queued:  # given back for a retry: nobody holds it now
-            # ...and no message for it is on the broker until whoever gives it back sends one
-            # (mark_enqueued): if that send fails, the reconciler's next pass sends it.
-            values.update(worker_id=None, heartbeat_at=None, enqueued_at=None)
-            if refund_attempt:
-                values["attempt"] = Job.attempt - 1
-        elif refund_attempt:
-            raise ValueError("only a job given back to the queue gets its attempt back")
+        change = StatusChange(to, message=message, error=error, data=data,
+                              refund_attempt=refund_attempt)  # fmt: skip
+        return self.apply(job_id, change, ClaimCheck(worker_id, heartbeat_before), expected)
 
+    def apply(
+        self,
+        job_id: uuid.UUID,
+        change: StatusChange,
+        check: ClaimCheck | None = None,
+        expected: Iterable[JobStatus] | None = None,
+    ) -> Job:
+        """`transition` with the change and the claim check as values."""
+        check = check or ClaimCheck()
+        allowed_from = change.allowed_from(expected)
+        values = change.values(self._clock())
         # Read the current status, then update only if it is still that one: the event then
         # names the real `from`, and a concurrent change makes us re-read instead of clobbering.
         for _ in range(5):
             current = self._status_of(job_id)
             if current not in allowed_from:
-                raise InvalidTransition(job_id, current, to)
-            conditions = [Job.id == job_id, Job.status == current.value]
-            if worker_id is not None:
-                conditions.append(Job.worker_id == worker_id)
-            if heartbeat_before is not None:
-                conditions.append(
-                    or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < heartbeat_before)
-                )
-            result = self._session.execute(
-                update(Job)
-                .where(*conditions)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount == 1:
-                self.events.add(
-                    job_id,
-                    EventKind.status,
-                    status=to,
-                    message=message or f"{current.value} -> {to.value}",
-                    data={"from": current.value, **(data or {})},
-                )
+                raise InvalidTransition(job_id, current, change.to)
+            if self._update_from(job_id, current, check, values):
+                self.events.add(job_id, EventKind.status, status=change.to,
+                                message=change.event_message(current),
+                                data=change.event_data(current))  # fmt: skip
                 job = self.get(job_id)
                 assert job is not None
                 return job
-            if (worker_id is not None or heartbeat_before is not None) and self._status_of(
-                job_id
-            ) == current:
-                raise InvalidTransition(job_id, current, to, "not held by that worker or alive")
-        raise InvalidTransition(job_id, self._status_of(job_id), to, "changed concurrently")
+            if check.restricted and self._status_of(job_id) == current:
+                raise InvalidTransition(
+                    job_id, current, change.to, "not held by that worker or alive"
+                )
+        raise InvalidTransition(job_id, self._status_of(job_id), change.to, "changed concurrently")
+
+    def _update_from(
+        self, job_id: uuid.UUID, current: JobStatus, check: ClaimCheck, values: dict[str, Any]
+    ) -> bool:
+        """The conditional UPDATE: only while the job is `current` and `check` holds."""
+        result = self._session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == current.value, *check.conditions())
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
 
     def request_cancel(self, job_id: uuid.UUID) -> Job:
         """Cancel: `queued` becomes `cancelled` at once; `running` becomes `cancelling` (the
@@ -643,138 +551,3 @@ class JobRepository:
             )
         except InvalidTransition:
             return None  # another worker or the API got there first
-
-
-class MetricRepository:
-    def __init__(self, session: Session, clock: Clock = utcnow):
-        self._session = session
-        self._clock = clock
-
-    def add(
-        self,
-        job_id: uuid.UUID,
-        *,
-        stage: str,
-        step: int,
-        payload: dict[str, Any],
-        seed: int | None = None,
-        sparsity: float | None = None,
-        selected: bool = False,
-    ) -> Metric:
-        metric = Metric(
-            job_id=job_id,
-            at=self._clock(),
-            stage=stage,
-            step=step,
-            seed=seed,
-            sparsity=sparsity,
-            payload=payload,
-            selected=selected,
-        )
-        self._session.add(metric)
-        self._session.flush()
-        if selected:
-            self.select(metric.id)
-        return metric
-
-    def select(self, metric_id: int) -> Metric:
-        """Mark one point as the selected one of its (job, stage, seed, sparsity) curve."""
-        metric = self._session.get(Metric, metric_id)
-        if metric is None:
-            raise LookupError(f"metric {metric_id} does not exist")
-        same_curve = [
-            Metric.job_id == metric.job_id,
-            Metric.stage == metric.stage,
-            Metric.seed.is_(None) if metric.seed is None else Metric.seed == metric.seed,
-            Metric.sparsity.is_(None)
-            if metric.sparsity is None
-            else Metric.sparsity == metric.sparsity,
-        ]
-        self._session.execute(
-            update(Metric)
-            .where(*same_curve, Metric.id != metric_id)
-            .values(selected=False)
-            .execution_options(synchronize_session="fetch")
-        )
-        metric.selected = True
-        self._session.flush()
-        return metric
-
-    def list(self, job_id: uuid.UUID, *, limit: int = 20_000) -> list[Metric]:
-        return list(
-            self._session.scalars(
-                select(Metric).where(Metric.job_id == job_id).order_by(Metric.id).limit(limit)
-            )
-        )
-
-
-class ArtifactRepository:
-    def __init__(self, session: Session, clock: Clock = utcnow):
-        self._session = session
-        self._clock = clock
-
-    def add(
-        self,
-        job_id: uuid.UUID,
-        *,
-        kind: ArtifactKind,
-        name: str,
-        size: int,
-        sha256: str,
-        storage_key: str | None = None,
-        data: bytes | None = None,
-        content_type: str = "application/octet-stream",
-        seed: int | None = None,
-        sparsity: float | None = None,
-        artifact_id: uuid.UUID | None = None,
-    ) -> Artifact:
-        """Record a stored artifact (give `storage_key` from the ArtifactStore) or an inline one
-        (`data`, for bit-packed masks). Records an `artifact` event."""
-        if (storage_key is None) == (data is None):
-            raise ValueError("give exactly one of storage_key or data")
-        if data is not None and len(data) != size:
-            raise ValueError("size does not match the inline data")
-        artifact = Artifact(
-            id=artifact_id or uuid.uuid4(),
-            job_id=job_id,
-            kind=kind.value,
-            name=name,
-            size=size,
-            sha256=sha256,
-            storage_key=storage_key,
-            data=data,
-            content_type=content_type,
-            seed=seed,
-            sparsity=sparsity,
-            created_at=self._clock(),
-        )
-        self._session.add(artifact)
-        self._session.flush()
-        JobEventRepository(self._session, self._clock).add(
-            job_id,
-            EventKind.artifact,
-            message=f"{kind.value} {name} stored",
-            data={"artifact_id": str(artifact.id), "kind": kind.value, "name": name},
-        )
-        return artifact
-
-    def list(self, job_id: uuid.UUID) -> Sequence[Artifact]:
-        # Inline bytes are not needed for a listing.
-        return list(
-            self._session.scalars(
-                select(Artifact)
-                .options(defer(Artifact.data))
-                .where(Artifact.job_id == job_id)
-                .order_by(Artifact.created_at, Artifact.name)
-            )
-        )
-
-    def get(self, job_id: uuid.UUID, artifact_id: uuid.UUID) -> Artifact | None:
-        return self._session.scalar(
-            select(Artifact)
-            .options(defer(Artifact.data))
-            .where(Artifact.id == artifact_id, Artifact.job_id == job_id)
-        )
-
-    def read_inline(self, artifact_id: uuid.UUID) -> bytes | None:
-        return self._session.scalar(select(Artifact.data).where(Artifact.id == artifact_id))

@@ -1,0 +1,43 @@
+"""Every query of the service lives in this package, one module per domain. Repositories flush
+but never commit: the request handler or the worker task that owns the unit of work commits (and
+enqueues after that).
+
+State changes of a job are conditional UPDATEs (`... WHERE status = <expected>`): the database,
+not the broker or a lock in some process, decides which of two racing writers wins.
+"""
+
+from persistence.repositories.artifacts import ArtifactRepository
+from persistence.repositories.base import Clock
+from persistence.repositories.events import JobEventRepository
+from persistence.repositories.jobs import (
+    ALLOWED_TRANSITIONS,
+    ClaimCheck,
+    InvalidTransition,
+    JobNotFound,
+    JobRepository,
+    Lease,
+    StatusChange,
+)
+from persistence.repositories.metrics import MetricRepository
+from persistence.repositories.owners import ApiKeyRepository, OwnerRepository
+from persistence.repositories.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "ApiKeyRepository",
+    "ArtifactRepository",
+    "ClaimCheck",
+    "Clock",
+    "InvalidCursor",
+    "InvalidTransition",
+    "JobEventRepository",
+    "JobNotFound",
+    "JobRepository",
+    "Lease",
+    "MetricRepository",
+    "OwnerRepository",
+    "Page",
+    "StatusChange",
+    "decode_cursor",
+    "encode_cursor",
+]
