@@ -15,9 +15,9 @@ from persistence.artifacts import ArtifactStore
 from persistence.broker import JobSender
 from persistence.db import Database
 from persistence.keys import verify_api_key
-from persistence.models import Job, Owner
 from persistence.repositories import JobRepository
 from persistence.settings import Settings
+from persistence.tables import Job, Owner
 
 # Both schemes appear in OpenAPI; neither fails on its own (we answer 401 in our shape).
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")

@@ -9,8 +9,8 @@ from alembic import context
 from sqlalchemy import Connection, pool
 
 from persistence.db import ensure_sqlite_folder, make_engine
-from persistence.models import Base
 from persistence.settings import Settings
+from persistence.tables import Base
 
 config = context.config
 if config.config_file_name is not None:  # run from the command line with alembic.ini

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from persistence.models import ApiKey, Owner
 from persistence.repositories import ApiKeyRepository, OwnerRepository
+from persistence.tables import ApiKey, Owner
 
 KEY_PREFIX = "srn_"
 DISPLAY_PREFIX_LENGTH = 12  # "srn_" + 8 characters: enough to tell keys apart in a listing

@@ -24,8 +24,8 @@ from datetime import datetime, timedelta
 
 from persistence.broker import JobSender
 from persistence.db import Database
-from persistence.models import Job, JobStatus, utcnow
 from persistence.repositories import JobRepository
+from persistence.tables import Job, JobStatus, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from persistence.db import Database
-from persistence.models import EventKind, Metric
 from persistence.repositories import JobRepository, Lease, MetricRepository
+from persistence.tables import EventKind, Metric
 from srcore.jobspec.callbacks import Callbacks, Progress
 from srcore.jobspec.spec import JobSpec
 from worker.lease import JobLease

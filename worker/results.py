@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from persistence.artifacts import ArtifactStore, StoredObject, artifact_key
-from persistence.models import ArtifactKind
 from persistence.repositories import ArtifactRepository, MetricRepository
+from persistence.tables import ArtifactKind
 from worker.reporting import DENSE_SPARSITY, MetricKey, json_safe, key_of, metric_key
 
 log = logging.getLogger(__name__)

@@ -41,9 +41,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from persistence.artifacts import ArtifactStore, make_artifact_store
 from persistence.broker import RUN_JOB_TASK, CeleryJobSender, JobSender
 from persistence.db import Database
-from persistence.models import EventKind, Job, JobStatus
 from persistence.repositories import InvalidTransition, JobRepository, MetricRepository
 from persistence.settings import Settings, WorkerSettings
+from persistence.tables import EventKind, Job, JobStatus
 from worker.celery_app import shutdown_requested
 from worker.lease import JobLease
 from worker.reporting import JobReporter, json_safe, key_of

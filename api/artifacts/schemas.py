@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from persistence.models import ArtifactKind
+from persistence.tables import ArtifactKind
 
 
 class ArtifactPublic(BaseModel):

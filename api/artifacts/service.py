@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from api.errors import ArtifactNotFound, RangeNotSatisfiable
 from persistence.artifacts import ArtifactMissing, ArtifactStore, InvalidKey
-from persistence.models import Artifact
 from persistence.repositories import ArtifactRepository
+from persistence.tables import Artifact
 
 _RANGE = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

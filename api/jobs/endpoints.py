@@ -26,7 +26,7 @@ from api.errors import (
 from api.jobs import service
 from api.jobs.schemas import JobCreate, JobDetail, JobEventPublic, JobList, JobMetrics
 from api.jobs.stream import job_event_stream, parse_last_event_id
-from persistence.models import JobStatus
+from persistence.tables import JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from persistence.models import Job, JobEvent, JobStatus, Metric
 from persistence.settings import QueueName
+from persistence.tables import Job, JobEvent, JobStatus, Metric
 from srcore.jobspec.spec import JobSpec
 
 

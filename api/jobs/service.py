@@ -24,7 +24,6 @@ from api.jobs.schemas import (
     MetricPoint,
 )
 from persistence.broker import JobSender
-from persistence.models import Job, JobStatus, Owner
 from persistence.repositories import (
     InvalidCursor,
     InvalidTransition,
@@ -33,6 +32,7 @@ from persistence.repositories import (
     MetricRepository,
 )
 from persistence.settings import Settings
+from persistence.tables import Job, JobStatus, Owner
 from srcore.jobspec.spec import JobSpec, spec_hash
 from srcore.jobspec.spec_paths import outside_roots
 from srcore.jobspec.task_registry import TaskConfigError, resolve_task

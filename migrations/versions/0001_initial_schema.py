@@ -5,7 +5,7 @@ Revises:
 Create Date: 2026-11-25
 
 Runs on PostgreSQL and SQLite. Timestamps are `timestamptz` on PostgreSQL; SQLite stores naive
-UTC (persistence.models.UTCDateTime tags them on read). Self-contained on purpose: a migration
+UTC (persistence.tables.UTCDateTime tags them on read). Self-contained on purpose: a migration
 must not import the models, which change after it.
 """
 

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
-from persistence.models import Artifact, ArtifactKind, EventKind, utcnow
 from persistence.repositories.base import Clock
 from persistence.repositories.events import JobEventRepository
+from persistence.tables import Artifact, ArtifactKind, EventKind, utcnow
 
 
 class ArtifactRepository:

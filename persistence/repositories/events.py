@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from persistence.models import EventKind, JobEvent, JobStatus, utcnow
 from persistence.repositories.base import Clock
+from persistence.tables import EventKind, JobEvent, JobStatus, utcnow
 
 
 class JobEventRepository:

@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from persistence.models import TERMINAL_STATUSES, EventKind, Job, JobStatus, utcnow
 from persistence.repositories.base import Clock
 from persistence.repositories.events import JobEventRepository
 from persistence.repositories.pagination import Page, decode_cursor, encode_cursor
+from persistence.tables import TERMINAL_STATUSES, EventKind, Job, JobStatus, utcnow
 
 # Which status may follow which. `running` is entered only through `JobRepository.claim`.
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from persistence.models import Metric, utcnow
 from persistence.repositories.base import Clock
+from persistence.tables import Metric, utcnow
 
 
 class MetricRepository:

@@ -8,8 +8,8 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from persistence.models import ApiKey, Owner, utcnow
 from persistence.repositories.base import Clock
+from persistence.tables import ApiKey, Owner, utcnow
 
 
 class OwnerRepository:

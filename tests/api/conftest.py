@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from persistence.artifacts import LocalArtifactStore
 from persistence.db import Database
-from persistence.models import Job
 from persistence.settings import Settings
+from persistence.tables import Job
 from tests.persistence.fixtures import *  # noqa: F403
 from tests.persistence.fixtures import make_owner
 

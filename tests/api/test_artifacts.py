@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from persistence.artifacts import artifact_key
-from persistence.models import ArtifactKind
 from persistence.repositories import ArtifactRepository
+from persistence.tables import ArtifactKind
 
 BLOB = bytes(range(256)) * 64  # 16 KiB
 MASK = b"\x0f\xf0" * 50

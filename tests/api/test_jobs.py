@@ -12,8 +12,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from persistence.models import Job, JobStatus
 from persistence.repositories import JobRepository, MetricRepository
+from persistence.tables import Job, JobStatus
 
 SPEC = {"task": "mnli", "pruning": {"sparsities": [0.5, 0.7]}, "training": {"max_steps": 5}}
 

@@ -23,9 +23,9 @@ from api.main import create_app
 from persistence.artifacts import LocalArtifactStore, artifact_key
 from persistence.db import Database, upgrade_database
 from persistence.keys import create_api_key
-from persistence.models import ArtifactKind, JobStatus
 from persistence.repositories import ArtifactRepository, JobRepository, MetricRepository
 from persistence.settings import Settings
+from persistence.tables import ArtifactKind, JobStatus
 
 
 class NullEnqueuer:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from persistence.models import JobStatus
+from persistence.tables import JobStatus
 from srnet.cli import main
 from srnet.client import Job, Progress
 from srnet.client_cli import ProgressLine

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from persistence.models import ArtifactKind, JobStatus
+from persistence.tables import ArtifactKind, JobStatus
 from srnet.client import (
     Conflict,
     InvalidSpec,

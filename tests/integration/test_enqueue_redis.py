@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from api.main import create_app
 from persistence.broker import RUN_JOB_TASK, CeleryJobSender, make_celery_client
 from persistence.db import Database
-from persistence.models import Job
 from persistence.repositories import JobRepository
+from persistence.tables import Job
 from tests.persistence.fixtures import make_owner
 
 SPEC = {"task": "mnli", "training": {"max_steps": 3}}

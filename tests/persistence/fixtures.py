@@ -21,7 +21,7 @@ from sqlalchemy import text
 
 from persistence.db import Database, upgrade_database
 from persistence.keys import create_api_key
-from persistence.models import Base
+from persistence.tables import Base
 
 PG_HOST = os.environ.get("SRNET_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("SRNET_TEST_PG_PORT", "5432"))

@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from persistence.db import Database, upgrade_database
-from persistence.models import Base
+from persistence.tables import Base
 
 ROOT = Path(__file__).resolve().parents[2]
 

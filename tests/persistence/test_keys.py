@@ -3,8 +3,8 @@ import hashlib
 from sqlalchemy import select
 
 from persistence.keys import create_api_key, ensure_bootstrap_key, verify_api_key
-from persistence.models import ApiKey
 from persistence.repositories import ApiKeyRepository
+from persistence.tables import ApiKey
 
 
 def test_key_is_stored_hashed_and_verifies(database):

@@ -11,7 +11,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from persistence.db import Database
-from persistence.models import Artifact, ArtifactKind, Job, JobEvent, JobStatus
 from persistence.repositories import (
     ArtifactRepository,
     InvalidCursor,
@@ -21,6 +20,7 @@ from persistence.repositories import (
     Lease,
     MetricRepository,
 )
+from persistence.tables import Artifact, ArtifactKind, Job, JobEvent, JobStatus
 from tests.persistence.fixtures import make_owner
 
 SPEC = {"task": "mnli", "pruning": {"sparsities": [0.5]}}

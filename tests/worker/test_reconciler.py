@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from persistence.db import Database
-from persistence.models import JobStatus, utcnow
 from persistence.repositories import JobRepository
+from persistence.tables import JobStatus, utcnow
 from tests.worker.conftest import RecordingSender
 from tests.worker.tiny_job import create_job, tiny_job_spec
 from worker.reconciler import Reconciler

@@ -1,5 +1,5 @@
 """The worker's srcore callbacks and result bookkeeping without a model: throttled progress,
-the curve each evaluation belongs to, the lease, and selected points from metrics.json."""
+the curve each evaluation belongs to, the lease, and selected points from the search result."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 
 from persistence.db import Database
-from persistence.models import EventKind, JobStatus
 from persistence.repositories import JobRepository, Lease, MetricRepository
+from persistence.tables import EventKind, JobStatus
 from srcore.jobspec.callbacks import Progress
+from srcore.jobspec.results import CurveId, DensePoint, ResultUnit, SearchResult
 from srcore.jobspec.spec import JobSpec
+from srcore.pipeline.plan import StagePlan
 from tests.worker.tiny_job import create_job, tiny_job_spec
 from worker.lease import JobLease
-from worker.reporting import CurveTracker, JobReporter
+from worker.reporting import JobReporter, curve_key
 from worker.results import record_selected_points
 
 
@@ -34,11 +36,13 @@ def claimed_job(database: Database, tmp_path: Path) -> tuple[uuid.UUID, str]:
     return job_id, "w1"
 
 
-def reporter_for(database, job_id, worker_id, tmp_path, clock, spec=None) -> JobReporter:
+def reporter_for(database, job_id, worker_id, tmp_path, clock) -> JobReporter:
     lease = JobLease(database, job_id, worker_id, interval_s=60)
-    spec = spec or JobSpec.model_validate(tiny_job_spec(tmp_path / "model"))
-    return JobReporter(database, job_id, worker_id, lease, spec, out_dir=tmp_path,
+    return JobReporter(database, job_id, worker_id, lease, out_dir=tmp_path,
                        progress_interval_s=1.0, clock=clock)  # fmt: skip
+
+
+SEARCH_05 = CurveId(stage="search", seed=1, sparsity=0.5)
 
 
 def test_progress_is_written_at_most_once_a_second_and_at_the_end(database, tmp_path):
@@ -83,7 +87,7 @@ def test_nothing_is_written_once_the_lease_is_lost(database, tmp_path):
         session.commit()
     assert reporter.lease.beat() is Lease.lost
     before = reporter.writes
-    reporter.on_metrics("search", 10, {"dev": {"accuracy": 0.5}, "sparsity": 0.5})
+    reporter.on_metrics(SEARCH_05, 10, {"dev": {"accuracy": 0.5}, "sparsity": 0.5})
     reporter.on_checkpoint("search", 10, tmp_path / "x")
     assert reporter.writes == before and reporter.should_stop()
     with database.session() as session:
@@ -96,8 +100,8 @@ def test_an_evaluation_already_recorded_is_not_recorded_twice(database, tmp_path
     job_id, worker_id = claimed_job(database, tmp_path)
     reporter = reporter_for(database, job_id, worker_id, tmp_path, lambda: 0.0)
     reporter.on_stage("search", "seed 1: mask_training, finetuned")
-    reporter.on_metrics("search", 10, {"sparsity": 0.5, "selection": 0.4})
-    reporter.on_metrics("search", 10, {"sparsity": 0.5, "selection": 0.4})
+    reporter.on_metrics(SEARCH_05, 10, {"sparsity": 0.5, "selection": 0.4})
+    reporter.on_metrics(SEARCH_05, 10, {"sparsity": 0.5, "selection": 0.4})
     with database.session() as session:
         rows = MetricRepository(session).list(job_id)
     assert [(m.stage, m.seed, m.sparsity, m.step) for m in rows] == [("search", 1, 0.5, 10)]
@@ -112,53 +116,60 @@ def spec_with(**pruning) -> JobSpec:
     })  # fmt: skip
 
 
-def test_curves_follow_srcore_details_and_reported_sparsity():
-    tracker = CurveTracker(spec_with(sparsities=[0.5, 0.7], schedule="gradual",
-                                     initial_sparsity=0.3))  # fmt: skip
-    tracker.observe("seed 3, loss conf_reg", new_stage=True)
-    assert tracker.key("dense", 10, {}) == ("dense", 3, 0.0, 10)
-    tracker.observe("seed 3, loss none", new_stage=True)  # the conf_reg teacher
-    assert tracker.key("dense", 10, {}) == ("teacher", 3, 0.0, 10)
-    tracker.observe("seed 4: mask_training, finetuned", new_stage=True)
-    tracker.observe("seed 4, sparsity 0.7")
+def test_curves_are_filed_by_the_curve_id_srcore_names():
+    plan = StagePlan.from_spec(spec_with(sparsities=[0.5, 0.7], schedule="gradual",
+                                         initial_sparsity=0.3))  # fmt: skip
+    dense = CurveId(stage=plan.dense_curve_stage("conf_reg"), seed=3, loss="conf_reg")
+    assert curve_key(dense, 10) == ("dense", 3, 0.0, 10)
+    teacher = CurveId(stage=plan.dense_curve_stage("none"), seed=3, loss="none")
+    assert curve_key(teacher, 10) == ("teacher", 3, 0.0, 10)  # the conf_reg teacher
     # On the gradual ramp the hooks report the current sparsity: the curve is the target's.
-    assert tracker.key("search", 20, {"sparsity": 0.41}) == ("search", 4, 0.7, 20)
-    # At a target the reported sparsity decides, even before a new progress detail.
-    assert tracker.key("search", 5, {"sparsity": 0.5}) == ("search", 4, 0.5, 5)
-
-    imp = CurveTracker(JobSpec.model_validate({"pruning": {"method": "imp",
-                                                           "sparsities": [0.3]}}))  # fmt: skip
-    imp.observe("seed 1: imp, finetuned", new_stage=True)
-    imp.observe("seed 1, sparsity 0.2 (IMP round 2)")
-    assert imp.key("search", 7, {"sparsity": 0.1}) == ("search", 1, 0.1, 7)  # round 1's eval
+    assert curve_key(CurveId(stage="search", seed=4, sparsity=0.7), 20) == ("search", 4, 0.7, 20)
+    # IMP: a round's evaluations are filed at the round's sparsity.
+    imp_round = CurveId(stage="search", seed=1, sparsity=0.1, imp_round=1)
+    assert curve_key(imp_round, 7) == ("search", 1, 0.1, 7)
+    # A CE dense model that is also the teacher is the dense curve.
+    ce_plan = StagePlan.from_spec(JobSpec.model_validate({"debias": {"loss": "conf_reg"}}))
+    assert ce_plan.dense_curve_stage("none") == "dense"
 
 
-def test_selected_points_come_from_metrics_json_and_fill_missing_curves(database, tmp_path):
+def unit_result(tmp_path: Path, dense: list[DensePoint], units: list[ResultUnit]):
+    return SearchResult(out_dir=tmp_path, spec={}, spec_hash="0" * 64, task="mnli",
+                        labels=["contradiction", "entailment", "neutral"],
+                        selection_metric="accuracy", data={}, bias=None, dense=dense,
+                        units=units, summary=[], versions={}, seconds=1.0)  # fmt: skip
+
+
+def test_selected_points_come_from_the_result_and_fill_missing_curves(database, tmp_path):
     job_id, worker_id = claimed_job(database, tmp_path)
     reporter = reporter_for(database, job_id, worker_id, tmp_path, lambda: 0.0)
     reporter.on_stage("search", "seed 1: mask_training, finetuned")
     for step in (2, 4):
-        reporter.on_metrics("search", step, {"sparsity": 0.5, "selection": step / 10})
+        reporter.on_metrics(SEARCH_05, step, {"sparsity": 0.5, "selection": step / 10})
 
     def entry(step: int) -> dict:
         return {"step": step, "metrics": {"selection": step / 10}, "train_loss": 1.0,
                 "info": {"sparsity": 0.5}}  # fmt: skip
 
-    report = {
+    result = unit_result(
+        tmp_path,
         # a dense fine-tune reused from the stage cache: never reported live
-        "dense": [{"seed": 1, "sparsity": 0.0, "selected_step": 6,
-                   "history": [entry(3), entry(6)]}],
-        "results": [{"seed": 1, "sparsity": 0.5, "stage": "search", "selected_step": 4,
-                     "history": [entry(2), entry(4)], "search_history": None}],
-    }  # fmt: skip
+        [DensePoint(seed=1, selected_step=6, metrics={}, history=[entry(3), entry(6)],
+                    cached=True)],
+        [ResultUnit(seed=1, sparsity=0.5, stage="search", selected_step=4, metrics={},
+                    selection=0.4, history=[entry(2), entry(4)], sparsity_report={},
+                    mask=tmp_path / "m", checkpoint=tmp_path / "c")],
+    )  # fmt: skip
     with database.session() as session:
-        assert record_selected_points(session, job_id, report) == 2
+        assert record_selected_points(session, job_id, result) == 2
         session.commit()
     with database.session() as session:
         rows = MetricRepository(session).list(job_id)
     table = sorted((m.stage, m.sparsity, m.step, m.selected) for m in rows)
     assert table == [("dense", 0.0, 3, False), ("dense", 0.0, 6, True),
                      ("search", 0.5, 2, False), ("search", 0.5, 4, True)]  # fmt: skip
+    filled = next(m for m in rows if (m.stage, m.step) == ("dense", 3))
+    assert filled.payload == {"selection": 0.3, "sparsity": 0.5, "train_loss": 1.0}
 
 
 def test_non_finite_numbers_are_stored_as_null(database, tmp_path):
@@ -166,7 +177,7 @@ def test_non_finite_numbers_are_stored_as_null(database, tmp_path):
     job_id, worker_id = claimed_job(database, tmp_path)
     reporter = reporter_for(database, job_id, worker_id, tmp_path, lambda: 0.0)
     reporter.on_stage("search", "seed 1: mask_training, finetuned")
-    reporter.on_metrics("search", 2, {"sparsity": 0.5, "dev": {"f1": float("nan")},
+    reporter.on_metrics(SEARCH_05, 2, {"sparsity": 0.5, "dev": {"f1": float("nan")},
                                       "train_loss": float("inf"), "selection": 0.5})  # fmt: skip
     with database.session() as session:
         (row,) = MetricRepository(session).list(job_id)

@@ -16,8 +16,8 @@ from typing import ClassVar
 import pytest
 
 import srcore.pipeline
-from persistence.models import EventKind, JobStatus
 from persistence.repositories import ArtifactRepository, JobRepository, MetricRepository
+from persistence.tables import EventKind, JobStatus
 from tests.worker.conftest import RecordingSender
 from tests.worker.tiny_job import (
     MNLI_LABELS,
@@ -221,9 +221,9 @@ class RecordingReporter(reporting.JobReporter):
 
     evaluated: ClassVar[list[tuple[str, int]]] = []
 
-    def on_metrics(self, stage, step, metrics):
-        RecordingReporter.evaluated.append((stage, step))
-        super().on_metrics(stage, step, metrics)
+    def on_metrics(self, curve, step, metrics):
+        RecordingReporter.evaluated.append((curve.stage, step))
+        super().on_metrics(curve, step, metrics)
 
 
 @pytest.mark.slow

@@ -66,7 +66,7 @@ def test_command_line_prints_the_key_once(tmp_path):
     from sqlalchemy import select
 
     from persistence.keys import hash_key
-    from persistence.models import ApiKey
+    from persistence.tables import ApiKey
 
     database = Database(url)
     try:

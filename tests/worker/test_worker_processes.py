@@ -14,9 +14,9 @@ import pytest
 
 from persistence.broker import CeleryJobSender
 from persistence.db import Database
-from persistence.models import EventKind, JobStatus
 from persistence.repositories import ArtifactRepository, JobRepository, MetricRepository
 from persistence.settings import Settings, WorkerSettings
+from persistence.tables import EventKind, JobStatus
 from tests.integration.conftest import pg_url, redis_broker, service_settings  # noqa: F401
 from tests.worker.processes import CeleryWorkerProcess, service_env, wait_for
 from tests.worker.tiny_job import create_job, tiny_job_spec

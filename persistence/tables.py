@@ -1,4 +1,5 @@
-"""SQLAlchemy 2 typed ORM models. Every schema change comes with an Alembic migration."""
+"""The service's database tables: SQLAlchemy 2 typed ORM models and the enums of their columns.
+Every schema change comes with an Alembic migration."""
 
 from __future__ import annotations
 
