@@ -8,6 +8,7 @@ from typing import Any
 from tqdm import tqdm
 
 from srcore.jobspec.callbacks import Callbacks, Progress
+from srcore.jobspec.results import CurveId
 
 
 class TerminalProgress(Callbacks):
@@ -40,14 +41,14 @@ class TerminalProgress(Callbacks):
             self.bar.set_postfix(ex_s=f"{progress.examples_per_s:.0f}", refresh=False)
         self.bar.refresh()
 
-    def on_metrics(self, stage: str, step: int, metrics: dict[str, Any]) -> None:
+    def on_metrics(self, curve: CurveId, step: int, metrics: dict[str, Any]) -> None:
         parts = []
         for name, value in metrics.items():
             if isinstance(value, dict) and isinstance(value.get("accuracy"), float):
                 parts.append(f"{name} {100 * value['accuracy']:.1f}")
         if "sparsity" in metrics:
             parts.append(f"sparsity {metrics['sparsity']:.2f}")
-        line = f"  eval {stage} step {step}: " + ", ".join(parts)
+        line = f"  eval {curve.stage} step {step}: " + ", ".join(parts)
         if self.bar is not None:
             self.bar.write(line, file=self.stream)
         else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -19,21 +18,13 @@ from persistence.db import Database
 from persistence.repositories import JobRepository, Lease, MetricRepository
 from persistence.tables import EventKind, Metric
 from srcore.jobspec.callbacks import Callbacks, Progress
-from srcore.jobspec.spec import JobSpec
+from srcore.jobspec.results import CurveId
 from worker.lease import JobLease
 
 log = logging.getLogger(__name__)
 
-# (stage, seed, sparsity, step): one evaluation of one curve.
+# (stage, seed, sparsity, step): one evaluation of one curve, as the metrics table keys it.
 MetricKey = tuple[str, int | None, float | None, int]
-
-DENSE_SPARSITY = 0.0  # the dense model is the 0 % point of the sparsity curve (as in metrics.json)
-
-# srcore names the seed, the target sparsity and the dense loss in stage and progress details:
-# "seed 1, loss none", "seed 1: mask_training, finetuned", "seed 1, sparsity 0.5 (IMP round 5)".
-_SEED = re.compile(r"\bseed (\d+)")
-_SPARSITY = re.compile(r"\bsparsity (\d*\.?\d+)")
-_LOSS = re.compile(r"\bloss (\w+)")
 
 
 def json_safe(value: Any) -> Any:
@@ -56,85 +47,19 @@ def metric_key(stage: str, seed: int | None, sparsity: float | None, step: int) 
     return (stage, seed, None if sparsity is None else round_sparsity(sparsity), int(step))
 
 
+def curve_key(curve: CurveId, step: int) -> MetricKey:
+    """The row of one evaluation of `curve` (srcore names the curve: stage, seed, target)."""
+    return metric_key(curve.stage, curve.seed, curve.sparsity, step)
+
+
 def key_of(metric: Metric) -> MetricKey:
     return metric_key(metric.stage, metric.seed, metric.sparsity, metric.step)
-
-
-class CurveTracker:
-    """Which curve (stage, seed, target sparsity) an evaluation belongs to.
-
-    srcore's `on_metrics` carries `tags` naming the curve (seed, target sparsity, dense loss).
-    Without them (an older srcore) the seed and the target come from the latest stage/progress
-    detail, and from the `sparsity` the pruning hooks report with every evaluation (exactly the
-    target, except on a gradual schedule's ramp).
-    """
-
-    def __init__(self, spec: JobSpec):
-        self.spec = spec
-        self.targets = [round_sparsity(s) for s in spec.pruning.sparsities]
-        self.job_dense_loss = spec.debias.loss if spec.dense.loss == "job" else "none"
-        self.seed: int | None = spec.training.seeds[0] if len(spec.training.seeds) == 1 else None
-        self.sparsity: float | None = None
-        self.dense_loss: str | None = None
-
-    def observe(self, detail: str | None, *, new_stage: bool = False) -> None:
-        if not detail:
-            if new_stage:
-                self.sparsity = None
-            return
-        if match := _SEED.search(detail):
-            self.seed = int(match.group(1))
-        if match := _SPARSITY.search(detail):
-            self.sparsity = round_sparsity(float(match.group(1)))
-        elif new_stage:
-            self.sparsity = None
-        if match := _LOSS.search(detail):
-            self.dense_loss = match.group(1)
-
-    def stage_name(self, stage: str) -> str:
-        # A conf_reg job fine-tunes twice: with its own loss (the search's start) and with
-        # plain cross-entropy (the teacher). Keep the teacher's curve apart.
-        if stage == "dense" and self.dense_loss not in (None, self.job_dense_loss):
-            return "teacher"
-        return stage
-
-    def key(self, stage: str, step: int, metrics: dict[str, Any]) -> MetricKey:
-        tags = metrics.get("tags")
-        if isinstance(tags, dict) and "seed" in tags:
-            return self._key_from_tags(stage, step, tags)
-        name = self.stage_name(stage)
-        if name in ("dense", "teacher"):
-            return metric_key(name, self.seed, DENSE_SPARSITY, step)
-        reported = metrics.get("sparsity")
-        sparsity: float | None
-        if isinstance(reported, int | float) and any(
-            math.isclose(reported, t, abs_tol=1e-6) for t in self.targets
-        ):
-            sparsity = float(reported)
-        elif self.spec.pruning.method == "mask_training" and self.sparsity is not None:
-            sparsity = self.sparsity  # a gradual ramp: the curve of the run's target
-        elif isinstance(reported, int | float):
-            sparsity = float(reported)  # an IMP round below the first target
-        else:
-            sparsity = self.sparsity
-        return metric_key(name, self.seed, sparsity, step)
-
-    def _key_from_tags(self, stage: str, step: int, tags: dict[str, Any]) -> MetricKey:
-        """srcore names the curve itself (TrainerConfig.tags): seed, target, dense loss."""
-        self.seed = int(tags["seed"])
-        if "loss" in tags:
-            self.dense_loss = str(tags["loss"])
-        name = self.stage_name(stage)
-        if name in ("dense", "teacher"):
-            return metric_key(name, self.seed, DENSE_SPARSITY, step)
-        target = tags.get("target_sparsity")
-        return metric_key(name, self.seed, None if target is None else float(target), step)
 
 
 class JobReporter(Callbacks):
     """Writes what srcore reports for one claimed job. Database trouble is logged, never
     raised into the training loop: a missed progress write is not worth a failed job, and the
-    curves are completed from metrics.json at the end."""
+    curves are completed from the search's result at the end (`record_selected_points`)."""
 
     def __init__(
         self,
@@ -142,7 +67,6 @@ class JobReporter(Callbacks):
         job_id: uuid.UUID,
         worker_id: str,
         lease: JobLease,
-        spec: JobSpec,
         *,
         out_dir: Path,
         progress_interval_s: float = 1.0,
@@ -156,7 +80,6 @@ class JobReporter(Callbacks):
         self.out_dir = out_dir
         self.progress_interval_s = progress_interval_s
         self.clock = clock
-        self.curves = CurveTracker(spec)
         self.known_metrics: set[MetricKey] = set(known_metrics)
         self._last_progress_at: float | None = None
         self._last_progress_key: tuple[str, str | None] | None = None
@@ -165,7 +88,6 @@ class JobReporter(Callbacks):
     # --- srcore callbacks ---------------------------------------------------------------------
 
     def on_stage(self, stage: str, detail: str | None = None) -> None:
-        self.curves.observe(detail, new_stage=True)
         self._last_progress_key = None
         self._write(
             "stage",
@@ -173,7 +95,6 @@ class JobReporter(Callbacks):
         )
 
     def on_progress(self, progress: Progress) -> None:
-        self.curves.observe(progress.detail)
         key = (progress.stage, progress.detail)
         now = self.clock()
         due = (
@@ -198,8 +119,8 @@ class JobReporter(Callbacks):
             ),
         )
 
-    def on_metrics(self, stage: str, step: int, metrics: dict[str, Any]) -> None:
-        key = self.curves.key(stage, step, metrics)
+    def on_metrics(self, curve: CurveId, step: int, metrics: dict[str, Any]) -> None:
+        key = curve_key(curve, step)
         if key in self.known_metrics:
             # Evaluated again after a resume (the worker died between the evaluation and its
             # checkpoint): the curve already has this point.
@@ -216,7 +137,7 @@ class JobReporter(Callbacks):
             lambda s: JobRepository(s).events.add(
                 self.job_id,
                 EventKind.checkpoint,
-                message=f"checkpoint: {self.curves.stage_name(stage)} step {step}",
+                message=f"checkpoint: {stage} step {step}",
                 data={"stage": stage, "step": step, "path": where},
             ),
         )

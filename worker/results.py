@@ -1,6 +1,7 @@
 """A finished search's results into the service: artifacts (masks inline, checkpoint archives,
 metrics.json and the plot in the artifact store, each with its sha256) and the selected point of
-every metric curve, read from metrics.json."""
+every metric curve. Everything comes from srcore's typed `SearchResult`; file names from
+`srcore.jobspec.layout`."""
 
 from __future__ import annotations
 
@@ -12,28 +13,17 @@ import tarfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from persistence.artifacts import ArtifactStore, StoredObject, artifact_key
 from persistence.repositories import ArtifactRepository, MetricRepository
 from persistence.tables import ArtifactKind
-from worker.reporting import DENSE_SPARSITY, MetricKey, json_safe, key_of, metric_key
+from srcore.jobspec.layout import PLOT_FILE, REPORT_FILE, artifact_names
+from srcore.jobspec.results import SearchResult, evaluation_payload
+from worker.reporting import MetricKey, curve_key, json_safe, key_of
 
 log = logging.getLogger(__name__)
-
-
-def sparsity_tag(sparsity: float) -> str:
-    return f"{sparsity:.2f}"  # as srcore names its files (mask-0.50.safetensors)
-
-
-def mask_name(seed: int, sparsity: float) -> str:
-    return f"mask-seed{seed}-sparsity{sparsity_tag(sparsity)}.safetensors"
-
-
-def checkpoint_name(seed: int, sparsity: float) -> str:
-    return f"checkpoint-seed{seed}-sparsity{sparsity_tag(sparsity)}.tar"
 
 
 def write_tar(source: Path, destination: Path, root: str) -> None:
@@ -90,47 +80,41 @@ class UploadedResults:
 
 
 def upload_results(
-    store: ArtifactStore, job_id: uuid.UUID, out_dir: Path, report: dict[str, Any]
+    store: ArtifactStore, job_id: uuid.UUID, result: SearchResult
 ) -> UploadedResults:
-    """Store the bytes of every artifact of `report`'s units, metrics.json and report.png."""
+    """Store the bytes of every unit's mask and checkpoint, metrics.json and the plot."""
     uploaded = UploadedResults([], store)
+    out_dir = result.out_dir
     try:
-        for unit in report["results"]:
-            seed, sparsity = int(unit["seed"]), float(unit["sparsity"])
-            data = Path(unit["mask"]).read_bytes()
+        for unit in result.units:
+            seed, sparsity = unit.seed, unit.sparsity
+            names = artifact_names(seed, sparsity)
+            data = unit.mask.read_bytes()
             uploaded.artifacts.append(PlannedArtifact(
-                ArtifactKind.mask, mask_name(seed, sparsity), len(data),
+                ArtifactKind.mask, names.mask, len(data),
                 hashlib.sha256(data).hexdigest(), "application/octet-stream", seed, sparsity,
                 data=data,
             ))  # fmt: skip
-            name = checkpoint_name(seed, sparsity)
-            archive = out_dir / f".{name}.tmp"
+            archive = out_dir / f".{names.checkpoint}.tmp"
             try:
-                write_tar(Path(unit["checkpoint"]), archive, root=name.removesuffix(".tar"))
+                write_tar(unit.checkpoint, archive, root=names.checkpoint_root)
                 uploaded.artifacts.append(_put(store, job_id, archive, ArtifactKind.checkpoint,
-                                               name, "application/x-tar", ".tar", seed, sparsity))
+                                               names.checkpoint, "application/x-tar", ".tar",
+                                               seed, sparsity))
             finally:  # fmt: skip
                 archive.unlink(missing_ok=True)
 
         # The report users download names artifacts, not the worker's folders.
-        public = dict(report)
-        public["results"] = [
-            {**u, "mask": mask_name(u["seed"], u["sparsity"]),
-             "checkpoint": checkpoint_name(u["seed"], u["sparsity"])}
-            for u in report["results"]
-        ]  # fmt: skip
         metrics_file = out_dir / ".metrics-public.json.tmp"
-        metrics_file.write_text(json.dumps(public, indent=1, default=str))
+        metrics_file.write_text(json.dumps(result.public_report(), indent=1))
         try:
             uploaded.artifacts.append(_put(store, job_id, metrics_file, ArtifactKind.report,
-                                           "metrics.json", "application/json", ".json"))
+                                           REPORT_FILE, "application/json", ".json"))
         finally:  # fmt: skip
             metrics_file.unlink(missing_ok=True)
-        plot = out_dir / "report.png"
-        if plot.exists():
-            uploaded.artifacts.append(
-                _put(store, job_id, plot, ArtifactKind.plot, "report.png", "image/png", ".png")
-            )
+        if result.plot_path.exists():
+            uploaded.artifacts.append(_put(store, job_id, result.plot_path, ArtifactKind.plot,
+                                           PLOT_FILE, "image/png", ".png"))  # fmt: skip
     except BaseException:
         uploaded.discard()
         raise
@@ -157,54 +141,24 @@ def _put(
 # --- selected points ---------------------------------------------------------------------------
 
 
-@dataclass
-class ReportCurve:
-    stage: str
-    seed: int
-    sparsity: float
-    history: list[dict[str, Any]]
-    selected_step: int | None
-
-
-def report_curves(report: dict[str, Any]) -> list[ReportCurve]:
-    """Every evaluation curve metrics.json holds, with its selected step where it has one."""
-    curves = [
-        ReportCurve("dense", int(d["seed"]), DENSE_SPARSITY, d.get("history") or [],
-                    d.get("selected_step"))
-        for d in report.get("dense") or []
-    ]  # fmt: skip
-    for unit in report.get("results") or []:
-        seed, sparsity = int(unit["seed"]), float(unit["sparsity"])
-        if unit.get("search_history"):  # scenario 2: the mask's search before the retrain
-            curves.append(ReportCurve("search", seed, sparsity, unit["search_history"], None))
-        curves.append(ReportCurve(unit["stage"], seed, sparsity, unit.get("history") or [],
-                                  unit.get("selected_step")))  # fmt: skip
-    return curves
-
-
-def history_payload(entry: dict[str, Any]) -> dict[str, Any]:
-    """The payload `on_metrics` gets for an evaluation, rebuilt from a history entry."""
-    return json_safe({**entry.get("metrics", {}), **(entry.get("info") or {}),
-                      "train_loss": entry.get("train_loss")})  # fmt: skip
-
-
-def record_selected_points(session: Session, job_id: uuid.UUID, report: dict[str, Any]) -> int:
-    """Complete every curve from metrics.json (points written by an earlier attempt are kept;
+def record_selected_points(session: Session, job_id: uuid.UUID, result: SearchResult) -> int:
+    """Complete every curve of the result (points written by an earlier attempt are kept;
     missing ones, e.g. a dense fine-tune reused from the stage cache, are added) and mark the
     selected point of each. Answers how many points were marked. The caller commits."""
     metrics = MetricRepository(session)
     rows: dict[MetricKey, int] = {key_of(m): m.id for m in metrics.list(job_id)}
     marked = 0
-    for curve in report_curves(report):
+    for curve in result.curves():
         for entry in curve.history:
-            key = metric_key(curve.stage, curve.seed, curve.sparsity, int(entry["step"]))
+            key = curve_key(curve.id, int(entry["step"]))
             if key not in rows:
-                metric = metrics.add(job_id, stage=curve.stage, step=key[3], seed=curve.seed,
-                                     sparsity=key[2], payload=history_payload(entry))  # fmt: skip
+                metric = metrics.add(job_id, stage=key[0], step=key[3], seed=key[1],
+                                     sparsity=key[2],
+                                     payload=json_safe(evaluation_payload(entry)))  # fmt: skip
                 rows[key] = metric.id
         if curve.selected_step is None:
             continue
-        key = metric_key(curve.stage, curve.seed, curve.sparsity, int(curve.selected_step))
+        key = curve_key(curve.id, curve.selected_step)
         if key not in rows:
             log.warning("job %s: selected point %s is not in the curve", job_id, key)
             continue

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import fcntl
-import json
 import logging
 import os
 import secrets
@@ -32,7 +31,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from celery import shared_task
@@ -44,6 +42,8 @@ from persistence.db import Database
 from persistence.repositories import InvalidTransition, JobRepository, MetricRepository
 from persistence.settings import Settings, WorkerSettings
 from persistence.tables import EventKind, Job, JobStatus
+from srcore.jobspec.layout import OutputLayout
+from srcore.jobspec.results import SearchResult
 from worker.celery_app import shutdown_requested
 from worker.lease import JobLease
 from worker.reporting import JobReporter, json_safe, key_of
@@ -186,7 +186,7 @@ class JobRun:
                 return self._fail(confined)
             self._note_resume()
             reporter = JobReporter(
-                self.ctx.database, self.job.id, self.worker_id, self.lease, spec,
+                self.ctx.database, self.job.id, self.worker_id, self.lease,
                 out_dir=self.out_dir,
                 progress_interval_s=self.ctx.worker_settings.progress_interval_s,
                 known_metrics=self._known_metrics(),
@@ -194,7 +194,6 @@ class JobRun:
             result = run_search(
                 spec, self.out_dir, reporter, cache_dir=self.ctx.worker_settings.stage_cache
             )
-            report = json.loads(result.metrics_path.read_text())
         except Cancelled:
             return self._stopped()
         except ResumeMismatchError as exc:
@@ -209,7 +208,7 @@ class JobRun:
         except Exception as exc:
             return self._error(exc)
         try:
-            return self._finish(report)
+            return self._finish(result)
         except Exception as exc:
             return self._error(exc)
 
@@ -226,14 +225,14 @@ class JobRun:
 
     # --- endings ------------------------------------------------------------------------------
 
-    def _finish(self, report: dict[str, Any]) -> Outcome:
+    def _finish(self, result: SearchResult) -> Outcome:
         if self.lease.should_stop():
             return self._stopped()
-        uploaded = upload_results(self.ctx.store, self.job.id, self.out_dir, report)
+        uploaded = upload_results(self.ctx.store, self.job.id, result)
         self.lease.stop()  # the transition below is the last word; no heartbeat after it
         try:
             with self.ctx.database.session() as session:
-                record_selected_points(session, self.job.id, report)
+                record_selected_points(session, self.job.id, result)
                 uploaded.add_rows(session, self.job.id)
                 # Only from `running`: a cancel that came in meanwhile wins over the result.
                 JobRepository(session).transition(
@@ -243,7 +242,7 @@ class JobRun:
                     expected=[JobStatus.running],
                     message=f"succeeded: {len(uploaded.artifacts)} artifacts stored",
                     data=json_safe(
-                        {"artifacts": len(uploaded.artifacts), "summary": report.get("summary")}
+                        {"artifacts": len(uploaded.artifacts), "summary": result.summary}
                     ),
                 )
                 session.commit()
@@ -356,7 +355,7 @@ class JobRun:
 
     def _note_resume(self) -> None:
         """Record what an earlier attempt left behind (srcore resumes from it)."""
-        found = find_resume_points(self.out_dir)
+        found = OutputLayout(self.out_dir).resume_points()
         if not found["checkpoints"] and not found["finished_units"]:
             return
         parts = [f"{c['path']} at step {c['step']}" for c in found["checkpoints"]]
@@ -379,20 +378,6 @@ class JobRun:
         if not self.ctx.worker_settings.keep_work_dir:
             shutil.rmtree(self.out_dir, ignore_errors=True)
             (self.out_dir.parent / f".{self.job.id}.lock").unlink(missing_ok=True)
-
-
-def find_resume_points(out_dir: Path) -> dict[str, list[Any]]:
-    """Trainer checkpoints (folder and step) and finished units under `out_dir/work`."""
-    work = out_dir / "work"
-    checkpoints = []
-    for pointer in sorted(work.rglob("latest")) if work.is_dir() else []:
-        name = pointer.read_text().strip()
-        if not name.startswith("step-") or not (pointer.parent / name / "trainer.pt").exists():
-            continue
-        checkpoints.append({"path": pointer.parent.relative_to(work).as_posix(),
-                            "step": int(name.removeprefix("step-"))})  # fmt: skip
-    units = sorted(p.relative_to(work).as_posix() for p in work.glob("seed-*/done/unit-*.json"))
-    return {"checkpoints": checkpoints, "finished_units": units}
 
 
 # --- the Celery task ---------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from srcore.jobspec.results import CurveId, DensePoint, ResultUnit
+
 
 class Cancelled(Exception):
     """Raised inside srcore when `should_stop()` answers True between two steps."""
@@ -33,8 +35,16 @@ class Callbacks:
     def on_progress(self, progress: Progress) -> None:
         """Called every few steps; throttle on the receiving side if needed."""
 
-    def on_metrics(self, stage: str, step: int, metrics: dict[str, Any]) -> None:
-        """An evaluation finished. `metrics` is JSON-serialisable."""
+    def on_metrics(self, curve: CurveId, step: int, metrics: dict[str, Any]) -> None:
+        """An evaluation of `curve` finished. `metrics` is JSON-serialisable: each set's
+        metrics, "selection", what the pruning hooks recorded (e.g. "sparsity"), "train_loss"
+        (`srcore.jobspec.results.evaluation_payload`)."""
+
+    def on_dense_point(self, point: DensePoint) -> None:
+        """A seed's dense model is ready (fine-tuned here or taken from the stage cache)."""
+
+    def on_unit(self, unit: ResultUnit) -> None:
+        """A subnetwork is exported (or read back from an earlier attempt)."""
 
     def on_checkpoint(self, stage: str, step: int, path: Path) -> None:
         """A resumable checkpoint was written (atomically) at `path`."""

@@ -14,11 +14,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from srcore.jobspec.names import LossName, MethodName, MetricName, loss_needs
+
 TaskName = Literal["mnli", "qqp", "fever", "custom"]
-LossName = Literal["none", "poe", "reweight", "conf_reg"]
-MethodName = Literal["mask_training", "imp", "magnitude"]
 ScenarioName = Literal["finetuned", "pretrained_retrain", "pretrained_frozen"]
-MetricName = Literal["accuracy", "f1", "hans", "paws", "fever_symmetric"]
 FormatName = Literal[
     "glue_mnli_tsv",  # official GLUE MNLI train/dev TSV
     "mnli_dev_tsv",  # index, premise, hypothesis, gold_label, ... (dev_matched copy)
@@ -388,16 +387,19 @@ class JobSpec(StrictModel):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> JobSpec:
-        if self.debias.loss == "conf_reg" and self.debias.teacher.source == "none":
-            raise ValueError("debias.teacher: conf_reg needs a teacher (source 'dense' or 'file')")
+        needs = loss_needs(self.debias.loss)
+        if needs.teacher and self.debias.teacher.source == "none":
+            raise ValueError(
+                f"debias.teacher: {self.debias.loss} needs a teacher (source 'dense' or 'file')"
+            )
         if self.task == "custom":
             missing = [f for f in ("train", "dev", "labels") if getattr(self.data, f) is None]
             if missing:
                 raise ValueError(f"data: a custom task needs {', '.join(missing)}")
         if self.data.labels is not None and self.task != "custom":
             raise ValueError("data.labels: label order is fixed for built-in tasks")
-        if self.debias.loss == "none" and self.debias.bias.source == "file":
-            raise ValueError("debias.bias: loss 'none' reads no bias model")
+        if not needs.bias and self.debias.bias.source == "file":
+            raise ValueError(f"debias.bias: loss '{self.debias.loss}' reads no bias model")
         if self.dense.stop_at_step is not None and self.pruning.scenario != "finetuned":
             raise ValueError(
                 "dense.stop_at_step: only scenario 'finetuned' starts from a dense model"

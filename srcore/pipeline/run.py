@@ -1,23 +1,17 @@
 """`run_search`: a whole job, bias model → dense fine-tune → search → retrain → export.
 
-Outputs (the contract the worker uploads, see docs/architecture.md):
-    OUT/metrics.json, OUT/report.png,
-    OUT/masks/seed-<s>/mask-<sparsity>.safetensors,
-    OUT/checkpoints/seed-<s>/sparsity-<sparsity>/  (save_pretrained directory)
-    OUT/work/  resumable state (not an artifact)
-
-Running it again on the same OUT resumes: finished units are read back, an interrupted
-training continues from its last checkpoint.
+Outputs: `srcore.jobspec.layout.OutputLayout` names every file (the contract the worker
+uploads); the typed results are `srcore.jobspec.results`. Running it again on the same OUT
+resumes: finished units are read back, an interrupted training continues from its last
+checkpoint.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +20,14 @@ from torch import nn
 
 from srcore.export import export_checkpoint, library_versions, plot_report, write_report
 from srcore.jobspec.callbacks import Callbacks
+from srcore.jobspec.layout import OutputLayout
+from srcore.jobspec.results import DensePoint, ResultUnit, SearchResult
 from srcore.jobspec.spec import JobSpec, spec_hash
-from srcore.pipeline.inputs import JobData, load_job_data, load_model
+from srcore.pipeline.inputs import load_job_data, load_model
+from srcore.pipeline.plan import StagePlan
 from srcore.pipeline.search import (
     Found,
-    SearchContext,
+    SearchMethod,
     imp,
     mask_training,
     one_shot_magnitude,
@@ -38,26 +35,22 @@ from srcore.pipeline.search import (
 )
 from srcore.pipeline.stages import (
     DenseModel,
+    StageContext,
     bias_stage,
     dense_stage,
-    needs_dense,
-    needs_teacher,
-    teacher_from_file,
-    teacher_probabilities,
+    set_metrics,
+    teacher_stage,
 )
 from srcore.pruning import head_state_dict, model_parameter_count, save_masks, sparsity_report
 from srcore.stage_cache import StageCache
 from srcore.training import configure_cpu_threads
 
-
-@dataclass
-class SearchResult:
-    out_dir: Path
-    metrics_path: Path
-    plot_path: Path
-    masks: list[Path] = field(default_factory=list)
-    checkpoints: list[Path] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
+# pruning.method → its search (srcore.jobspec.names.METHOD_NAMES; a test keeps them in step)
+SEARCH_METHODS: dict[str, SearchMethod] = {
+    "mask_training": mask_training,
+    "imp": imp,
+    "magnitude": one_shot_magnitude,
+}
 
 
 def run_search(
@@ -67,167 +60,110 @@ def run_search(
     cache_dir: Path | None = None,
 ) -> SearchResult:
     callbacks = callbacks or Callbacks()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cache = StageCache(Path(cache_dir) if cache_dir else out_dir / "work" / "cache")
+    layout = OutputLayout(Path(out_dir))
+    layout.root.mkdir(parents=True, exist_ok=True)
+    cache = StageCache(Path(cache_dir) if cache_dir else layout.default_cache_dir)
     configure_cpu_threads()
     started = time.time()
 
     callbacks.on_stage("data")
     data = load_job_data(spec)
+    ctx = StageContext(spec, StagePlan.from_spec(spec), data, cache, callbacks, layout)
     callbacks.on_stage("bias")
-    bias = bias_stage(spec, data, cache.root)
+    ctx = ctx.with_(bias=bias_stage(ctx))
 
-    units: list[dict[str, Any]] = []
-    dense_points: list[dict[str, Any]] = []
+    units: list[ResultUnit] = []
+    dense_points: list[DensePoint] = []
     for seed in spec.training.seeds:
-        seed_units, dense = _run_seed(spec, data, seed, bias, cache, out_dir, callbacks)
+        seed_units, dense = _run_seed(ctx.with_(seed=seed))
         units.extend(seed_units)
         if dense is not None:
-            dense_points.append(
-                {
-                    "seed": seed,
-                    "sparsity": 0.0,
-                    "stage": "dense",
-                    "selected_step": dense.result["selected_step"],
-                    "metrics": _eval_only(dense.result["selected"]),
-                    "history": dense.result["history"],
-                    "cached": dense.cached,
-                }
-            )
+            dense_points.append(dense)
 
     callbacks.on_stage("export", "report")
-    report = {
-        "spec": spec.model_dump(mode="json"),
-        "spec_hash": spec_hash(spec),
-        "task": data.task.name,
-        "labels": list(data.labels),
-        "selection_metric": data.selection_key,
-        "data": {
+    bias = ctx.bias
+    result = SearchResult(
+        out_dir=layout.root,
+        spec=spec.model_dump(mode="json"),
+        spec_hash=spec_hash(spec),
+        task=data.task.name,
+        labels=list(data.labels),
+        selection_metric=data.selection_key,
+        data={
             "train": len(data.train),
             "dev": len(data.dev),
             "ood": {k: len(v) for k, v in data.ood.items()},
             "train_origin": data.train.origin,
         },
-        "bias": None if bias is None else bias.report,
-        "dense": dense_points,
-        "results": units,
-        "summary": summarise(units),
-        "versions": library_versions(),
-        "seconds": round(time.time() - started, 2),
-    }
-    metrics_path = write_report(report, out_dir)
-    points = [*dense_points, *units]
-    plot_path = plot_report(
-        points,
-        out_dir / "report.png",
+        bias=None if bias is None else bias.report,
+        dense=dense_points,
+        units=units,
+        summary=summarise(units),
+        versions=library_versions(),
+        seconds=round(time.time() - started, 2),
+    )
+    write_report(result.report(), layout.root, layout.metrics_path.name)
+    plot_report(
+        [p.as_json() for p in [*dense_points, *units]],
+        layout.plot_path,
         title=f"{data.task.name}: {spec.pruning.method}, "
         f"{spec.pruning.scenario}, loss {spec.debias.loss}",
     )
-    return SearchResult(
-        out_dir=out_dir,
-        metrics_path=metrics_path,
-        plot_path=plot_path,
-        masks=[Path(u["mask"]) for u in units],
-        checkpoints=[Path(u["checkpoint"]) for u in units],
-        summary=report["summary"],
-    )
+    return result
 
 
-def _eval_only(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in metrics.items() if isinstance(v, dict)}
+def _run_seed(ctx: StageContext) -> tuple[list[ResultUnit], DensePoint | None]:
+    p, plan, seed, callbacks = ctx.spec.pruning, ctx.plan, ctx.seed, ctx.callbacks
+    ctx.layout.done_dir(seed).mkdir(parents=True, exist_ok=True)
 
-
-def _run_seed(
-    spec: JobSpec,
-    data: JobData,
-    seed: int,
-    bias,
-    cache: StageCache,
-    out_dir: Path,
-    callbacks: Callbacks,
-) -> tuple[list[dict[str, Any]], DenseModel | None]:
-    p = spec.pruning
-    work = out_dir / "work" / f"seed-{seed}"
-    done_dir = work / "done"
-    done_dir.mkdir(parents=True, exist_ok=True)
-
-    # The conf_reg teacher first: a dense fine-tune with the job's conf_reg loss needs it.
-    # It is always the dense CE model (the stage cache makes it the same entry as a CE
-    # dense fine-tune below).
-    teacher = None
-    if needs_teacher(spec):
-        if spec.debias.teacher.source == "file":
-            teacher = teacher_from_file(spec, data)
-        else:
-            ce_model = dense_stage(spec, data, seed, "none", bias, cache, callbacks)
-            teacher = teacher_probabilities(spec, data, ce_model, cache)
-    dense = None
-    if needs_dense(spec):
-        dense_loss = spec.debias.loss if spec.dense.loss == "job" else "none"
-        dense = dense_stage(spec, data, seed, dense_loss, bias, cache, callbacks, teacher)
-
-    ctx = SearchContext(spec, data, seed, bias, teacher, callbacks, work)
-    start = _start_model(spec, data, seed, dense)
+    # The teacher first: a dense fine-tune with the job's conf_reg loss needs it.
+    ctx = ctx.with_(teacher=teacher_stage(ctx))
+    dense = dense_stage(ctx, plan.dense_loss) if plan.dense_loss is not None else None
+    point = None
+    if dense is not None:
+        point = dense.point()
+        callbacks.on_dense_point(point)
+    start = _start_model(ctx, dense)
 
     # Finished units from an earlier attempt are read back, not recomputed.
-    done_units = [json.loads(f.read_text()) for f in done_dir.glob("unit-*.json")]
-    finished = {float(unit["sparsity"]): unit for unit in done_units}
+    done = [ResultUnit.read(f) for f in ctx.layout.finished_unit_files(seed)]
+    finished = {unit.sparsity: unit for unit in done}
     if all(s in finished for s in p.sparsities):
-        return [finished[s] for s in p.sparsities], dense
+        for s in p.sparsities:
+            callbacks.on_unit(finished[s])
+        return [finished[s] for s in p.sparsities], point
 
     callbacks.on_stage("search", f"seed {seed}: {p.method}, {p.scenario}")
-    if p.method == "mask_training":
-        found_iter = mask_training(ctx, start)
-    elif p.method == "imp":
-        found_iter = imp(ctx, start, rewind=p.rewind)
-    else:
-        found_iter = one_shot_magnitude(ctx, start)
-
-    units: list[dict[str, Any]] = []
-    for found in found_iter:
+    units: list[ResultUnit] = []
+    for found in SEARCH_METHODS[plan.method](ctx, start):
         if found.sparsity in finished:
-            units.append(finished[found.sparsity])
-            continue
-        search_found = found
-        if p.scenario == "pretrained_retrain":
-            callbacks.on_stage("retrain", f"seed {seed}, sparsity {found.sparsity:g}")
-            found = retrain(ctx, found)
-        unit = _export_unit(spec, data, seed, found, search_found, out_dir, callbacks)
-        tmp = done_dir / f".unit-{found.sparsity:.2f}.json.tmp"
-        tmp.write_text(json.dumps(unit, default=str))
-        tmp.replace(done_dir / f"unit-{found.sparsity:.2f}.json")
+            unit = finished[found.sparsity]
+        else:
+            search_found = found
+            if plan.retrains:
+                callbacks.on_stage("retrain", f"seed {seed}, sparsity {found.sparsity:g}")
+                found = retrain(ctx, found)
+            unit = _export_unit(ctx, found, search_found)
+            unit.write(ctx.layout.unit_file(seed, found.sparsity))
+        callbacks.on_unit(unit)
         units.append(unit)
-    units.sort(key=lambda u: u["sparsity"])
-    return units, dense
+    units.sort(key=lambda u: u.sparsity)
+    return units, point
 
 
-def _start_model(
-    spec: JobSpec, data: JobData, seed: int, dense: DenseModel | None
-) -> Callable[[], nn.Module]:
-    """Where the search starts: the dense fine-tuned model (scenario 1, and scenario 2's mask
-    training), or the pre-trained model with a classifier seeded by `seed`."""
-    p = spec.pruning
-    from_dense = p.scenario == "finetuned" or (
-        p.scenario == "pretrained_retrain" and p.method == "mask_training"
-    )
-    if from_dense:
+def _start_model(ctx: StageContext, dense: DenseModel | None) -> Callable[[], nn.Module]:
+    """Where the search starts (StagePlan.start): the dense fine-tuned model, or the
+    pre-trained model with a classifier seeded by the seed."""
+    data, seed = ctx.data, ctx.seed
+    if ctx.plan.start == "dense":
         assert dense is not None
         return lambda: load_model(data.model_path, data.labels, seed, state_dir=dense.path)
-    return lambda: load_model(data.model_path, data.labels, seed, spec.model.revision)
+    return lambda: load_model(data.model_path, data.labels, seed, ctx.spec.model.revision)
 
 
-def _export_unit(
-    spec: JobSpec,
-    data: JobData,
-    seed: int,
-    found: Found,
-    search_found: Found,
-    out_dir: Path,
-    callbacks: Callbacks,
-) -> dict[str, Any]:
-    callbacks.on_stage("export", f"seed {seed}, sparsity {found.sparsity:g}")
-    tag = f"{found.sparsity:.2f}"
+def _export_unit(ctx: StageContext, found: Found, search_found: Found) -> ResultUnit:
+    spec, data, seed = ctx.spec, ctx.data, ctx.seed
+    ctx.callbacks.on_stage("export", f"seed {seed}, sparsity {found.sparsity:g}")
     model = load_model(data.model_path, data.labels, seed, spec.model.revision)
     model.load_state_dict(found.state)
     report = sparsity_report(found.masks, model_parameter_count(model))
@@ -248,44 +184,44 @@ def _export_unit(
     # Scenario 3: the random classifier is part of the subnetwork; without it the mask
     # cannot be reproduced.
     weights = head_state_dict(model) if spec.pruning.scenario == "pretrained_frozen" else None
-    mask_path = out_dir / "masks" / f"seed-{seed}" / f"mask-{tag}.safetensors"
+    mask_path = ctx.layout.mask_path(seed, found.sparsity)
     mask_path.parent.mkdir(parents=True, exist_ok=True)
     save_masks(mask_path, found.masks, mask_meta, weights=weights)
-    ckpt_dir = out_dir / "checkpoints" / f"seed-{seed}" / f"sparsity-{tag}"
+    ckpt_dir = ctx.layout.checkpoint_dir(seed, found.sparsity)
     export_checkpoint(
         model, data.tokenizer, data.labels, ckpt_dir, masks=found.masks, overwrite=True
     )
     del model
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    return {
-        "seed": seed,
-        "sparsity": found.sparsity,
-        "stage": found.stage,
-        "selected_step": found.selected_step,
-        "metrics": _eval_only(found.selected),
-        "selection": found.selected.get("selection"),
-        "history": found.history,
-        "search_history": search_found.history if search_found is not found else None,
-        "sparsity_report": {k: v for k, v in report.items() if k != "per_matrix"},
-        "movement": found.movement,
-        "mask": str(mask_path),
-        "checkpoint": str(ckpt_dir),
-    }
+    return ResultUnit(
+        seed=seed,
+        sparsity=found.sparsity,
+        stage=found.stage,
+        selected_step=found.selected_step,
+        metrics=set_metrics(found.selected),
+        selection=found.selected.get("selection"),
+        history=found.history,
+        search_history=search_found.history if search_found is not found else None,
+        sparsity_report={k: v for k, v in report.items() if k != "per_matrix"},
+        movement=found.movement,
+        mask=mask_path,
+        checkpoint=ckpt_dir,
+    )
 
 
-def summarise(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarise(units: list[ResultUnit]) -> list[dict[str, Any]]:
     """Mean and spread over seeds of each set's headline numbers, per sparsity."""
-    by_sparsity: dict[float, list[dict[str, Any]]] = {}
+    by_sparsity: dict[float, list[ResultUnit]] = {}
     for unit in units:
-        by_sparsity.setdefault(unit["sparsity"], []).append(unit)
+        by_sparsity.setdefault(unit.sparsity, []).append(unit)
     rows = []
     for sparsity in sorted(by_sparsity):
         group = by_sparsity[sparsity]
         sets: dict[str, dict[str, dict[str, float]]] = {}
-        for name in group[0]["metrics"]:
+        for name in group[0].metrics:
             for key in ("accuracy", "f1"):
-                values = [u["metrics"][name].get(key) for u in group]
+                values = [u.metrics[name].get(key) for u in group]
                 values = [v for v in values if isinstance(v, int | float)]
                 if values:
                     sets.setdefault(name, {})[key] = {
@@ -293,18 +229,19 @@ def summarise(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
                         "n": len(values),
                     }
-        rows.append({"sparsity": sparsity, "seeds": [u["seed"] for u in group], "sets": sets})
+        rows.append({"sparsity": sparsity, "seeds": [u.seed for u in group], "sets": sets})
     return rows
 
 
 def clean_work(out_dir: Path) -> None:
     """Drop the resumable training state of a finished job (trainer checkpoints can weigh
     more than the artifacts); the stage cache under OUT/work/cache stays for reuse."""
-    work = Path(out_dir) / "work"
+    layout = OutputLayout(Path(out_dir))
+    work = layout.work_dir
     if not work.exists():
         return
     for entry in work.iterdir():
-        if entry.name == "cache":
+        if entry == layout.default_cache_dir:
             continue
         if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)

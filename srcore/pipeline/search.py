@@ -15,11 +15,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from srcore.bias import BiasResult
-from srcore.jobspec.callbacks import Callbacks
-from srcore.jobspec.spec import JobSpec
-from srcore.pipeline.inputs import JobData, load_model
-from srcore.pipeline.stages import evaluate_fn, trainer_config, with_loss_extras
+from srcore.jobspec.results import CurveId, evaluation_payload
+from srcore.pipeline.inputs import load_model
+from srcore.pipeline.stages import StageContext, evaluate_fn, trainer_config, training_split
 from srcore.pruning import (
     ConstantSparsity,
     CubicSparsity,
@@ -54,23 +52,11 @@ class Found:
     movement: dict[str, Any] | None = None
 
 
-@dataclass
-class SearchContext:
-    spec: JobSpec
-    data: JobData
-    seed: int
-    bias: BiasResult | None
-    teacher: Any  # np.ndarray | None
-    callbacks: Callbacks
-    work: Path  # per-seed folder for resumable trainer state
-
-    def detail(self, sparsity: float | None = None) -> str:
-        text = f"seed {self.seed}"
-        return text if sparsity is None else f"{text}, sparsity {sparsity:g}"
+SearchMethod = Callable[[StageContext, Callable[[], nn.Module]], Iterator[Found]]
 
 
 def run_trainer(
-    ctx: SearchContext,
+    ctx: StageContext,
     model: nn.Module,
     config: TrainerConfig,
     loss: str,
@@ -78,12 +64,9 @@ def run_trainer(
     hooks: Any = None,
 ):
     """Train with the job's loss extras; checkpoints every evaluation for exact resume."""
-    train = with_loss_extras(
-        ctx.data, ctx.bias if loss != "none" else None, ctx.teacher if loss == "conf_reg" else None
-    )
     trainer = Trainer(
         model,
-        train,
+        training_split(ctx, loss),
         config,
         debias_loss_fn(loss),
         params=params,
@@ -103,7 +86,7 @@ def _tag(sparsity: float) -> str:
 # --- mask training -------------------------------------------------------------------------
 
 
-def mask_training(ctx: SearchContext, start: Callable[[], nn.Module]) -> Iterator[Found]:
+def mask_training(ctx: StageContext, start: Callable[[], nn.Module]) -> Iterator[Found]:
     """One run per target: scores on frozen weights, exact sparsity at every evaluation."""
     spec, p = ctx.spec, ctx.spec.pruning
     frozen = p.scenario == "pretrained_frozen"
@@ -119,7 +102,8 @@ def mask_training(ctx: SearchContext, start: Callable[[], nn.Module]) -> Iterato
         initial_masks = {n: m.cpu() for n, m in masker.current_masks().items()}
         config = trainer_config(
             spec,
-            stage="search",
+            # a gradual ramp's evaluations belong to the curve of its target
+            curve=CurveId(stage="search", seed=ctx.seed, sparsity=target),
             seed=ctx.seed,
             epochs=t.epochs,
             lr=lr,
@@ -128,7 +112,6 @@ def mask_training(ctx: SearchContext, start: Callable[[], nn.Module]) -> Iterato
             # scenario 3 trains nothing but the mask: select over the whole run
             select_last_fraction=1.0 if frozen else None,
             detail=ctx.detail(target),
-            tags={"target_sparsity": target},
         )
         if p.schedule == "gradual":
             # The ramp ends where the selection window starts, so the selectable evaluations
@@ -138,7 +121,7 @@ def mask_training(ctx: SearchContext, start: Callable[[], nn.Module]) -> Iterato
         else:
             schedule = ConstantSparsity(target)
         hooks = MaskTrainingHooks(masker, schedule)
-        result = run_trainer(ctx, model, config, spec.debias.loss, masker.parameters(), hooks)
+        result = run_trainer(ctx, model, config, ctx.plan.search_loss, masker.parameters(), hooks)
         masker.remove(leave_pruned=False)
         best: dict[str, Tensor] = result.best_snapshot
         apply_masks(model, best)
@@ -154,7 +137,7 @@ def mask_training(ctx: SearchContext, start: Callable[[], nn.Module]) -> Iterato
         )
 
 
-def planned_steps(ctx: SearchContext, epochs: float, max_steps: int | None) -> int:
+def planned_steps(ctx: StageContext, epochs: float, max_steps: int | None) -> int:
     """Optimizer steps of a run of `epochs` (or `max_steps`) on the job's training set."""
     if max_steps is not None:
         return max_steps
@@ -165,16 +148,17 @@ def planned_steps(ctx: SearchContext, epochs: float, max_steps: int | None) -> i
 # --- IMP --------------------------------------------------------------------------------------
 
 
-def imp(ctx: SearchContext, start: Callable[[], nn.Module], rewind: bool) -> Iterator[Found]:
+def imp(ctx: StageContext, start: Callable[[], nn.Module]) -> Iterator[Found]:
     """Prune `imp_rate` of the original weights per matrix each round, train the survivors
-    with the job's loss (a new optimizer each round), optionally rewind to pre-trained."""
+    with the job's loss (a new optimizer each round), optionally (`pruning.rewind`) rewind to
+    pre-trained."""
     spec, p = ctx.spec, ctx.spec.pruning
     model = start()
     names = prunable_weights(model, include_classifier=False)
     start_weights = {
         n: w.detach().cpu().clone() for n, w in model.state_dict().items() if n in names
     }
-    rewind_to = base_weights_snapshot(model) if rewind else None
+    rewind_to = base_weights_snapshot(model) if p.rewind else None
     pruner = IterativeMagnitudePruner(
         model, names, ImpSchedule(p.sparsities, p.imp_rate), rewind_to=rewind_to
     )
@@ -191,19 +175,19 @@ def imp(ctx: SearchContext, start: Callable[[], nn.Module], rewind: bool) -> Ite
             continue
         masks = pruner.prune(rnd)
         hooks = pruner.training_hooks()
+        # the data order changes per round, the curve is the job seed's
+        curve = CurveId(stage="search", seed=ctx.seed, sparsity=rnd.sparsity, imp_round=rnd.index)
         config = trainer_config(
             spec,
-            stage="search",
+            curve=curve,
             seed=ctx.seed + rnd.index,
             epochs=spec.training.imp_round_epochs,
             lr=search_learning_rate(spec.training.learning_rate, p.method, 1),
             max_steps=None,
             checkpoint_dir=round_dir / "ckpt",
             detail=f"{ctx.detail(rnd.sparsity)} (IMP round {rnd.index})",
-            # the data order changes per round, the curve is the job seed's
-            tags={"seed": ctx.seed, "target_sparsity": rnd.sparsity, "imp_round": rnd.index},
         )
-        result = run_trainer(ctx, model, config, spec.debias.loss, hooks=hooks)
+        result = run_trainer(ctx, model, config, ctx.plan.search_loss, hooks=hooks)
         hooks.close()
         found_unit = None
         if rnd.is_target:
@@ -241,7 +225,7 @@ def _tmp(path: Path) -> Path:
 # --- one-shot magnitude ------------------------------------------------------------------------
 
 
-def one_shot_magnitude(ctx: SearchContext, start: Callable[[], nn.Module]) -> Iterator[Found]:
+def one_shot_magnitude(ctx: StageContext, start: Callable[[], nn.Module]) -> Iterator[Found]:
     """The baseline: prune the starting weights by magnitude, evaluate, no training."""
     for target in ctx.spec.pruning.sparsities:
         model = start().to(pick_device())  # evaluated here, not by a Trainer
@@ -250,11 +234,10 @@ def one_shot_magnitude(ctx: SearchContext, start: Callable[[], nn.Module]) -> It
         apply_masks(model, masks)
         model.eval()
         metrics = evaluate_fn(ctx.spec, ctx.data)(model)
-        tags = {"seed": ctx.seed, "target_sparsity": target}
-        ctx.callbacks.on_metrics("search", 0, {**metrics, "sparsity": target, "tags": tags})
-        history = [
-            {"step": 0, "metrics": metrics, "train_loss": None, "info": {"sparsity": target}}
-        ]
+        entry = {"step": 0, "metrics": metrics, "train_loss": None, "info": {"sparsity": target}}
+        curve = CurveId(stage="search", seed=ctx.seed, sparsity=target)
+        ctx.callbacks.on_metrics(curve, 0, evaluation_payload(entry))
+        history = [entry]
         movement = mask_movement(masks, masks).as_dict()  # the reference itself
         yield Found(target, masks, state_dict_copy(model), history, 0, metrics, "search", movement)
 
@@ -262,7 +245,7 @@ def one_shot_magnitude(ctx: SearchContext, start: Callable[[], nn.Module]) -> It
 # --- scenario 2: retrain the masked pre-trained model ---------------------------------------
 
 
-def retrain(ctx: SearchContext, found: Found) -> Found:
+def retrain(ctx: StageContext, found: Found) -> Found:
     """Fine-tune the pre-trained model under `found`'s mask with a fresh classifier."""
     spec = ctx.spec
     model = load_model(ctx.data.model_path, ctx.data.labels, ctx.seed, spec.model.revision)
@@ -272,16 +255,16 @@ def retrain(ctx: SearchContext, found: Found) -> Found:
     hooks = FixedMaskHooks(model, masks, found.sparsity)
     config = trainer_config(
         spec,
-        stage="retrain",
+        curve=CurveId(stage="retrain", seed=ctx.seed, sparsity=found.sparsity),
         seed=ctx.seed,
         epochs=spec.dense.epochs,
         lr=spec.dense.learning_rate,
         max_steps=spec.dense.max_steps,
         checkpoint_dir=ctx.work / f"retrain-{_tag(found.sparsity)}",
         detail=ctx.detail(found.sparsity),
-        tags={"target_sparsity": found.sparsity},
     )
-    result = run_trainer(ctx, model, config, spec.retrain_loss, hooks=hooks)
+    assert ctx.plan.retrain_loss is not None
+    result = run_trainer(ctx, model, config, ctx.plan.retrain_loss, hooks=hooks)
     hooks.close()
     model.load_state_dict(result.best_snapshot)
     apply_masks(model, masks)

@@ -1,8 +1,10 @@
-"""Stages shared by several jobs and cached by content: bias probabilities, the dense
-fine-tune (scenario 1's start and the conf_reg teacher), and the teacher's probabilities."""
+"""The context every stage gets, and the stages shared by several jobs and cached by content:
+bias probabilities, the dense fine-tune (scenario 1's start and the conf_reg teacher), and the
+teacher's probabilities."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,45 +17,61 @@ from srcore.bias import BiasCache, BiasResult, bias_probabilities, load_probabil
 from srcore.bias.cache import cache_key_parts, training_digest
 from srcore.evaluation import make_evaluate_fn, predict
 from srcore.jobspec.callbacks import Callbacks
+from srcore.jobspec.layout import OutputLayout
+from srcore.jobspec.names import loss_needs
+from srcore.jobspec.results import CurveId, DensePoint
 from srcore.jobspec.spec import JobSpec
 from srcore.pipeline.inputs import DEV_SET, JobData, load_model
+from srcore.pipeline.plan import StagePlan
 from srcore.stage_cache import StageCache, canonical_hash
-from srcore.training import Trainer, TrainerConfig, debias_loss_fn, pick_device
+from srcore.training import EncodedSplit, Trainer, TrainerConfig, debias_loss_fn, pick_device
 
 BIAS_SEED = 0  # the bias model does not depend on the training seed: one per data set
 
 
-def needs_bias(spec: JobSpec) -> bool:
-    losses = {spec.debias.loss, spec.retrain_loss}
-    if spec.dense.loss == "job":
-        losses.add(spec.debias.loss)
-    return bool(losses - {"none"})
+@dataclass(frozen=True)
+class StageContext:
+    """What every stage reads: the job, its plan and data, the stage cache, the callbacks,
+    where outputs go; per seed the seed, and once computed the bias and teacher probabilities."""
+
+    spec: JobSpec
+    plan: StagePlan
+    data: JobData
+    cache: StageCache
+    callbacks: Callbacks
+    layout: OutputLayout
+    seed: int = 0
+    bias: BiasResult | None = None
+    teacher: np.ndarray | None = None  # (N, C) teacher probabilities on the training set
+
+    def with_(self, **changes: Any) -> StageContext:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def work(self) -> Path:
+        """This seed's folder for resumable trainer state."""
+        return self.layout.seed_work_dir(self.seed)
+
+    def detail(self, sparsity: float | None = None) -> str:
+        text = f"seed {self.seed}"
+        return text if sparsity is None else f"{text}, sparsity {sparsity:g}"
 
 
-def needs_teacher(spec: JobSpec) -> bool:
-    return "conf_reg" in {spec.debias.loss, spec.retrain_loss}
-
-
-def needs_dense(spec: JobSpec) -> bool:
-    if spec.pruning.scenario == "finetuned":
-        return True
-    # Scenario 2 with a mask-training mask: the mask is found on the fine-tuned model.
-    if spec.pruning.scenario == "pretrained_retrain" and spec.pruning.method == "mask_training":
-        return True
-    return needs_teacher(spec) and spec.debias.teacher.source == "dense"
-
-
-def bias_stage(spec: JobSpec, data: JobData, cache_root: Path) -> BiasResult | None:
-    if not needs_bias(spec):
+def bias_stage(ctx: StageContext) -> BiasResult | None:
+    spec, data = ctx.spec, ctx.data
+    if not ctx.plan.needs_bias:
         return None
     if spec.debias.bias.source == "file":
         assert spec.debias.bias.path is not None
         return load_probability_file(spec.debias.bias.path, data.train, data.labels)
-    kind = data.task.bias_model
-    cache = BiasCache(cache_root / "bias")
-    parts = cache_key_parts(kind, data.train, data.labels, BIAS_SEED)
+    kind, b = data.task.bias_model, spec.debias.bias
+    # The report scores the job's HANS sets with the bias model (a quality check, cheap).
+    hans = {n: s for n, s in data.ood.items() if data.task.ood[n].metric == "hans"}
+    options = {"fit": b.fit, "class_weight": b.class_weight, "hans": hans}
+    cache = BiasCache(ctx.cache.root / "bias")
+    parts = cache_key_parts(kind, data.train, data.labels, BIAS_SEED, **options)
     result, _hit = cache.get_or_compute(
-        parts, lambda: bias_probabilities(kind, data.train, data.labels, BIAS_SEED)
+        parts, lambda: bias_probabilities(kind, data.train, data.labels, BIAS_SEED, **options)
     )
     return result
 
@@ -61,7 +79,7 @@ def bias_stage(spec: JobSpec, data: JobData, cache_root: Path) -> BiasResult | N
 def trainer_config(
     spec: JobSpec,
     *,
-    stage: str,
+    curve: CurveId,
     seed: int,
     epochs: float,
     lr: float,
@@ -69,8 +87,8 @@ def trainer_config(
     checkpoint_dir: Path | None,
     select_last_fraction: float | None = None,
     detail: str | None = None,
-    tags: dict[str, Any] | None = None,
 ) -> TrainerConfig:
+    """`seed` orders the data (an IMP round's differs from its curve's seed)."""
     t = spec.training
     return TrainerConfig(
         epochs=epochs,
@@ -85,9 +103,9 @@ def trainer_config(
         seed=seed,
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=t.eval_every,
-        stage=stage,
+        stage=curve.stage,
         detail=detail,
-        tags={"seed": seed, **(tags or {})},
+        curve=curve,
     )
 
 
@@ -101,13 +119,19 @@ def evaluate_fn(spec: JobSpec, data: JobData):
     )
 
 
-def with_loss_extras(data: JobData, bias: BiasResult | None, teacher: np.ndarray | None):
-    extras: dict[str, np.ndarray] = {}
-    if bias is not None:
-        extras["bias_probs"] = bias.probs
-    if teacher is not None:
-        extras["teacher_probs"] = teacher
-    return data.encoded_train.with_extras(**extras) if extras else data.encoded_train
+def training_split(ctx: StageContext, loss: str) -> EncodedSplit:
+    """The encoded training set with the probabilities `loss` reads."""
+    needs, extras = loss_needs(loss), {}
+    if needs.bias:
+        if ctx.bias is None:
+            raise ValueError(f"loss '{loss}' needs the bias model's probabilities")
+        extras["bias_probs"] = ctx.bias.probs
+    if needs.teacher:
+        if ctx.teacher is None:
+            raise ValueError(f"loss '{loss}' needs the teacher's probabilities")
+        extras["teacher_probs"] = ctx.teacher
+    train = ctx.data.encoded_train
+    return train.with_extras(**extras) if extras else train
 
 
 @dataclass(frozen=True)
@@ -116,21 +140,30 @@ class DenseModel:
     result: dict[str, Any]  # history, selected step and metrics
     cached: bool
 
+    def point(self) -> DensePoint:
+        r = self.result
+        return DensePoint(
+            seed=r["seed"],
+            loss=r["loss"],
+            selected_step=r["selected_step"],
+            metrics=set_metrics(r["selected"]),
+            history=r["history"],
+            cached=self.cached,
+        )
 
-def dense_stage(
-    spec: JobSpec,
-    data: JobData,
-    seed: int,
-    loss: str,
-    bias: BiasResult | None,
-    cache: StageCache,
-    callbacks: Callbacks,
-    teacher: np.ndarray | None = None,
-) -> DenseModel:
-    """Fine-tune the whole model (CE, or the job's loss; conf_reg also needs `teacher`, the
+
+def set_metrics(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """Each evaluated set's metrics of an evaluation (without "selection")."""
+    return {k: v for k, v in evaluation.items() if isinstance(v, dict)}
+
+
+def dense_stage(ctx: StageContext, loss: str) -> DenseModel:
+    """Fine-tune the whole model (CE, or the job's loss; conf_reg also needs the teacher, the
     CE model's probabilities); cached by every input."""
-    if loss == "conf_reg" and teacher is None:
-        raise ValueError("a conf_reg fine-tune needs the teacher's probabilities")
+    spec, data, seed, cache = ctx.spec, ctx.data, ctx.seed, ctx.cache
+    needs = loss_needs(loss)
+    bias = ctx.bias if needs.bias else None
+    train = training_split(ctx, loss)  # refuses a loss whose inputs are missing
     d = spec.dense
     inputs = {
         "model": spec.model.model_dump(),
@@ -140,9 +173,9 @@ def dense_stage(
         "labels": list(data.labels),
         "dense": d.model_dump(exclude={"loss"}),
         "loss": loss,
-        "bias": None if loss == "none" or bias is None else canonical_hash(bias.report),
-        "bias_probs": None if loss == "none" or bias is None else _array_digest(bias.probs),
-        "teacher_probs": None if loss != "conf_reg" else _array_digest(teacher),
+        "bias": None if bias is None else canonical_hash(bias.report),
+        "bias_probs": None if bias is None else _array_digest(bias.probs),
+        "teacher_probs": _array_digest(ctx.teacher) if needs.teacher else None,
         "training": spec.training.model_dump(
             include={
                 "batch_size",
@@ -161,30 +194,27 @@ def dense_stage(
     work = cache.root / ".work" / key
 
     def build(tmp: Path) -> None:
-        callbacks.on_stage("dense", f"seed {seed}, loss {loss}")
+        ctx.callbacks.on_stage("dense", f"seed {seed}, loss {loss}")
         model = load_model(data.model_path, data.labels, seed, spec.model.revision)
+        curve = CurveId(stage=ctx.plan.dense_curve_stage(loss), seed=seed, loss=loss)
         config = trainer_config(
             spec,
-            stage="dense",
+            curve=curve,
             seed=seed,
             epochs=d.epochs,
             lr=d.learning_rate,
             max_steps=d.max_steps,
             checkpoint_dir=work,
             detail=f"seed {seed}",
-            tags={"loss": loss},
         )
         config.stop_at_step = d.stop_at_step
-        train = with_loss_extras(
-            data, bias if loss != "none" else None, teacher if loss == "conf_reg" else None
-        )
         trainer = Trainer(
             model,
             train,
             config,
             debias_loss_fn(loss),
             evaluate_fn=evaluate_fn(spec, data),
-            callbacks=callbacks,
+            callbacks=ctx.callbacks,
         )
         result = trainer.run(resume=True)
         model.load_state_dict(result.best_snapshot)
@@ -202,15 +232,24 @@ def dense_stage(
 
     path, hit = cache.get_or_build(key, build)
     if hit:
-        callbacks.on_stage("dense", f"seed {seed}: reused cached fine-tune {key}")
+        ctx.callbacks.on_stage("dense", f"seed {seed}: reused cached fine-tune {key}")
     return DenseModel(path, json.loads((path / "result.json").read_text()), hit)
 
 
-def teacher_probabilities(
-    spec: JobSpec, data: JobData, teacher: DenseModel, cache: StageCache
-) -> np.ndarray:
+def teacher_stage(ctx: StageContext) -> np.ndarray | None:
+    """conf_reg's teacher probabilities: from a file, or the dense CE model's (the stage cache
+    makes it the same entry as a CE dense fine-tune)."""
+    if ctx.plan.teacher is None:
+        return None
+    if ctx.plan.teacher == "file":
+        return teacher_from_file(ctx.spec, ctx.data)
+    return teacher_probabilities(ctx, dense_stage(ctx, "none"))
+
+
+def teacher_probabilities(ctx: StageContext, teacher: DenseModel) -> np.ndarray:
     """Softmax of the dense CE model on the training set (conf_reg's teacher)."""
-    key = cache.key(
+    spec, data = ctx.spec, ctx.data
+    key = ctx.cache.key(
         "teacher",
         {
             "dense": teacher.path.name,
@@ -226,7 +265,7 @@ def teacher_probabilities(
         probs = torch.softmax(torch.from_numpy(logits).float(), dim=-1).numpy()
         np.save(tmp / "probs.npy", probs.astype(np.float32))
 
-    path, _ = cache.get_or_build(key, build)
+    path, _ = ctx.cache.get_or_build(key, build)
     return np.load(path / "probs.npy")
 
 

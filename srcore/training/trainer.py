@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from srcore.jobspec.callbacks import Callbacks, Cancelled, Progress
+from srcore.jobspec.results import CurveId, evaluation_payload
 from srcore.losses import debias_loss
 from srcore.training.batching import Batch, LengthGroupedSampler, collate
 from srcore.training.checkpoint import (
@@ -60,9 +61,9 @@ class TrainerConfig:
     pad_to_multiple_of: int | None = None  # None: 8 on CUDA (tensor cores), none on CPU
     stage: str = "train"  # the name callbacks see
     detail: str | None = None  # e.g. "seed 1, sparsity 0.5"
-    # Which curve the evaluations belong to, sent with every `on_metrics` as "tags"
-    # (e.g. {"seed": 1, "target_sparsity": 0.5}): receivers need not parse `detail`.
-    tags: dict[str, Any] = field(default_factory=dict)
+    # The curve the evaluations belong to, sent with every `on_metrics` (receivers need not
+    # parse `detail`); None: CurveId(stage, seed).
+    curve: CurveId | None = None
 
 
 class TrainerHooks:
@@ -362,11 +363,8 @@ class Trainer:
             raise KeyError("evaluate_fn must return a 'selection' metric (the ID metric)")
         entry = {"step": self.step, "metrics": metrics, "train_loss": train_loss, "info": info}
         self.history.append(entry)
-        self.callbacks.on_metrics(
-            self.config.stage,
-            self.step,
-            {**metrics, **info, "train_loss": train_loss, "tags": dict(self.config.tags)},
-        )
+        curve = self.config.curve or CurveId(stage=self.config.stage, seed=self.config.seed)
+        self.callbacks.on_metrics(curve, self.step, evaluation_payload(entry))
         selectable = self.is_candidate(self.step) and info.get("selectable", True)
         # The final evaluation is a candidate whenever nothing else is: a run never ends
         # without a selected point.

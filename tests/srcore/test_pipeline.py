@@ -12,6 +12,7 @@ from transformers import AutoModelForSequenceClassification
 
 from srcore.evaluation import make_evaluate_fn
 from srcore.jobspec.callbacks import Callbacks, Cancelled
+from srcore.jobspec.results import CurveId, DensePoint, ResultUnit, SearchResult
 from srcore.jobspec.spec import JobSpec
 from srcore.pipeline import run_search
 from srcore.pipeline.inputs import load_job_data
@@ -246,14 +247,23 @@ def test_ood_upper_bound_mixes_ood_training_rows(tiny_model):
 
 class RecordMetrics(Callbacks):
     def __init__(self) -> None:
-        self.seen: list[tuple[str, int, dict]] = []
+        self.seen: list[tuple[CurveId, int, dict]] = []
+        self.units: list[ResultUnit] = []
+        self.dense: list[DensePoint] = []
 
-    def on_metrics(self, stage, step, metrics) -> None:
-        self.seen.append((stage, step, metrics["tags"]))
+    def on_metrics(self, curve, step, metrics) -> None:
+        self.seen.append((curve, step, metrics))
+
+    def on_unit(self, unit) -> None:
+        self.units.append(unit)
+
+    def on_dense_point(self, point) -> None:
+        self.dense.append(point)
 
 
 def test_every_evaluation_names_its_curve(tiny_model, tmp_path):
-    """Receivers (the worker) file evaluations by these tags, not by parsing progress text."""
+    """Receivers (the worker) file evaluations by their CurveId, not by parsing progress text;
+    the typed result is what metrics.json holds."""
     spec = make_spec(
         tiny_model,
         pruning={"method": "imp", "sparsities": [0.2]},
@@ -261,13 +271,24 @@ def test_every_evaluation_names_its_curve(tiny_model, tmp_path):
     )
     record = RecordMetrics()
     with torch_threads(1):
-        run_search(spec, tmp_path / "out", record, cache_dir=tmp_path / "cache")
-    dense = [tags for stage, _, tags in record.seen if stage == "dense"]
-    search = [tags for stage, _, tags in record.seen if stage == "search"]
-    assert dense and all(t == {"seed": 7, "loss": "none"} for t in dense)
-    assert {t["imp_round"] for t in search} == {1, 2}
-    assert all(t["seed"] == 7 for t in search)  # the job's seed, not the round's data seed
-    assert {t["target_sparsity"] for t in search} == {0.1, 0.2}
+        result = run_search(spec, tmp_path / "out", record, cache_dir=tmp_path / "cache")
+    dense = [curve for curve, _, _ in record.seen if curve.stage == "dense"]
+    search = [curve for curve, _, _ in record.seen if curve.stage == "search"]
+    assert dense and all((c.seed, c.sparsity, c.loss) == (7, 0.0, "none") for c in dense)
+    assert {c.imp_round for c in search} == {1, 2}
+    assert all(c.seed == 7 for c in search)  # the job's seed, not the round's data seed
+    assert {c.sparsity for c in search} == {0.1, 0.2}
+    assert all("selection" in m and "train_loss" in m for _, _, m in record.seen)
+
+    assert record.units == result.units and record.dense == result.dense
+    (unit,) = result.units
+    assert unit.curve == CurveId(stage="search", seed=7, sparsity=0.2)
+    assert unit.mask == tmp_path / "out/masks/seed-7/mask-0.20.safetensors"
+    again = SearchResult.read(tmp_path / "out")
+    assert again == result and again.report() == json.loads(result.metrics_path.read_text())
+    curves = [(c.id.stage, c.id.sparsity, c.selected_step) for c in result.curves()]
+    assert curves == [("dense", 0.0, result.dense[0].selected_step),
+                      ("search", 0.2, unit.selected_step)]  # fmt: skip
 
 
 def test_several_seeds_are_summarised_with_mean_and_spread(tiny_model, tmp_path):

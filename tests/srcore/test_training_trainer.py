@@ -103,8 +103,8 @@ class StopAfter(Callbacks):
     def on_progress(self, progress):
         self.progress.append(progress)
 
-    def on_metrics(self, stage, step, metrics):
-        self.metrics.append((stage, step, metrics))
+    def on_metrics(self, curve, step, metrics):
+        self.metrics.append((curve.stage, step, metrics))
 
 
 class CountSteps(TrainerHooks):

@@ -1,0 +1,101 @@
+"""Where a search writes what: the one place that names its files (torch-free).
+
+    OUT/metrics.json                                      the whole report (`SearchResult`)
+    OUT/report.png                                        sparsity vs ID/OOD accuracy
+    OUT/masks/seed-<seed>/mask-<sparsity>.safetensors     one bit-packed mask per unit
+    OUT/checkpoints/seed-<seed>/sparsity-<sparsity>/      save_pretrained directory per unit
+    OUT/work/                                             resumable state (not an artifact)
+    OUT/work/seed-<seed>/done/unit-<sparsity>.json        finished units, read back on resume
+
+The service stores a unit's artifacts flat, under `artifact_names(seed, sparsity)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+REPORT_FILE = "metrics.json"
+PLOT_FILE = "report.png"
+
+
+def sparsity_tag(sparsity: float) -> str:
+    """Sparsity in file names: two decimals (0.5 → "0.50")."""
+    return f"{sparsity:.2f}"
+
+
+class ArtifactNames(NamedTuple):
+    """Flat download names of one unit's artifacts (one folder for every seed × sparsity)."""
+
+    mask: str
+    checkpoint: str  # a tar archive of the checkpoint directory
+
+    @property
+    def checkpoint_root(self) -> str:
+        """The folder the checkpoint archive unpacks to."""
+        return self.checkpoint.removesuffix(".tar")
+
+
+def artifact_names(seed: int, sparsity: float) -> ArtifactNames:
+    tag = sparsity_tag(sparsity)
+    return ArtifactNames(
+        f"mask-seed{seed}-sparsity{tag}.safetensors", f"checkpoint-seed{seed}-sparsity{tag}.tar"
+    )
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """The files of one search under `root` (a job's work folder, `srnet search --out`)."""
+
+    root: Path
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.root / REPORT_FILE
+
+    @property
+    def plot_path(self) -> Path:
+        return self.root / PLOT_FILE
+
+    @property
+    def work_dir(self) -> Path:
+        return self.root / "work"
+
+    @property
+    def default_cache_dir(self) -> Path:
+        return self.work_dir / "cache"
+
+    def mask_path(self, seed: int, sparsity: float) -> Path:
+        return self.root / "masks" / f"seed-{seed}" / f"mask-{sparsity_tag(sparsity)}.safetensors"
+
+    def checkpoint_dir(self, seed: int, sparsity: float) -> Path:
+        return self.root / "checkpoints" / f"seed-{seed}" / f"sparsity-{sparsity_tag(sparsity)}"
+
+    def seed_work_dir(self, seed: int) -> Path:
+        """Resumable trainer state of one seed's search."""
+        return self.work_dir / f"seed-{seed}"
+
+    def done_dir(self, seed: int) -> Path:
+        return self.seed_work_dir(seed) / "done"
+
+    def unit_file(self, seed: int, sparsity: float) -> Path:
+        return self.done_dir(seed) / f"unit-{sparsity_tag(sparsity)}.json"
+
+    def finished_unit_files(self, seed: int | None = None) -> list[Path]:
+        seeds = "seed-*" if seed is None else f"seed-{seed}"
+        return sorted(self.work_dir.glob(f"{seeds}/done/unit-*.json"))
+
+    def resume_points(self) -> dict[str, list[Any]]:
+        """What an interrupted run left to resume from: trainer checkpoints (folder relative to
+        work/ and step; see srcore.training.checkpoint) and finished units."""
+        work = self.work_dir
+        checkpoints = []
+        for pointer in sorted(work.rglob("latest")) if work.is_dir() else []:
+            name = pointer.read_text().strip()
+            if not name.startswith("step-") or not (pointer.parent / name / "trainer.pt").exists():
+                continue
+            checkpoints.append({"path": pointer.parent.relative_to(work).as_posix(),
+                                "step": int(name.removeprefix("step-"))})  # fmt: skip
+        units = [p.relative_to(work).as_posix() for p in self.finished_unit_files()]
+        return {"checkpoints": checkpoints, "finished_units": units}
