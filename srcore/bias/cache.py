@@ -1,7 +1,8 @@
 """Content-addressed cache of bias probabilities, so a second job on the same data reuses them.
 
 The key is the sha256 of a canonical JSON of what determines the result: bias kind (or file
-digest), labels, seed, options, a digest of the training examples themselves (uid, texts,
+digest), labels, seed, fit mode and class weighting, the HANS sets the report scores,
+options, a digest of the training examples themselves (uid, texts,
 gold label name — not a path, which may hold different data tomorrow) and a code version.
 An entry is `<key>.npy` + `<key>.json`, each written to a temporary file and renamed into
 place; the JSON (written last) records the array's sha256, so a torn or foreign entry is a
@@ -13,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from srcore.data.examples import Split
 from srcore.files import atomic_write_bytes, exclusive_lock
 
 # Bump when a bias model or file reader changes its output, so old entries are not reused.
-BIAS_CODE_VERSION = "bias-1"
+# bias-2: fit / class_weight options; per-class means and HANS scoring in the report.
+BIAS_CODE_VERSION = "bias-2"
 
 
 def training_digest(train: Split) -> str:
@@ -46,15 +48,23 @@ def cache_key_parts(
     train: Split,
     labels: Sequence[str],
     seed: int,
+    *,
+    fit: str = "out_of_fold",
+    class_weight: str = "none",
+    hans: Mapping[str, Split] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """The key parts of a bias result; `options` holds anything else that changes it
-    (folds, extra features, a user file's sha256, the fill mode)."""
+    """The key parts of a bias result: the bias model's `fit` and `class_weight`, the
+    digests of the HANS sets its report scores (by name), and in `options` anything else
+    that changes it (folds, extra features, a user file's sha256, the fill mode)."""
     return {
         "kind": kind,
         "labels": list(labels),
         "seed": seed,
         "train": training_digest(train),
+        "fit": fit,
+        "class_weight": class_weight,
+        "hans": {name: training_digest(split) for name, split in sorted((hans or {}).items())},
         "options": options,
     }
 

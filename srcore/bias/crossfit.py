@@ -6,16 +6,32 @@ claims per n-gram) memorises its training set, gives the gold label p ≈ 1 ever
 PoE / reweighting then see every example as "explained by the bias": the signal says nothing
 about which examples a shortcut really predicts. Each example's probabilities therefore
 come from a model that never saw it (k-fold, seeded, stratified when every class has k
-members), as the bias would look on new data.
+members), as the bias would look on new data. `training_probabilities(fit="in_sample")` is the
+alternative (one model on all rows, read on those rows), for the cheap overlap models whose
+few features cannot memorise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
+
+FitMode = Literal["out_of_fold", "in_sample"]
+FIT_MODES: tuple[str, ...] = get_args(FitMode)
+ClassWeight = Literal["none", "balanced"]
+CLASS_WEIGHTS: tuple[str, ...] = get_args(ClassWeight)
+
+
+def sklearn_class_weight(class_weight: str) -> str | None:
+    """scikit-learn's `class_weight` for ours: `balanced` weighs each class by n / (k · n_c)."""
+    if class_weight not in CLASS_WEIGHTS:
+        raise ValueError(
+            f"unknown bias class_weight '{class_weight}'; known: {', '.join(CLASS_WEIGHTS)}"
+        )
+    return None if class_weight == "none" else "balanced"
 
 
 class Classifier(Protocol):
@@ -26,6 +42,40 @@ class Classifier(Protocol):
     def predict_proba(self, x: Any) -> np.ndarray: ...
 
 
+Predictor = Callable[[Any], np.ndarray]
+
+
+def fit_full(
+    make_model: Callable[[], Classifier], x: Any, y: np.ndarray, n_classes: int
+) -> Predictor:
+    """A model fitted on all of (`x`, `y`), as a function of new rows → (M, n_classes)
+    probabilities over all `n_classes`, even for classes absent from `y`."""
+    present = np.unique(y)
+    if len(present) == 0:
+        raise ValueError("a bias model needs at least 1 training example, got 0")
+    if len(present) == 1:
+        # A one-class fit (tiny or degenerate data): the only honest prediction.
+        only = int(present[0])
+
+        def constant(x_eval: Any) -> np.ndarray:
+            out = np.zeros((len(x_eval), n_classes), dtype=np.float64)
+            out[:, only] = 1.0
+            return out
+
+        return constant
+    model = make_model()
+    model.fit(x, y)
+    columns = np.asarray(model.classes_, dtype=np.int64)
+
+    def predict(x_eval: Any) -> np.ndarray:
+        out = np.zeros((len(x_eval), n_classes), dtype=np.float64)
+        if len(x_eval):
+            out[:, columns] = model.predict_proba(x_eval)
+        return out
+
+    return predict
+
+
 def _fit_predict(
     make_model: Callable[[], Classifier],
     x_fit: Any,
@@ -34,16 +84,7 @@ def _fit_predict(
     n_classes: int,
 ) -> np.ndarray:
     """Probabilities over all `n_classes`, even for classes absent from `y_fit`."""
-    present = np.unique(y_fit)
-    out = np.zeros((len(x_eval), n_classes), dtype=np.float64)
-    if len(present) == 1:
-        # A one-class fold (tiny or degenerate data): the only honest prediction.
-        out[:, present[0]] = 1.0
-        return out
-    model = make_model()
-    model.fit(x_fit, y_fit)
-    out[:, np.asarray(model.classes_, dtype=np.int64)] = model.predict_proba(x_eval)
-    return out
+    return fit_full(make_model, x_fit, y_fit, n_classes)(x_eval)
 
 
 def effective_folds(folds: int, n: int) -> int:
@@ -77,3 +118,30 @@ def out_of_fold_probabilities(
     for fit_idx, eval_idx in splitter.split(np.zeros(n), y):
         probs[eval_idx] = _fit_predict(make_model, x[fit_idx], y[fit_idx], x[eval_idx], n_classes)
     return probs
+
+
+def training_probabilities(
+    make_model: Callable[[], Classifier],
+    x: Any,
+    y: np.ndarray,
+    n_classes: int,
+    *,
+    fit: str = "out_of_fold",
+    folds: int = 5,
+    seed: int = 0,
+    full_model: bool = False,
+) -> tuple[np.ndarray, Predictor | None]:
+    """(training probabilities, a model fitted on all rows or None).
+
+    fit `out_of_fold`: each row from a model that never saw it (k-fold, see module doc);
+    `in_sample`: one model fitted on all rows predicts those same rows. The all-rows model
+    (for scoring other splits, e.g. OOD sets) comes back when `full_model` is asked for, or
+    for free with `in_sample`.
+    """
+    if fit not in FIT_MODES:
+        raise ValueError(f"unknown bias fit '{fit}'; known: {', '.join(FIT_MODES)}")
+    if fit == "in_sample":
+        predict = fit_full(make_model, x, y, n_classes)
+        return predict(x), predict
+    probs = out_of_fold_probabilities(make_model, x, y, n_classes, folds, seed)
+    return probs, (fit_full(make_model, x, y, n_classes) if full_model else None)

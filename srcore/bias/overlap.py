@@ -7,7 +7,8 @@ discount (Clark et al. 2019; Utama et al. 2020).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -15,17 +16,23 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from srcore.bias.crossfit import out_of_fold_probabilities
+from srcore.bias.crossfit import sklearn_class_weight, training_probabilities
 from srcore.bias.features import feature_names, overlap_features
+from srcore.bias.result import ENTAILMENT
 from srcore.data.examples import Split
 
-ENTAILMENT = "entailment"
+# Scores another split (e.g. an OOD set) with the model fitted on all training rows:
+# (N, C) probabilities in the task's label order.
+SplitPredictor = Callable[[Split], np.ndarray]
 
 
-def overlap_classifier() -> Pipeline:
+def overlap_classifier(class_weight: str = "none") -> Pipeline:
     # Scaling keeps lbfgs well conditioned (log length difference and 0/1 flags differ in
     # range); the model stays a plain linear model of the features.
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    return make_pipeline(
+        StandardScaler(),
+        LogisticRegression(max_iter=1000, class_weight=sklearn_class_weight(class_weight)),
+    )
 
 
 def entailment_index(labels: Sequence[str]) -> int:
@@ -51,8 +58,12 @@ def spread_two_way(p_entailment: np.ndarray, n_classes: int, entail: int) -> np.
     return out
 
 
-def _features(train: Split, negation: bool) -> np.ndarray:
-    return overlap_features(((ex.text_a, ex.text_b) for ex in train.examples), negation)
+def _features(split: Split, negation: bool) -> np.ndarray:
+    return overlap_features(((ex.text_a, ex.text_b) for ex in split.examples), negation)
+
+
+def _accuracy_key(fit: str) -> str:
+    return "oof_accuracy" if fit == "out_of_fold" else "in_sample_accuracy"
 
 
 def overlap_2way_probabilities(
@@ -62,25 +73,49 @@ def overlap_2way_probabilities(
     seed: int,
     folds: int,
     negation: bool = False,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Entailment vs not, fitted out-of-fold, spread to the task's classes."""
+    *,
+    fit: str = "out_of_fold",
+    class_weight: str = "none",
+    full_model: bool = False,
+) -> tuple[np.ndarray, dict[str, Any], SplitPredictor | None]:
+    """Entailment vs not (fitted out-of-fold or in-sample), spread to the task's classes.
+
+    The third value scores other splits with the model fitted on all training rows (when
+    `full_model`, or with `in_sample`), in the same spread task-label columns.
+    """
     entail = entailment_index(labels)
     is_entailment = (gold == entail).astype(np.int64)
     x = _features(train, negation)
-    p2 = out_of_fold_probabilities(overlap_classifier, x, is_entailment, 2, folds, seed)
+    p2, full = training_probabilities(
+        partial(overlap_classifier, class_weight),
+        x,
+        is_entailment,
+        2,
+        fit=fit,
+        folds=folds,
+        seed=seed,
+        full_model=full_model,
+    )
     probs = spread_two_way(p2[:, 1], len(labels), entail)
     share = float(is_entailment.mean())
     report = {
         "features": list(feature_names(negation)),
         "accuracy_space": "entailment vs not-entailment",
-        "oof_accuracy": round(float(((p2[:, 1] >= 0.5) == is_entailment).mean()), 6),
+        _accuracy_key(fit): round(float(((p2[:, 1] >= 0.5) == is_entailment).mean()), 6),
         "majority_rate": round(max(share, 1.0 - share), 6),
         "mean_p_entailment": {
             "gold_entailment": round(float(p2[is_entailment == 1, 1].mean()), 6),
             "gold_not_entailment": round(float(p2[is_entailment == 0, 1].mean()), 6),
         },
     }
-    return probs, report
+    predict = None
+    if full is not None:
+        n_classes, model = len(labels), full
+
+        def predict(split: Split) -> np.ndarray:
+            return spread_two_way(model(_features(split, negation))[:, 1], n_classes, entail)
+
+    return probs, report, predict
 
 
 def overlap_multiclass_probabilities(
@@ -90,15 +125,35 @@ def overlap_multiclass_probabilities(
     seed: int,
     folds: int,
     negation: bool = False,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Multinomial LR of the task labels on the overlap features, fitted out-of-fold."""
+    *,
+    fit: str = "out_of_fold",
+    class_weight: str = "none",
+    full_model: bool = False,
+) -> tuple[np.ndarray, dict[str, Any], SplitPredictor | None]:
+    """Multinomial LR of the task labels on the overlap features (out-of-fold or in-sample)."""
     x = _features(train, negation)
-    probs = out_of_fold_probabilities(overlap_classifier, x, gold, len(labels), folds, seed)
+    probs, full = training_probabilities(
+        partial(overlap_classifier, class_weight),
+        x,
+        gold,
+        len(labels),
+        fit=fit,
+        folds=folds,
+        seed=seed,
+        full_model=full_model,
+    )
     counts = np.bincount(gold, minlength=len(labels))
     report = {
         "features": list(feature_names(negation)),
         "accuracy_space": "task labels",
-        "oof_accuracy": round(float((probs.argmax(axis=1) == gold).mean()), 6),
+        _accuracy_key(fit): round(float((probs.argmax(axis=1) == gold).mean()), 6),
         "majority_rate": round(float(counts.max() / counts.sum()), 6),
     }
-    return probs, report
+    predict = None
+    if full is not None:
+        model = full
+
+        def predict(split: Split) -> np.ndarray:
+            return model(_features(split, negation))
+
+    return probs, report, predict

@@ -118,3 +118,43 @@ def test_failed_compute_stores_nothing(tmp_path):
     compute = Counting(split)
     _, hit = cache.get_or_compute(parts, compute)
     assert not hit and compute.calls == 1
+
+
+def test_fit_class_weight_and_hans_sets_are_in_the_key():
+    split = _split()
+    hans = Split(
+        "hans",
+        [Example("h0", "the cat sat", "the cat", 0), Example("h1", "a dog ran", "dog", 1)],
+        ("entailment", "non-entailment"),
+        "memory",
+    )
+    base = cache_key_parts("overlap_2way", split, LABELS, 0)
+    # the defaults are today's model: spelling them out is the same entry
+    explicit = cache_key_parts(
+        "overlap_2way", split, LABELS, 0, fit="out_of_fold", class_weight="none", hans={}
+    )
+    assert cache_key(base) == cache_key(explicit)
+    assert (base["fit"], base["class_weight"], base["hans"]) == ("out_of_fold", "none", {})
+    variants = [
+        cache_key_parts("overlap_2way", split, LABELS, 0, fit="in_sample"),
+        cache_key_parts("overlap_2way", split, LABELS, 0, class_weight="balanced"),
+        cache_key_parts("overlap_2way", split, LABELS, 0, fit="in_sample", class_weight="balanced"),
+        cache_key_parts("overlap_2way", split, LABELS, 0, hans={"hans": hans}),
+        cache_key_parts("overlap_2way", split, LABELS, 0, hans={"hans_2": hans}),
+    ]
+    keys = {cache_key(p) for p in [base, *variants]}
+    assert len(keys) == 1 + len(variants)
+
+
+def test_options_reach_the_cached_report(tmp_path):
+    cache, split = BiasCache(tmp_path), _split()
+    parts = cache_key_parts("overlap", split, LABELS, 0, fit="in_sample", class_weight="balanced")
+    _, hit = cache.get_or_compute(
+        parts,
+        lambda: bias_probabilities(
+            "overlap", split, LABELS, seed=0, fit="in_sample", class_weight="balanced"
+        ),
+    )
+    again, hit2 = BiasCache(tmp_path).get_or_compute(parts, lambda: pytest.fail("refit"))
+    assert (hit, hit2) == (False, True)
+    assert again.report["fit"] == "in_sample" and again.report["class_weight"] == "balanced"

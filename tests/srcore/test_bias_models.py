@@ -201,3 +201,205 @@ def test_text_a_only_model_finds_the_real_mnli_hypothesis_bias():
     )
     report = bias_probabilities("claim_only", swapped, MNLI, seed=0).report
     assert report["oof_accuracy"] > report["majority_rate"] + 0.08
+
+
+# --- fit (out_of_fold / in_sample), class_weight (none / balanced), HANS report -------------
+
+
+@cache
+def hans_split() -> Split:
+    from srcore.data.loaders import eval_label_names, load_split
+    from srcore.jobspec.task_registry import TASKS
+
+    return load_split(TASKS["mnli"].ood["hans"], eval_label_names("hans", MNLI), "hans")
+
+
+@cache
+def mnli_option(fit: str, class_weight: str) -> BiasResult:
+    return bias_probabilities(
+        "overlap_2way",
+        mnli_split(),
+        MNLI,
+        seed=0,
+        fit=fit,
+        class_weight=class_weight,
+        hans={"hans": hans_split()},
+    )
+
+
+def _two_way_log_likelihood(probs: np.ndarray) -> float:
+    is_entailment = gold_indices(mnli_split(), MNLI) == 1
+    p = probs[:, 1].astype(np.float64)
+    return float(np.where(is_entailment, np.log(p), np.log1p(-p)).mean())
+
+
+def test_defaults_are_todays_bias_model():
+    # The measurement of today's model: mean p(entailment) 0.43 vs 0.29.
+    default, explicit = mnli_2way(), mnli_option("out_of_fold", "none")
+    np.testing.assert_array_equal(default.probs, explicit.probs)
+    report = default.report
+    assert (report["fit"], report["class_weight"], report["out_of_fold"]) == (
+        "out_of_fold",
+        "none",
+        True,
+    )
+    assert report["mean_p_entailment"]["gold_entailment"] == pytest.approx(0.4284, abs=0.002)
+    assert report["mean_p_entailment"]["gold_not_entailment"] == pytest.approx(0.2947, abs=0.002)
+    by_gold = report["mean_p_entailment_by_gold"]
+    assert by_gold["entailment"] == pytest.approx(0.4284, abs=0.002)
+    assert by_gold["contradiction"] > by_gold["neutral"]  # measured 0.313 vs 0.276
+    assert set(report["mean_gold_prob_by_class"]) == set(MNLI)
+
+
+def test_in_sample_differs_and_is_more_confident_on_its_own_rows():
+    oof, ins = mnli_option("out_of_fold", "none"), mnli_option("in_sample", "none")
+    assert not np.array_equal(oof.probs, ins.probs)
+    assert np.abs(oof.probs - ins.probs).max() > 0.01  # measured 0.032 (mean 0.002)
+    # 4 features cannot memorise: the in-sample gain is real but small on 9k rows
+    # (measured log-likelihood -0.57265 vs -0.57306).
+    assert _two_way_log_likelihood(ins.probs) > _two_way_log_likelihood(oof.probs)
+    assert ins.report["fit"] == "in_sample" and ins.report["folds"] is None
+    assert "in_sample_accuracy" in ins.report and "oof_accuracy" not in ins.report
+    assert ins.report["out_of_fold"] is False
+
+
+def test_in_sample_claim_only_memorises_noise():
+    # The reason out-of-fold is the default: an expressive model read on its own rows is
+    # confident on pure noise (measured mean p(gold) 0.51 in-sample vs 0.34 out-of-fold).
+    rng = np.random.default_rng(0)
+    examples = [
+        Example(str(i), f"claim w{rng.integers(10**9)} w{rng.integers(10**9)}", "", int(y))
+        for i, y in enumerate(rng.integers(0, 3, size=600))
+    ]
+    split = Split("train", examples, FEVER, "noise")
+    oof = bias_probabilities("claim_only", split, FEVER, seed=0).report["mean_gold_prob"]
+    ins = bias_probabilities("claim_only", split, FEVER, seed=0, fit="in_sample").report
+    assert ins["mean_gold_prob"] > oof + 0.1
+
+
+@pytest.mark.parametrize("fit", ["out_of_fold", "in_sample"])
+def test_balanced_moves_mean_p_entailment_towards_half(fit):
+    # MNLI is 34% entailment: unweighted, the 2-way prior is 0.34; balanced, close to 0.5
+    # (measured 0.340 -> 0.478; by gold entailment 0.43 -> 0.57, others 0.29 -> 0.43).
+    plain = mnli_option(fit, "none").report
+    balanced = mnli_option(fit, "balanced").report
+    assert balanced["class_weight"] == "balanced"
+    before = plain["mean_probs"]["entailment"]
+    after = balanced["mean_probs"]["entailment"]
+    assert abs(after - 0.5) < abs(before - 0.5) - 0.1
+    assert after == pytest.approx(0.478, abs=0.01)
+    for name in MNLI:
+        assert (
+            balanced["mean_p_entailment_by_gold"][name] > plain["mean_p_entailment_by_gold"][name]
+        )
+    # still a bias that separates entailment from the rest
+    by_gold = balanced["mean_p_entailment_by_gold"]
+    assert by_gold["entailment"] > max(by_gold["contradiction"], by_gold["neutral"]) + 0.1
+
+
+@pytest.mark.parametrize("fit", ["out_of_fold", "in_sample"])
+@pytest.mark.parametrize("class_weight", ["none", "balanced"])
+def test_overlap_model_calls_nearly_every_hans_pair_entailment(fit, class_weight):
+    # Every HANS hypothesis is made of premise words: the overlap model says entailment to
+    # all of them (measured 1.000 for every option, mean p(entailment) 0.92 / 0.96 balanced),
+    # so its HANS accuracy is the 50% of entailed pairs.
+    hans = mnli_option(fit, class_weight).report["ood"]["hans"]
+    assert hans["n"] == 30000 and hans["metric"] == "hans"
+    assert hans["fitted_on"] == "all training rows"
+    assert hans["entailment_share"] > 0.95
+    assert hans["entailment_share_by_gold"]["entailment"] > 0.95
+    assert hans["entailment_share_by_gold"]["non-entailment"] > 0.95
+    assert hans["accuracy"] == pytest.approx(0.5, abs=0.03)
+    assert hans["mean_p_entailment_by_gold"]["non-entailment"] > 0.85
+    assert set(hans["entailment_share_by_heuristic"]) == {
+        "lexical_overlap",
+        "subsequence",
+        "constituent",
+    }
+
+
+def test_hans_is_scored_by_the_model_fitted_on_all_rows():
+    # Same full-data model whatever `fit` is: identical HANS summaries.
+    assert (
+        mnli_option("out_of_fold", "none").report["ood"]
+        == mnli_option("in_sample", "none").report["ood"]
+    )
+
+
+def test_hans_scoring_is_cheap():
+    import time
+
+    from srcore.bias.overlap import overlap_2way_probabilities
+
+    gold = gold_indices(mnli_split(), MNLI)
+    _, _, predict = overlap_2way_probabilities(mnli_split(), MNLI, gold, 0, 5, full_model=True)
+    assert predict is not None
+    start = time.perf_counter()
+    probs = predict(hans_split())
+    elapsed = time.perf_counter() - start
+    assert probs.shape == (30000, 3)
+    assert elapsed < 3.0, f"scoring 30k HANS rows took {elapsed:.2f} s"  # measured 0.4 s
+
+
+def test_hans_report_by_hand_and_multiclass_decision():
+    from srcore.bias.result import hans_summary
+
+    split = Split(
+        "hans",
+        [
+            Example("a", "x", "y", 0, {"heuristic": "subsequence"}),
+            Example("b", "x", "y", 1, {"heuristic": "subsequence"}),
+            Example("c", "x", "y", 1, {"heuristic": "constituent"}),
+        ],
+        ("entailment", "non-entailment"),
+        "mem",
+    )
+    probs = np.array([[0.2, 0.6, 0.2], [0.3, 0.4, 0.3], [0.1, 0.3, 0.6]])
+    two_way = hans_summary(probs, split, MNLI, two_way=True)
+    assert two_way["entailment_share_by_gold"] == {"entailment": 1.0, "non-entailment": 0.0}
+    assert two_way["accuracy"] == 1.0
+    argmax = hans_summary(probs, split, MNLI, two_way=False)  # 0.4 is row b's argmax
+    assert argmax["entailment_share_by_gold"] == {"entailment": 1.0, "non-entailment": 0.5}
+    assert argmax["entailment_share_by_heuristic"]["constituent"]["non-entailment"] == 0.0
+
+
+def test_hans_without_an_entailment_label_is_skipped_not_fatal():
+    labels = ("0", "1")
+    examples = [Example(str(i), "a b c", "a b" if i % 2 else "d e", i % 2) for i in range(20)]
+    result = bias_probabilities(
+        "overlap", Split("t", examples, labels, "mem"), labels, hans={"hans": hans_split()}
+    )
+    assert "no 'entailment'" in result.report["ood"]["hans"]["skipped"]
+
+
+def test_unknown_fit_and_class_weight():
+    with pytest.raises(ValueError, match="unknown bias fit 'loo'"):
+        bias_probabilities("overlap_2way", mnli_split(), MNLI, fit="loo")
+    with pytest.raises(ValueError, match="unknown bias class_weight 'auto'"):
+        bias_probabilities("overlap_2way", mnli_split(), MNLI, class_weight="auto")
+
+
+def test_spec_options_default_and_validate():
+    from pydantic import ValidationError
+
+    from srcore.jobspec.spec import JobSpec
+
+    bias = JobSpec().debias.bias
+    assert (bias.fit, bias.class_weight) == ("out_of_fold", "none")
+    spec = JobSpec.model_validate(
+        {"debias": {"loss": "poe", "bias": {"fit": "in_sample", "class_weight": "balanced"}}}
+    )
+    assert (spec.debias.bias.fit, spec.debias.bias.class_weight) == ("in_sample", "balanced")
+    # a dumped file-source spec (defaults written out) validates again
+    file_bias = {"source": "file", "path": "b.npy"}
+    dumped = JobSpec.model_validate({"debias": {"loss": "poe", "bias": file_bias}}).model_dump()
+    JobSpec.model_validate(dumped)
+    for option in ({"fit": "in_sample"}, {"class_weight": "balanced"}):
+        with pytest.raises(ValidationError, match="source 'auto'"):
+            JobSpec.model_validate({"debias": {"loss": "poe", "bias": {**file_bias, **option}}})
+    for bad in ({"fit": "loo"}, {"class_weight": "auto"}):
+        with pytest.raises(ValidationError):
+            JobSpec.model_validate({"debias": {"loss": "poe", "bias": bad}})
+    props = JobSpec.model_json_schema()["$defs"]["BiasSpec"]["properties"]
+    assert "out_of_fold" in props["fit"]["description"]
+    assert "balanced" in props["class_weight"]["description"]
