@@ -11,18 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
+from srcore.jobspec.names import METRIC_NAMES, MetricName
 from srcore.training.batching import collate
 from srcore.training.device import Precision, autocast
 from srcore.training.encoding import EncodedSplit
 from srcore.training.trainer import forward_logits
 
-MetricName = Literal["accuracy", "f1", "hans", "paws", "fever_symmetric"]
 HANS_HEURISTICS = ("lexical_overlap", "subsequence", "constituent")
 
 
@@ -135,7 +135,7 @@ def label_map(
 ) -> np.ndarray:
     """For each task label, the index of the eval label it counts as (-1: always wrong)."""
     eval_labels = list(eval_labels)
-    if metric == "hans":
+    if _metric(metric).entailment_vs_rest:
         missing = {"entailment", "non-entailment"} - set(eval_labels)
         if missing:
             raise ValueError(f"HANS labels must be entailment/non-entailment, got {eval_labels}")
@@ -165,7 +165,7 @@ def split_metrics(
     # classes count (an NEI answer on FEVER-Symmetric is a class of its own).
     spread = (
         prediction_spread(pred, eval_labels)
-        if metric == "hans"
+        if _metric(metric).entailment_vs_rest
         else prediction_spread(raw, task_labels)
     )
     return {**metrics, **spread}
@@ -192,6 +192,37 @@ def prediction_spread(pred: np.ndarray, eval_labels: Sequence[str]) -> dict[str,
     }
 
 
+# --- the metric registry: spec name → how a set is scored --------------------------------
+
+# fn(pred, encoded, eval_labels, positive_label) → metrics; pred indexes eval_labels
+MetricFunction = Callable[[np.ndarray, EncodedSplit, tuple[str, ...], str | None], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    function: MetricFunction
+    # predictions read as entailment vs the rest (HANS: neutral and contradiction are one answer)
+    entailment_vs_rest: bool = False
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(name: str, *, entailment_vs_rest: bool = False):
+    """Register a metric under a name of `srcore.jobspec.names.METRIC_NAMES`."""
+    if name not in METRIC_NAMES:
+        raise ValueError(f"metric '{name}' is not declared in srcore.jobspec.names.METRIC_NAMES")
+
+    def register(function: MetricFunction) -> MetricFunction:
+        if name in METRICS:
+            raise ValueError(f"metric '{name}' is registered twice")
+        METRICS[name] = Metric(name, function, entailment_vs_rest)
+        return function
+
+    return register
+
+
 def _metric_values(
     pred: np.ndarray,
     encoded: EncodedSplit,
@@ -199,21 +230,40 @@ def _metric_values(
     eval_labels: tuple[str, ...],
     positive_label: str | None,
 ) -> dict[str, Any]:
+    return _metric(metric).function(pred, encoded, eval_labels, positive_label)
+
+
+def _metric(name: str) -> Metric:
+    if name not in METRICS:
+        raise ValueError(f"unknown metric '{name}'; known: {', '.join(METRICS)}")
+    return METRICS[name]
+
+
+@register_metric("hans", entailment_vs_rest=True)
+def _hans(pred, encoded, eval_labels, positive_label):
+    if "heuristic" not in encoded.meta:
+        raise ValueError(f"{encoded.name}: HANS examples need meta['heuristic']")
+    return hans_metrics(pred, encoded.labels, encoded.meta["heuristic"], eval_labels)
+
+
+@register_metric("paws")
+def _paws(pred, encoded, eval_labels, positive_label):
+    return paws_metrics(pred, encoded.labels, eval_labels, positive_label or "1")
+
+
+@register_metric("f1")
+def _f1(pred, encoded, eval_labels, positive_label):
+    if positive_label is None:
+        raise ValueError("metric 'f1' needs positive_label")
     gold = encoded.labels
-    if metric == "hans":
-        if "heuristic" not in encoded.meta:
-            raise ValueError(f"{encoded.name}: HANS examples need meta['heuristic']")
-        return hans_metrics(pred, gold, encoded.meta["heuristic"], eval_labels)
-    if metric == "paws":
-        return paws_metrics(pred, gold, eval_labels, positive_label or "1")
-    if metric == "f1":
-        if positive_label is None:
-            raise ValueError("metric 'f1' needs positive_label")
-        f1 = f1_score(pred, gold, eval_labels.index(positive_label))
-        return {"accuracy": accuracy(pred, gold), "f1": f1, "n": len(gold)}
-    if metric in ("accuracy", "fever_symmetric"):
-        return {"accuracy": accuracy(pred, gold), "n": len(gold)}
-    raise ValueError(f"unknown metric '{metric}'")
+    f1 = f1_score(pred, gold, eval_labels.index(positive_label))
+    return {"accuracy": accuracy(pred, gold), "f1": f1, "n": len(gold)}
+
+
+@register_metric("accuracy")
+@register_metric("fever_symmetric")
+def _accuracy(pred, encoded, eval_labels, positive_label):
+    return {"accuracy": accuracy(pred, encoded.labels), "n": len(encoded.labels)}
 
 
 class SplitEvaluation(NamedTuple):

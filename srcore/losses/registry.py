@@ -1,49 +1,44 @@
-"""Debiasing losses (science.md): z main logits, y gold, b bias probabilities, t teacher.
-
-All return the mean loss over the batch as a scalar tensor.
+"""The loss registry: each debiasing loss registers its function under a name of
+`srcore.jobspec.names.LOSS_NEEDS`, which declares what it reads besides logits and labels (the
+bias model's probabilities, a teacher's). `debias_loss` dispatches by the spec's name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
-import torch.nn.functional as F
 
-LOSSES = ("none", "poe", "reweight", "conf_reg")
+from srcore.jobspec.names import LOSS_NEEDS, LossNeeds, loss_needs
 
-
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits.float(), labels)
+# fn(logits, labels, [bias_probs,] [teacher_probs]) -> mean loss over the batch
+LossFunction = Callable[..., torch.Tensor]
 
 
-def product_of_experts(
-    logits: torch.Tensor, labels: torch.Tensor, bias_probs: torch.Tensor
-) -> torch.Tensor:
-    """CE(softmax(log_softmax(z) + log b), y); b is a constant."""
-    log_bias = torch.log(bias_probs.float().clamp_min(1e-12))
-    combined = F.log_softmax(logits.float(), dim=-1) + log_bias
-    return F.cross_entropy(combined, labels)
+@dataclass(frozen=True)
+class Loss:
+    name: str
+    function: LossFunction
+    needs: LossNeeds
 
 
-def reweighted_cross_entropy(
-    logits: torch.Tensor, labels: torch.Tensor, bias_probs: torch.Tensor
-) -> torch.Tensor:
-    """Σ w·CE / Σ w with w = 1 - b_y."""
-    weights = 1.0 - bias_probs.float().gather(1, labels[:, None]).squeeze(1)
-    per_example = F.cross_entropy(logits.float(), labels, reduction="none")
-    return (weights * per_example).sum() / weights.sum().clamp_min(1e-12)
+LOSSES: dict[str, Loss] = {}
 
 
-def confidence_regularization(
-    logits: torch.Tensor,
-    labels: torch.Tensor,
-    bias_probs: torch.Tensor,
-    teacher_probs: torch.Tensor,
-) -> torch.Tensor:
-    """-Σ s_j log p_j with s_j ∝ t_j^(1 - b_y) (Utama et al. 2020)."""
-    exponent = 1.0 - bias_probs.float().gather(1, labels[:, None])  # (B, 1)
-    scaled = teacher_probs.float().clamp_min(1e-12) ** exponent
-    scaled = scaled / scaled.sum(dim=-1, keepdim=True)
-    return -(scaled * F.log_softmax(logits.float(), dim=-1)).sum(dim=-1).mean()
+def register_loss(name: str) -> Callable[[LossFunction], LossFunction]:
+    """Register `function` as loss `name`; it takes (logits, labels), then bias_probs if the
+    name's LossNeeds say bias, then teacher_probs if they say teacher."""
+    if name not in LOSS_NEEDS:
+        raise ValueError(f"loss '{name}' is not declared in srcore.jobspec.names.LOSS_NEEDS")
+
+    def register(function: LossFunction) -> LossFunction:
+        if name in LOSSES:
+            raise ValueError(f"loss '{name}' is registered twice")
+        LOSSES[name] = Loss(name, function, LOSS_NEEDS[name])
+        return function
+
+    return register
 
 
 def debias_loss(
@@ -53,17 +48,15 @@ def debias_loss(
     bias_probs: torch.Tensor | None = None,
     teacher_probs: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Dispatch by the spec's loss name; bias/teacher tensors are (B, C) probabilities."""
-    if name == "none":
-        return cross_entropy(logits, labels)
-    if bias_probs is None:
-        raise ValueError(f"loss '{name}' needs bias probabilities")
-    if name == "poe":
-        return product_of_experts(logits, labels, bias_probs)
-    if name == "reweight":
-        return reweighted_cross_entropy(logits, labels, bias_probs)
-    if name == "conf_reg":
+    """The loss `name` of the batch; bias/teacher tensors are (B, C) probabilities."""
+    needs = loss_needs(name)  # unknown names: ValueError listing the known ones
+    args = [logits, labels]
+    if needs.bias:
+        if bias_probs is None:
+            raise ValueError(f"loss '{name}' needs bias probabilities")
+        args.append(bias_probs)
+    if needs.teacher:
         if teacher_probs is None:
-            raise ValueError("loss 'conf_reg' needs teacher probabilities")
-        return confidence_regularization(logits, labels, bias_probs, teacher_probs)
-    raise ValueError(f"unknown loss '{name}'; known: {', '.join(LOSSES)}")
+            raise ValueError(f"loss '{name}' needs teacher probabilities")
+        args.append(teacher_probs)
+    return LOSSES[name].function(*args)
