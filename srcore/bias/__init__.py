@@ -1,7 +1,9 @@
 """Bias models and bias/teacher probability files (science.md, "Bias models").
 
-- `bias_probabilities(kind, train, labels, seed)`: the task's own bias model (lexical
-  overlap LR, 2-way for MNLI; claim-only for FEVER), out-of-fold on the training set.
+- `bias_probabilities(kind, train, labels, seed, fit=, class_weight=, hans=)`: the task's
+  own bias model (lexical overlap LR, 2-way for MNLI; claim-only for FEVER), out-of-fold (or
+  in-sample) on the training set, optionally class-balanced; `hans` sets are scored by the
+  model fitted on all training rows, for the report.
 - `load_probability_file(path, train, labels)`: a validated user file.
 - `BiasCache`: content-addressed reuse across jobs.
 
