@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from srcore.files import atomic_write_bytes
+from srcore.jobspec.layout import REPORT_FILE
 
 _PARAMETRIZATIONS = ".parametrizations."
 
@@ -124,7 +125,7 @@ def library_versions() -> dict[str, str]:
 
 
 def write_report(
-    metrics: Mapping[str, Any], out_dir: str | os.PathLike[str], name: str = "metrics.json"
+    metrics: Mapping[str, Any], out_dir: str | os.PathLike[str], name: str = REPORT_FILE
 ) -> Path:
     """metrics.json (atomic). `metrics` must be JSON-serialisable; NaN is refused."""
     path = Path(out_dir) / name

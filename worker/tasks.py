@@ -199,7 +199,7 @@ class JobRun:
         except ResumeMismatchError as exc:
             # Checkpoints an older srcore wrote with other settings: the next attempt starts
             # this job over instead of failing it.
-            shutil.rmtree(self.out_dir / "work", ignore_errors=True)
+            shutil.rmtree(OutputLayout(self.out_dir).work_dir, ignore_errors=True)
             return self._error(exc)
         except permanent as exc:
             if self.lease.should_stop():
