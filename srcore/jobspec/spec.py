@@ -291,6 +291,12 @@ class TrainingSpec(StrictModel):
     max_length: Annotated[int, Field(ge=8, le=512)] = Field(
         default=128, description="Tokens per example pair (longer pairs are truncated)."
     )
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        default="auto",
+        description="Matrix products of training and evaluation. auto: bf16 where the "
+        "hardware multiplies bf16 natively (CUDA compute capability 8.0+, CPUs with AMX or "
+        "AVX512-BF16), else fp32. Weights, optimizer state, masks and scores stay fp32.",
+    )
     eval_every: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="Steps between evaluations; None: 10 evaluations per stage."
     )
