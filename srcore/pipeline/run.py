@@ -43,7 +43,7 @@ from srcore.pipeline.stages import (
 )
 from srcore.pruning import head_state_dict, model_parameter_count, save_masks, sparsity_report
 from srcore.stage_cache import StageCache
-from srcore.training import configure_cpu_threads
+from srcore.training import configure_cpu_threads, pick_device, precision_info
 
 # pruning.method → its search (srcore.jobspec.names.METHOD_NAMES; a test keeps them in step)
 SEARCH_METHODS: dict[str, SearchMethod] = {
@@ -100,6 +100,7 @@ def run_search(
         units=units,
         summary=summarise(units),
         versions=library_versions(),
+        precision=precision_info(spec.training.precision, pick_device()),
         seconds=round(time.time() - started, 2),
     )
     write_report(result.report(), layout.root, layout.metrics_path.name)

@@ -99,6 +99,7 @@ def trainer_config(
         warmup_ratio=t.warmup_ratio,
         grad_clip=t.grad_clip,
         eval_every=t.eval_every,
+        precision=t.precision,
         select_last_fraction=select_last_fraction or t.select_last_fraction,
         seed=seed,
         checkpoint_dir=checkpoint_dir,
@@ -116,6 +117,7 @@ def evaluate_fn(spec: JobSpec, data: JobData):
         selection_set=DEV_SET,
         selection_key=data.selection_key,
         batch_size=spec.evaluation.batch_size,
+        precision=spec.training.precision,
     )
 
 
@@ -185,6 +187,7 @@ def dense_stage(ctx: StageContext, loss: str) -> DenseModel:
                 "grad_clip",
                 "eval_every",
                 "select_last_fraction",
+                "precision",
             }
         ),
         "eval_batch": spec.evaluation.batch_size,
@@ -227,6 +230,7 @@ def dense_stage(ctx: StageContext, loss: str) -> DenseModel:
             "history": result.history,
             "total_steps": result.total_steps,
             "examples_per_s": result.examples_per_s,
+            "precision": result.precision,
         }
         (tmp / "result.json").write_text(json.dumps(summary, indent=1, default=_json_default))
 
@@ -261,7 +265,8 @@ def teacher_probabilities(ctx: StageContext, teacher: DenseModel) -> np.ndarray:
     def build(tmp: Path) -> None:
         model = load_model(data.model_path, data.labels, 0, state_dir=teacher.path)
         model.to(pick_device())  # the whole training set: on the GPU where there is one
-        logits = predict(model, data.encoded_train, spec.evaluation.batch_size)
+        batch, precision = spec.evaluation.batch_size, spec.training.precision
+        logits = predict(model, data.encoded_train, batch, precision=precision)
         probs = torch.softmax(torch.from_numpy(logits).float(), dim=-1).numpy()
         np.save(tmp / "probs.npy", probs.astype(np.float32))
 

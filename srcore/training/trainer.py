@@ -8,6 +8,7 @@ does between steps.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -30,11 +31,19 @@ from srcore.training.checkpoint import (
     save_checkpoint,
     seed_everything,
 )
-from srcore.training.device import Precision, autocast, pick_device
+from srcore.training.device import (
+    Precision,
+    autocast,
+    describe_precision,
+    pick_device,
+    resolve_precision,
+)
 from srcore.training.encoding import EncodedSplit
 
 LossFn = Callable[[torch.Tensor, Batch], torch.Tensor]
 EvaluateFn = Callable[[nn.Module], dict[str, Any]]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,7 +61,10 @@ class TrainerConfig:
     eval_every: int | None = None  # None: 10 evaluations per run
     select_last_fraction: float = 0.3
     seed: int = 0
-    precision: Precision = "auto"  # bf16 autocast on CUDA, fp32 on CPU
+    # auto: bf16 autocast where the device multiplies bf16 natively (CUDA sm >= 8.0, CPUs
+    # with AMX / AVX512-BF16), else fp32. Weights, optimizer state, masks, scores and the
+    # loss stay fp32 either way.
+    precision: Precision = "auto"
     checkpoint_dir: Path | None = None
     checkpoint_every: int | None = None  # also written at the end and when stopped
     log_every: int = 10  # steps between progress callbacks
@@ -110,6 +122,7 @@ class TrainResult:
     total_steps: int
     examples_per_s: float
     train_seconds: float
+    precision: str = "fp32"  # what `precision` resolved to: "bf16" or "fp32"
 
     @property
     def final_metrics(self) -> dict[str, Any]:
@@ -217,6 +230,7 @@ class Trainer:
         self.pad_multiple = config.pad_to_multiple_of
         if self.pad_multiple is None and self.device.type == "cuda":
             self.pad_multiple = 8
+        self.precision = resolve_precision(config.precision, self.device)
 
     @property
     def total_steps(self) -> int:
@@ -266,6 +280,12 @@ class Trainer:
         else:
             seed_everything(cfg.seed)
 
+        logger.info(
+            "%s: precision %s on %s",
+            cfg.stage,
+            describe_precision(cfg.precision, self.device),
+            self.device,
+        )
         self.model.train()
         batches = self.sampler.epoch(self.epoch)
         session_start, session_steps = time.perf_counter(), 0
@@ -323,6 +343,7 @@ class Trainer:
             total_steps=total,
             examples_per_s=self.examples_seen / max(self.train_seconds, 1e-9),
             train_seconds=self.train_seconds,
+            precision=self.precision,
         )
 
     def _can_fuse(self) -> bool:
@@ -333,9 +354,9 @@ class Trainer:
         )
 
     def _train_step(self, batch: Batch) -> torch.Tensor:
-        with autocast(self.device, self.config.precision):
+        with autocast(self.device, self.precision):
             logits = forward_logits(self.model, batch.inputs)
-            loss = self.loss_fn(logits, batch)
+        loss = self.loss_fn(logits.float(), batch)  # the loss in fp32, outside autocast
         loss.backward()
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.trainable, self.config.grad_clip)
@@ -419,6 +440,7 @@ class Trainer:
     def _resume_keys(self) -> dict[str, Any]:
         keys = {k: getattr(self.config, k) for k in _RESUME_KEYS}
         keys["train_examples"] = len(self.train_split)
+        keys["precision"] = self.precision  # resolved: bf16 and fp32 runs do not mix
         return keys
 
     def _restore(self, path: Path) -> None:

@@ -25,6 +25,7 @@ def _one_thread():
     with torch_threads(1):
         yield
 
+
 TOTAL = 14
 
 
@@ -72,12 +73,13 @@ class CountingHooks(TrainerHooks):
 
 
 def _trainer(data, ckpt_dir, callbacks=None, hooks=None, init_seed=0, **cfg):
+    """fp32 unless `precision` says otherwise (exact floats must not depend on the host)."""
     tok, train, dev = data
     config = TrainerConfig(
         **{
             "max_steps": TOTAL, "batch_size": 8, "lr": 5e-3, "warmup_ratio": 0.2,
             "eval_every": 4, "checkpoint_every": 5, "checkpoint_dir": ckpt_dir, "seed": 11,
-            "weight_decay": 0.01, **cfg,
+            "weight_decay": 0.01, "precision": "fp32", **cfg,
         }
     )  # fmt: skip
     model = tiny_bert(tok, num_labels=3, seed=init_seed, dropout=0.3)  # dropout uses the RNG
@@ -158,7 +160,6 @@ def test_resume_without_checkpoint_starts_fresh(data, tmp_path):
     assert trainer.run(resume=True).total_steps == 2
 
 
-
 def test_a_fresh_run_never_trusts_a_best_file_left_by_an_earlier_run(data, tmp_path):
     # every evaluation is a candidate: step 4 is the best when step 5 is checkpointed
     torch.save({"junk": torch.zeros(1)}, tmp_path / "best-00000004.pt")
@@ -168,3 +169,33 @@ def test_a_fresh_run_never_trusts_a_best_file_left_by_an_earlier_run(data, tmp_p
     _, state, best = load_checkpoint(tmp_path / "step-00000005")
     assert state["best_step"] == 4
     assert set(best) == set(trainer.model.state_dict())
+
+
+def test_bf16_cancelled_and_resumed_run_is_bit_identical(data, reference, tmp_path):
+    # bf16 autocast (native on AMX / AVX512-BF16 hosts, emulated elsewhere): master weights,
+    # optimizer state and RNG are fp32 and saved, so a resumed run repeats the same bits.
+    ref_trainer = _trainer(data, tmp_path / "ref", precision="bf16")
+    ref = ref_trainer.run()
+    assert ref.precision == "bf16" and reference[1].precision == "fp32"
+    assert not _same_model(ref_trainer.model, reference[0].model)  # bf16 really ran
+    assert all(p.dtype == torch.float32 for p in ref_trainer.model.parameters())
+    assert all(
+        s.dtype == torch.float32
+        for state in ref_trainer.optimizer.state.values()
+        for s in state.values()
+        if s.is_floating_point()
+    )
+
+    first = _trainer(data, tmp_path / "run", callbacks=StopAt(7), precision="bf16")
+    with pytest.raises(Cancelled):
+        first.run()
+    resumed = _trainer(data, tmp_path / "run", init_seed=5, precision="bf16")
+    result = resumed.run(resume=True)
+    assert _same_model(resumed.model, ref_trainer.model)
+    assert result.history == ref.history
+    assert result.best_step == ref.best_step
+    assert all(torch.equal(result.best_snapshot[k], v) for k, v in ref.best_snapshot.items())
+
+    # bf16 and fp32 runs do not mix: an fp32 run refuses the bf16 checkpoint
+    with pytest.raises(ResumeMismatchError, match="precision"):
+        _trainer(data, tmp_path / "run", precision="fp32").run(resume=True)
