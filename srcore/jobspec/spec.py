@@ -140,6 +140,18 @@ class BiasSpec(StrictModel):
     path: PathStr | None = Field(
         default=None, description="JSONL/TSV/.npy of per-example probabilities (source file)."
     )
+    fit: Literal["out_of_fold", "in_sample"] = Field(
+        default="out_of_fold",
+        description="source auto: out_of_fold (default: 5-fold cross-fitting, each training "
+        "example's probabilities from a model that never saw it) or in_sample (one model "
+        "fitted on all training rows predicts those same rows).",
+    )
+    class_weight: Literal["none", "balanced"] = Field(
+        default="none",
+        description="source auto: scikit-learn's class_weight of the bias logistic regression. "
+        "none (default, as Clark et al. 2019 / Utama et al. 2020); balanced weighs classes "
+        "equally (for MNLI's 2-way overlap model: entailment vs non-entailment).",
+    )
 
     @model_validator(mode="after")
     def _path_for_file(self) -> BiasSpec:
@@ -147,6 +159,17 @@ class BiasSpec(StrictModel):
             raise ValueError("`path` is required when source is 'file'")
         if self.source == "auto" and self.path is not None:
             raise ValueError("`path` is only read when source is 'file'")
+        if self.source == "file":
+            changed = [
+                f"{name}={getattr(self, name)!r}"
+                for name, default in (("fit", "out_of_fold"), ("class_weight", "none"))
+                if getattr(self, name) != default
+            ]
+            if changed:
+                raise ValueError(
+                    f"{', '.join(changed)}: fit and class_weight shape the bias model trained "
+                    "here (source 'auto'); a bias file (source 'file') is read as given"
+                )
         return self
 
 
