@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from srcore.jobspec.callbacks import Callbacks
+from srcore.jobspec.spec import spec_hash
 from srcore.jobspec.study import (
     SelectedPoint,
     StudyChild,
@@ -27,7 +28,7 @@ from srcore.jobspec.study import (
     table_csv,
     table_records,
 )
-from srcore.study_plot import plot_study
+from srcore.jobspec.study_plot import plot_study
 
 
 @dataclass
@@ -84,11 +85,21 @@ def run_study(
     seconds: dict[str, float] = {}
     timings_path = out_dir / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
-    for i, child in enumerate(children, 1):
+    # The dense references first: they hold every dense fine-tune the searches start from,
+    # and the table has its reference lines early.
+    order = [c for c in children if c.role == "reference"] + [
+        c for c in children if c.role != "reference"
+    ]
+    for i, child in enumerate(order, 1):
         child_dir = out_dir / "jobs" / slug(child.key)
         metrics = child_dir / "metrics.json"
+        if metrics.exists() and json.loads(metrics.read_text()).get("spec_hash") != spec_hash(
+            child.spec
+        ):
+            log(f"{child.label}: the study changed this job's spec; running it again")
+            metrics.unlink()
         if not metrics.exists():
-            log(f"[{i}/{len(children)}] {child.label}")
+            log(f"[{i}/{len(order)}] {child.label}")
             started = time.time()
             callbacks = callbacks_for(child) if callbacks_for else Callbacks()
             run_search(child.spec, child_dir, callbacks, cache_dir=cache)
