@@ -150,6 +150,26 @@ class ApiKey(Base):
     owner: Mapped[Owner] = relationship(back_populates="api_keys", lazy="joined")
 
 
+class Study(Base):
+    """A grid of jobs and its results table (srcore.jobspec.study.StudySpec). Its children are
+    ordinary jobs that carry `study_id` and their `StudyChild.key`."""
+
+    __tablename__ = "studies"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "idempotency_key", name="uq_studies_owner_idempotency_key"),
+        Index("ix_studies_owner_created", "owner_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(200))
+    spec: Mapped[dict[str, Any]]  # StudySpec.model_dump(mode="json"), defaults filled in
+    queue: Mapped[str] = mapped_column(String(16), default="gpu")
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
@@ -167,6 +187,11 @@ class Job(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     queue: Mapped[str] = mapped_column(String(16), default="gpu")
     spec: Mapped[dict[str, Any]]  # JobSpec.model_dump(mode="json"), defaults filled in
+    # A study's child: the study and the child's StudyChild.key (None for a plain job).
+    study_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("studies.id", ondelete="CASCADE"), index=True
+    )
+    study_key: Mapped[str | None] = mapped_column(Text)
     spec_hash: Mapped[str] = mapped_column(String(64), index=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))  # body the key was used with

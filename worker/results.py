@@ -144,9 +144,12 @@ def _put(
 def record_selected_points(session: Session, job_id: uuid.UUID, result: SearchResult) -> int:
     """Complete every curve of the result (points written by an earlier attempt are kept;
     missing ones, e.g. a dense fine-tune reused from the stage cache, are added) and mark the
-    selected point of each. Answers how many points were marked. The caller commits."""
+    selected point of each; a unit's selected point also gets the unit's mask `movement` (how
+    far it moved from magnitude pruning; a study's table reads it from there). Answers how many
+    points were marked. The caller commits."""
     metrics = MetricRepository(session)
     rows: dict[MetricKey, int] = {key_of(m): m.id for m in metrics.list(job_id)}
+    movement = {unit.curve: unit.movement for unit in result.units if unit.movement}
     marked = 0
     for curve in result.curves():
         for entry in curve.history:
@@ -163,5 +166,7 @@ def record_selected_points(session: Session, job_id: uuid.UUID, result: SearchRe
             log.warning("job %s: selected point %s is not in the curve", job_id, key)
             continue
         metrics.select(rows[key])
+        if curve.id in movement:
+            metrics.merge_payload(rows[key], {"movement": json_safe(movement[curve.id])})
         marked += 1
     return marked

@@ -157,9 +157,11 @@ class JobRepository:
         name: str | None = None,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        study_id: uuid.UUID | None = None,
+        study_key: str | None = None,
     ) -> Job:
-        """A new `queued` job and its `created` event. Flushes: a duplicate idempotency key
-        raises IntegrityError here."""
+        """A new `queued` job and its `created` event (a study's child names its study and its
+        key). Flushes: a duplicate idempotency key raises IntegrityError here."""
         now = self._clock()
         job = Job(
             id=uuid.uuid4(),
@@ -171,6 +173,8 @@ class JobRepository:
             name=name,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
+            study_id=study_id,
+            study_key=study_key,
             status=JobStatus.queued.value,
             progress_step=0,
             attempt=0,

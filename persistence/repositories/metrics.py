@@ -67,6 +67,15 @@ class MetricRepository:
         self._session.flush()
         return metric
 
+    def merge_payload(self, metric_id: int, extra: dict[str, Any]) -> Metric:
+        """Add keys to one point's payload (a new dict: JSON columns track reassignment)."""
+        metric = self._session.get(Metric, metric_id)
+        if metric is None:
+            raise LookupError(f"metric {metric_id} does not exist")
+        metric.payload = {**metric.payload, **extra}
+        self._session.flush()
+        return metric
+
     def list(self, job_id: uuid.UUID, *, limit: int = 20_000) -> list[Metric]:
         return list(
             self._session.scalars(

@@ -21,7 +21,7 @@ def test_migration_matches_the_models(database):
         diff = compare_metadata(context, Base.metadata)
     assert diff == []
     tables = set(inspect(database.engine).get_table_names())
-    assert {"owners", "api_keys", "jobs", "job_events", "metrics", "artifacts"} <= tables
+    assert {"owners", "api_keys", "jobs", "job_events", "metrics", "artifacts", "studies"} <= tables
 
 
 def test_downgrade_and_upgrade_again(database_url):
@@ -52,7 +52,7 @@ def test_alembic_command_line_from_the_repository_root(tmp_path):
         [sys.executable, "-m", "alembic", "current"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
-    assert "0001 (head)" in current.stdout
+    assert "0002 (head)" in current.stdout
 
 
 def test_sqlite_pragmas_and_missing_folder(tmp_path):

@@ -172,6 +172,35 @@ def test_selected_points_come_from_the_result_and_fill_missing_curves(database, 
     assert filled.payload == {"selection": 0.3, "sparsity": 0.5, "train_loss": 1.0}
 
 
+def test_a_units_mask_movement_goes_into_its_selected_point(database, tmp_path):
+    """A study's `≠ magnitude` column reads the movement from the database."""
+    job_id, _worker_id = claimed_job(database, tmp_path)
+
+    def entry(step: int) -> dict:
+        return {"step": step, "metrics": {"selection": step / 10, "dev": {"accuracy": 0.7}},
+                "train_loss": 1.0, "info": {"sparsity": 0.5}}  # fmt: skip
+
+    movement = {"entries": 1000, "differ_from_magnitude": 45, "flipped_from_init": 12,
+                "differ_fraction": 0.045, "flipped_fraction": 0.012}  # fmt: skip
+    result = unit_result(
+        tmp_path,
+        [DensePoint(seed=1, selected_step=3, metrics={}, history=[entry(3)], cached=False)],
+        [ResultUnit(seed=1, sparsity=0.5, stage="search", selected_step=4, metrics={},
+                    selection=0.4, history=[entry(2), entry(4)], sparsity_report={},
+                    movement=movement, mask=tmp_path / "m", checkpoint=tmp_path / "c")],
+    )  # fmt: skip
+    with database.session() as session:
+        assert record_selected_points(session, job_id, result) == 2
+        session.commit()
+    with database.session() as session:
+        rows = {(m.stage, m.step): m for m in MetricRepository(session).list(job_id)}
+    assert rows[("search", 4)].selected
+    assert rows[("search", 4)].payload["movement"] == movement
+    assert rows[("search", 4)].payload["dev"] == {"accuracy": 0.7}
+    assert "movement" not in rows[("search", 2)].payload  # only the selected point
+    assert "movement" not in rows[("dense", 3)].payload
+
+
 def test_non_finite_numbers_are_stored_as_null(database, tmp_path):
     """PostgreSQL's JSONB refuses NaN; an F1 over no positive prediction is NaN."""
     job_id, worker_id = claimed_job(database, tmp_path)
