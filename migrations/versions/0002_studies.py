@@ -37,9 +37,7 @@ def upgrade() -> None:
             ["owner_id"], ["owners.id"], name="fk_studies_owner_id_owners", ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name="pk_studies"),
-        sa.UniqueConstraint(
-            "owner_id", "idempotency_key", name="uq_studies_owner_idempotency_key"
-        ),
+        sa.UniqueConstraint("owner_id", "idempotency_key", name="uq_studies_owner_idempotency_key"),
     )
     op.create_index("ix_studies_owner_created", "studies", ["owner_id", "created_at", "id"])
     with op.batch_alter_table("jobs") as batch:

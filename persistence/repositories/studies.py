@@ -101,7 +101,9 @@ class StudyRepository:
             )
         )
 
-    def status_counts(self, study_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, dict[JobStatus, int]]:
+    def status_counts(
+        self, study_ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, dict[JobStatus, int]]:
         """Per study, how many of its children are in each status (zeros included)."""
         ids = list(study_ids)
         counts = {study_id: dict.fromkeys(JobStatus, 0) for study_id in ids}
