@@ -1,12 +1,15 @@
 """Cost of a mask-training step against a dense fine-tuning step, and a whole search's speed.
 
     .venv/bin/python bench/search_overhead.py [--steps 20] [--batch 32] [--search]
+                                              [--precision auto|bf16|fp32]
 
 Both steps run on the bundled MiniLM with the same real MNLI batches (dynamic padding), side
 by side in this process, alternating so that machine noise hits both alike:
 - dense: forward, backward, AdamW over every weight;
 - mask: forward through W ⊙ 1[S > τ], straight-through backward to the scores, AdamW over
   the scores only (weights frozen).
+Both run under the same `--precision` (auto: bf16 autocast where the hardware multiplies
+bf16 natively, as the Trainer does; the loss in fp32, scores and masks fp32).
 Prints `ratio: X` = mask step time / dense step time. `--search` also runs a small whole
 search (dense fine-tune + mask training + evaluation) and prints its training examples/s.
 """
@@ -27,7 +30,14 @@ from srcore.losses import debias_loss
 from srcore.models import resolve_model_path
 from srcore.pipeline.inputs import load_model, load_tokenizer
 from srcore.pruning import ScoreMasker, prunable_weights
-from srcore.training import collate, configure_cpu_threads, encode_split, pick_device
+from srcore.training import (
+    autocast,
+    collate,
+    configure_cpu_threads,
+    describe_precision,
+    encode_split,
+    pick_device,
+)
 
 LABELS = ("contradiction", "entailment", "neutral")
 
@@ -44,13 +54,14 @@ def batches(n_batches: int, batch_size: int, tokenizer):
     return [collate(encoded, ids[i : i + batch_size]) for i in range(0, len(ids), batch_size)]
 
 
-def timed_step(model, params, optimizer, batch, device) -> float:
+def timed_step(model, params, optimizer, batch, device, precision) -> float:
     batch = batch.to(device)
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    logits = model(**batch.inputs).logits
-    loss = debias_loss("none", logits, batch.labels)
+    with autocast(device, precision):
+        logits = model(**batch.inputs).logits
+    loss = debias_loss("none", logits.float(), batch.labels)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     optimizer.step()
@@ -60,7 +71,7 @@ def timed_step(model, params, optimizer, batch, device) -> float:
     return time.perf_counter() - start
 
 
-def step_ratio(steps: int, batch_size: int) -> None:
+def step_ratio(steps: int, batch_size: int, precision: str) -> None:
     device = pick_device()
     path = resolve_model_path("all-MiniLM-L6-v2")
     tokenizer = load_tokenizer(path)
@@ -68,23 +79,24 @@ def step_ratio(steps: int, batch_size: int) -> None:
 
     dense = load_model(path, LABELS, seed=0).to(device).train()
     dense_params = [p for p in dense.parameters() if p.requires_grad]
-    dense_opt = torch.optim.AdamW(dense_params, lr=2e-5)
+    dense_opt = torch.optim.AdamW(dense_params, lr=2e-5, fused=True)  # as the Trainer
 
     masked = load_model(path, LABELS, seed=0).to(device).train()
     masker = ScoreMasker(masked, prunable_weights(masked, include_classifier=True), 0.5)
     mask_params = masker.parameters()
-    mask_opt = torch.optim.AdamW(mask_params, lr=5e-5)
+    mask_opt = torch.optim.AdamW(mask_params, lr=5e-5, fused=True)
 
     # warm-up (allocator, kernels) for both, not timed
     for batch in data[:2]:
-        timed_step(dense, dense_params, dense_opt, batch, device)
-        timed_step(masked, mask_params, mask_opt, batch, device)
+        timed_step(dense, dense_params, dense_opt, batch, device, precision)
+        timed_step(masked, mask_params, mask_opt, batch, device, precision)
     dense_t, mask_t = [], []
     for batch in data[2:]:
-        dense_t.append(timed_step(dense, dense_params, dense_opt, batch, device))
-        mask_t.append(timed_step(masked, mask_params, mask_opt, batch, device))
+        dense_t.append(timed_step(dense, dense_params, dense_opt, batch, device, precision))
+        mask_t.append(timed_step(masked, mask_params, mask_opt, batch, device, precision))
     d, m = statistics.median(dense_t), statistics.median(mask_t)
     print(f"device: {device}, threads: {torch.get_num_threads()}, batch {batch_size}, "
+          f"precision {describe_precision(precision, device)}, "
           f"{len(dense_t)} timed steps each (median)")  # fmt: skip
     print(f"dense fine-tuning step: {1000 * d:.1f} ms ({batch_size / d:.1f} examples/s)")
     print(f"mask-training step:     {1000 * m:.1f} ms ({batch_size / m:.1f} examples/s)")
@@ -129,9 +141,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--search", action="store_true", help="also time a whole search")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     args = parser.parse_args()
     configure_cpu_threads()
-    step_ratio(args.steps, args.batch)
+    step_ratio(args.steps, args.batch, args.precision)
     if args.search:
         whole_search()
 
