@@ -21,7 +21,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tarfile
+import tempfile
 import time
 import unicodedata
 import zipfile
@@ -106,6 +108,11 @@ class InvalidSpec(ClientError):
 
 class ArtifactNotAvailable(ClientError):
     """The job has no artifact of the kind asked for (yet)."""
+
+
+class TargetExists(ClientError):
+    """A different file or folder is already where a download or extraction would go; pass
+    `force=True` (`--force`) to replace it."""
 
 
 class ChecksumMismatch(ClientError):
@@ -736,27 +743,51 @@ class SRNetClient:
         sparsity: float | None = None,
         verify: bool = True,
         extract: bool = False,
+        force: bool = False,
         retries: int = 5,
     ) -> builtins.list[Download]:
         """Download the job's artifacts of one kind (optionally one seed / sparsity) into
         `out_dir`. Each file is checked against its sha256; a broken transfer continues where
         it stopped (`Range`), also across calls (`<name>.part` stays on disk). With
-        `extract`, checkpoint archives are unpacked into `out_dir/<name without suffix>/`."""
+        `extract`, checkpoint archives are unpacked into `out_dir/<name without suffix>/`
+        (the model directory itself, one level deep). A different file or folder already
+        there raises TargetExists unless `force`; an identical one is skipped."""
         kinds = _KINDS_OF.get(what)
         if kinds is None:
             raise ValueError(f"what must be one of {sorted(_KINDS_OF)}")
+        sparsity = sparsity_fraction(sparsity)
+        available = self.artifacts(job_id)
         chosen = [
             a
-            for a in self.artifacts(job_id)
+            for a in available
             if a.kind in kinds
             and (seed is None or a.seed == seed)
             and (sparsity is None or (a.sparsity is not None and abs(a.sparsity - sparsity) < 1e-9))
         ]
         if not chosen:
-            raise ArtifactNotAvailable(f"job {job_id} has no {what} artifact matching the request")
+            asked = ", ".join(
+                part
+                for part in (
+                    f"seed {seed}" if seed is not None else "",
+                    f"sparsity {sparsity:g}" if sparsity is not None else "",
+                )
+                if part
+            )
+            raise ArtifactNotAvailable(
+                f"job {job_id} has no {what} artifact"
+                + (f" with {asked}" if asked else "")
+                + "; it has: "
+                + (describe_artifacts(available) or "no artifacts (yet)")
+            )
         return [
             self.download_artifact(
-                job_id, artifact, out_dir, verify=verify, extract=extract, retries=retries
+                job_id,
+                artifact,
+                out_dir,
+                verify=verify,
+                extract=extract,
+                force=force,
+                retries=retries,
             )
             for artifact in chosen
         ]
@@ -769,16 +800,22 @@ class SRNetClient:
         *,
         verify: bool = True,
         extract: bool = False,
+        force: bool = False,
         retries: int = 5,
     ) -> Download:
         folder = Path(out_dir)
-        folder.mkdir(parents=True, exist_ok=True)
         final = folder / _safe_filename(artifact.name)
         part = final.with_name(final.name + ".part")
-        already_here = final.exists() and final.stat().st_size == artifact.size
+        already_here = final.is_file() and final.stat().st_size == artifact.size
         if already_here and (not verify or _sha256_file(final) == artifact.sha256):
             done = Download(artifact, final, skipped=True)
-            return self._maybe_extract(done) if extract else done
+            return self._maybe_extract(done, force) if extract else done
+        if (final.exists() or final.is_symlink()) and not force:
+            raise TargetExists(
+                f"{final} exists and is not {artifact.name} of this job; "
+                "move it away or pass --force (force=True) to replace it"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
         url = f"{self._job_path(job_id)}/artifacts/{artifact.id}"
         etag = f'"{artifact.sha256}"'
         resumed_from = 0
@@ -840,12 +877,17 @@ class SRNetClient:
                     f"{artifact.name}: sha256 {actual} is not the announced {artifact.sha256}; "
                     "the file was deleted"
                 )
+        if force and final.is_dir() and not final.is_symlink():
+            shutil.rmtree(final)
         part.replace(final)
         done = Download(artifact, final, resumed_from=resumed_from)
-        return self._maybe_extract(done) if extract else done
+        return self._maybe_extract(done, force) if extract else done
 
     @staticmethod
-    def _maybe_extract(done: Download) -> Download:
+    def _maybe_extract(done: Download, force: bool = False) -> Download:
+        """Unpack an archive into `<folder>/<name without suffix>/`. An archive that holds one
+        folder (as the service's checkpoints do) becomes that folder, so the model directory
+        is one level deep. A target with the archive's content already is kept as it is."""
         path = done.path
         name = path.name
         for suffix in (".tar.gz", ".tgz", ".tar", ".zip"):
@@ -854,28 +896,84 @@ class SRNetClient:
                 break
         else:
             return done
-        target.mkdir(parents=True, exist_ok=True)
-        if name.endswith(".zip"):
-            with zipfile.ZipFile(path) as archive:
-                root = target.resolve()
-                for member in archive.namelist():
-                    dest = (target / member).resolve()
-                    if not dest.is_relative_to(root):
-                        raise ClientError(f"{name}: member {member!r} leaves the folder")
-                archive.extractall(target)
-        else:
-            with tarfile.open(path) as archive:
-                # The "data" filter refuses absolute paths, links out of the folder, devices.
-                archive.extractall(target, filter="data")
-        return Download(done.artifact, path, done.resumed_from, done.skipped, _model_dir(target))
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=path.parent))
+        try:
+            if name.endswith(".zip"):
+                with zipfile.ZipFile(path) as archive:
+                    root = staging.resolve()
+                    for member in archive.namelist():
+                        dest = (staging / member).resolve()
+                        if not dest.is_relative_to(root):
+                            raise ClientError(f"{name}: member {member!r} leaves the folder")
+                    archive.extractall(staging)
+            else:
+                with tarfile.open(path) as archive:
+                    # The "data" filter refuses absolute paths, links out of the folder, devices.
+                    archive.extractall(staging, filter="data")
+            entries = [p for p in staging.iterdir() if not p.name.startswith(".")]
+            unpacked = entries[0] if len(entries) == 1 and entries[0].is_dir() else staging
+            if target.exists() or target.is_symlink():
+                if target.is_dir() and _same_tree(unpacked, target):
+                    return Download(done.artifact, path, done.resumed_from, done.skipped, target)
+                if not force:
+                    raise TargetExists(
+                        f"{target} exists with other content; move it away or pass --force "
+                        "(force=True) to replace it"
+                    )
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                else:
+                    target.unlink()
+            unpacked.replace(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return Download(done.artifact, path, done.resumed_from, done.skipped, target)
 
 
-def _model_dir(target: Path) -> Path:
-    """An archive that holds one folder: that folder is the model directory."""
-    entries = [p for p in target.iterdir() if not p.name.startswith(".")]
-    if len(entries) == 1 and entries[0].is_dir():
-        return entries[0]
-    return target
+def _same_tree(left: Path, right: Path) -> bool:
+    """The same relative file names with the same bytes (sizes first, then content)."""
+
+    def files(root: Path) -> dict[str, Path]:
+        return {p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}
+
+    ours, theirs = files(left), files(right)
+    if ours.keys() != theirs.keys():
+        return False
+    if any(ours[k].stat().st_size != theirs[k].stat().st_size for k in ours):
+        return False
+    return all(_sha256_file(ours[k]) == _sha256_file(theirs[k]) for k in ours)
+
+
+def sparsity_fraction(value: float | None) -> float | None:
+    """A sparsity as a fraction: 0.7 stays, 70 (a percentage, as the pages show it) is 0.7."""
+    if value is None:
+        return None
+    if 1 < value <= 100:
+        return value / 100
+    return value
+
+
+def describe_artifacts(artifacts: Iterable[Artifact]) -> str:
+    """What a job has, for messages: "checkpoint (seed 1, sparsity 0.5; seed 1, sparsity 0.7),
+    mask (…), report"."""
+    by_kind: dict[str, builtins.list[str]] = {}
+    for a in artifacts:
+        where = ", ".join(
+            part
+            for part in (
+                f"seed {a.seed}" if a.seed is not None else "",
+                f"sparsity {a.sparsity:g}" if a.sparsity is not None else "",
+            )
+            if part
+        )
+        by_kind.setdefault(a.kind, [])
+        if where and where not in by_kind[a.kind]:
+            by_kind[a.kind].append(where)
+    order = ["checkpoint", "mask", "report", "plot"]
+    kinds = sorted(by_kind, key=lambda k: (order.index(k) if k in order else len(order), k))
+    return ", ".join(
+        f"{kind} ({'; '.join(by_kind[kind])})" if by_kind[kind] else kind for kind in kinds
+    )
 
 
 def _content_range_start(header: str | None) -> int | None:

@@ -29,6 +29,7 @@ from srnet.client import (
     Metrics,
     NotFound,
     SRNetClient,
+    TargetExists,
     Unauthorized,
     Unreachable,
     ValidationFailed,
@@ -93,10 +94,30 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--out", default=".", help="folder to write into (default: here)")
     p.add_argument("--seed", type=int, help="only this seed")
-    p.add_argument("--sparsity", type=float, help="only this sparsity (e.g. 0.7)")
-    p.add_argument("--extract", action="store_true", help="unpack checkpoint archives")
+    p.add_argument("--sparsity", type=_sparsity_arg, help="only this sparsity (0.7, 70 or 70%%)")
+    p.add_argument(
+        "--extract", action="store_true", help="unpack checkpoint archives into OUT/<name>/"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace a different file or folder already there"
+    )
     p.add_argument("--no-verify", action="store_true", help="skip the sha256 check")
     p.set_defaults(func=cmd_download)
+
+
+def _sparsity_arg(text: str) -> float:
+    """0.7, 70 and 70% all mean 70 % (the pages show percentages)."""
+    raw = text.strip()
+    percent = raw.endswith("%")
+    try:
+        value = float(raw.removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a sparsity: {text!r} (e.g. 0.7 or 70%)") from None
+    if percent or value > 1:
+        value /= 100
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"a sparsity is between 0 and 100%, not {text!r}")
+    return value
 
 
 # --- running a command -------------------------------------------------------------------------
@@ -140,7 +161,7 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
             return _error(str(exc), EXIT_UNREACHABLE)
         except Conflict as exc:
             return _error(exc.detail, EXIT_FAILED)
-        except (ApiError, ChecksumMismatch, ArtifactNotAvailable) as exc:
+        except (ApiError, ChecksumMismatch, ArtifactNotAvailable, TargetExists) as exc:
             return _error(str(exc), EXIT_FAILED)
         except KeyboardInterrupt:
             return _error("interrupted", EXIT_CANCELLED)
@@ -261,6 +282,7 @@ def cmd_download(args: argparse.Namespace) -> int:
             sparsity=args.sparsity,
             verify=not args.no_verify,
             extract=args.extract,
+            force=args.force,
         )
     for done in downloads:
         note = (

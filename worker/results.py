@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from persistence.artifacts import ArtifactStore, StoredObject, artifact_key
 from persistence.repositories import ArtifactRepository, MetricRepository
 from persistence.tables import ArtifactKind
-from srcore.jobspec.layout import PLOT_FILE, REPORT_FILE, artifact_names
+from srcore.jobspec.layout import artifact_names, job_tag, report_names
 from srcore.jobspec.results import SearchResult, evaluation_payload
 from worker.reporting import MetricKey, curve_key, json_safe, key_of
 
@@ -85,10 +85,12 @@ def upload_results(
     """Store the bytes of every unit's mask and checkpoint, metrics.json and the plot."""
     uploaded = UploadedResults([], store)
     out_dir = result.out_dir
+    job = job_tag(job_id, result.spec.get("name"))
+    report_name, plot_name = report_names(job)
     try:
         for unit in result.units:
             seed, sparsity = unit.seed, unit.sparsity
-            names = artifact_names(seed, sparsity)
+            names = artifact_names(job, seed, sparsity)
             data = unit.mask.read_bytes()
             uploaded.artifacts.append(PlannedArtifact(
                 ArtifactKind.mask, names.mask, len(data),
@@ -98,23 +100,42 @@ def upload_results(
             archive = out_dir / f".{names.checkpoint}.tmp"
             try:
                 write_tar(unit.checkpoint, archive, root=names.checkpoint_root)
-                uploaded.artifacts.append(_put(store, job_id, archive, ArtifactKind.checkpoint,
-                                               names.checkpoint, "application/x-tar", ".tar",
-                                               seed, sparsity))
+                uploaded.artifacts.append(
+                    _put(
+                        store,
+                        job_id,
+                        archive,
+                        ArtifactKind.checkpoint,
+                        names.checkpoint,
+                        "application/x-tar",
+                        ".tar",
+                        seed,
+                        sparsity,
+                    )
+                )
             finally:  # fmt: skip
                 archive.unlink(missing_ok=True)
 
         # The report users download names artifacts, not the worker's folders.
         metrics_file = out_dir / ".metrics-public.json.tmp"
-        metrics_file.write_text(json.dumps(result.public_report(), indent=1))
+        metrics_file.write_text(json.dumps(result.public_report(job), indent=1))
         try:
-            uploaded.artifacts.append(_put(store, job_id, metrics_file, ArtifactKind.report,
-                                           REPORT_FILE, "application/json", ".json"))
+            uploaded.artifacts.append(
+                _put(
+                    store,
+                    job_id,
+                    metrics_file,
+                    ArtifactKind.report,
+                    report_name,
+                    "application/json",
+                    ".json",
+                )
+            )
         finally:  # fmt: skip
             metrics_file.unlink(missing_ok=True)
         if result.plot_path.exists():
             uploaded.artifacts.append(_put(store, job_id, result.plot_path, ArtifactKind.plot,
-                                           PLOT_FILE, "image/png", ".png"))  # fmt: skip
+                                           plot_name, "image/png", ".png"))  # fmt: skip
     except BaseException:
         uploaded.discard()
         raise

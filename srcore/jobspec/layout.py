@@ -7,11 +7,16 @@
     OUT/work/                                             resumable state (not an artifact)
     OUT/work/seed-<seed>/done/unit-<sparsity>.json        finished units, read back on resume
 
-The service stores a unit's artifacts flat, under `artifact_names(seed, sparsity)`.
+The service stores a job's artifacts flat, under names that carry the job (`job_tag`: the
+slugged job name and the short id), so downloads of several jobs into one folder never collide:
+`artifact_names(job, seed, sparsity)` for a unit's mask and checkpoint, `report_names(job)` for
+metrics.json and the plot.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -37,11 +42,44 @@ class ArtifactNames(NamedTuple):
         return self.checkpoint.removesuffix(".tar")
 
 
-def artifact_names(seed: int, sparsity: float) -> ArtifactNames:
+SHORT_ID_CHARS = 8
+_SLUG_CHARS = 40
+
+
+def short_id(job_id: object) -> str:
+    """The first 8 hex digits of a job id (what the CLI accepts as a prefix)."""
+    return str(job_id).replace("-", "").lower()[:SHORT_ID_CHARS]
+
+
+def slug(text: str) -> str:
+    """Lower-case ASCII letters, digits and single hyphens ("MNLI · PoE 50%" → "mnli-poe-50")."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:_SLUG_CHARS].strip("-")
+
+
+def job_tag(job_id: object, name: str | None = None) -> str:
+    """What a job's file names start with: the slugged name (when it has one) and the short
+    id, which keeps two jobs with the same name apart ("mnli-poe-3f2a1b9c")."""
+    named = slug(name or "")
+    return f"{named}-{short_id(job_id)}" if named else short_id(job_id)
+
+
+def artifact_names(job: str, seed: int, sparsity: float) -> ArtifactNames:
+    """`job` is a `job_tag`."""
     tag = sparsity_tag(sparsity)
     return ArtifactNames(
-        f"mask-seed{seed}-sparsity{tag}.safetensors", f"checkpoint-seed{seed}-sparsity{tag}.tar"
+        f"{job}-mask-seed{seed}-sparsity{tag}.safetensors",
+        f"{job}-checkpoint-seed{seed}-sparsity{tag}.tar",
     )
+
+
+class ReportNames(NamedTuple):
+    report: str  # metrics.json
+    plot: str  # report.png
+
+
+def report_names(job: str) -> ReportNames:
+    return ReportNames(f"{job}-{REPORT_FILE}", f"{job}-{PLOT_FILE}")
 
 
 @dataclass(frozen=True)

@@ -169,12 +169,12 @@ class SearchResult(ResultModel):
         body = self.as_json(exclude={"out_dir", "units"})
         return {**body, "results": [u.as_json() for u in self.units]}
 
-    def public_report(self) -> dict[str, Any]:
-        """metrics.json as the service publishes it: units name their artifacts, not the
-        worker's folders."""
+    def public_report(self, job: str) -> dict[str, Any]:
+        """metrics.json as the service publishes it: units name their artifacts (`job` is the
+        `job_tag` they carry), not the worker's folders."""
         body = self.report()
         for unit in body["results"]:
-            names = artifact_names(unit["seed"], unit["sparsity"])
+            names = artifact_names(job, unit["seed"], unit["sparsity"])
             unit["mask"], unit["checkpoint"] = names.mask, names.checkpoint
         return body
 

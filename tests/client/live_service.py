@@ -26,6 +26,7 @@ from persistence.keys import create_api_key
 from persistence.repositories import ArtifactRepository, JobRepository, MetricRepository
 from persistence.settings import Settings
 from persistence.tables import ArtifactKind, JobStatus
+from srcore.jobspec.layout import artifact_names, job_tag, report_names
 
 
 class NullEnqueuer:
@@ -299,25 +300,26 @@ class FakeWorker:
                 if pause_s:
                     time.sleep(pause_s)
         self.stage("export", "report")
+        job = job_tag(self.job_id)
         for sparsity in sparsities:
-            tag = f"{sparsity:.2f}"
+            names = artifact_names(job, 1, sparsity)
             self.artifact(
                 ArtifactKind.mask,
-                f"mask-seed1-sparsity{tag}.safetensors",
+                names.mask,
                 bytes(range(256)) * 8,
                 sparsity=sparsity,
                 inline=True,
             )
             self.artifact(
                 ArtifactKind.checkpoint,
-                f"checkpoint-seed1-sparsity{tag}.tar",
+                names.checkpoint,
                 checkpoint or b"not a real checkpoint " * 1000,
                 sparsity=sparsity,
                 content_type="application/x-tar",
             )
         self.artifact(
             ArtifactKind.report,
-            "metrics.json",
+            report_names(job).report,
             b'{"results": []}',
             seed=None,
             content_type="application/json",

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from persistence.tables import JobStatus
+from srcore.jobspec.layout import artifact_names, job_tag
 from srnet.cli import main
 from srnet.client import Job, Progress
 from srnet.client_cli import ProgressLine
@@ -210,11 +211,11 @@ def test_end_to_end_submit_watch_download_and_the_checkpoint_loads(
     config["id2label"] = {"0": "contradiction", "1": "entailment", "2": "neutral"}
     config["label2id"] = {v: int(k) for k, v in config["id2label"].items()}
     (model_dir / "config.json").write_text(json.dumps(config))
-    archive = tar_bytes(model_dir, "checkpoint-seed1-sparsity0.50")
-
     code, out, err = run(capsys, "submit", str(spec_file))
     assert code == 0, err
     job_id = out.strip()
+    names = artifact_names(job_tag(job_id), 1, 0.5)
+    archive = tar_bytes(model_dir, names.checkpoint_root)
     worker = _run_worker_later(service, job_id, sparsities=(0.5,), checkpoint=archive)
     code, out, err = run(capsys, "watch", job_id)
     worker.join()
@@ -223,15 +224,27 @@ def test_end_to_end_submit_watch_download_and_the_checkpoint_loads(
     code, out, err = run(capsys, "download", job_id, "--out", str(out_dir), "--extract")
     assert code == 0, err
     assert "sha256" in out and "ok" in out
-    extracted = out_dir / "checkpoint-seed1-sparsity0.50" / "checkpoint-seed1-sparsity0.50"
+    extracted = out_dir / names.checkpoint_root  # one level deep
     assert f"extracted to {extracted}" in out
     model = AutoModelForSequenceClassification.from_pretrained(extracted)
     assert model.config.id2label[1] == "entailment"
     code, out, _ = run(capsys, "download", job_id, "--out", str(out_dir), "--what", "mask")
-    assert code == 0 and "mask-seed1-sparsity0.50.safetensors" in out
+    assert code == 0 and names.mask in out
+    # Extracting again over a changed folder is refused without --force, exit 1.
+    (extracted / "config.json").write_text("{}")
+    code, _, err = run(capsys, "download", job_id, "--out", str(out_dir), "--extract")
+    assert code == 1 and "--force" in err and (extracted / "config.json").read_text() == "{}"
+    code, _, err = run(capsys, "download", job_id, "--out", str(out_dir), "--extract", "--force")
+    assert code == 0, err
+    assert json.loads((extracted / "config.json").read_text())["id2label"]["1"] == "entailment"
     # No artifact of that sparsity: exit 1, nothing written.
     code, _, err = run(
         capsys, "download", job_id, "--out", str(tmp_path / "x"), "--sparsity", "0.9"
     )
-    assert code == 1 and "no checkpoint artifact" in err
+    assert code == 1 and "no checkpoint artifact with sparsity 0.9; it has: checkpoint" in err
     assert not (tmp_path / "x").exists()
+    # 50 and 50% mean 50 %, as the pages show it.
+    for given in ("50", "50%"):
+        code, out, err = run(capsys, "download", job_id, "--out", str(out_dir), "--what", "mask",
+                             "--sparsity", given)  # fmt: skip
+        assert code == 0 and names.mask in out, err

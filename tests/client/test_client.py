@@ -13,18 +13,27 @@ import httpx
 import pytest
 
 from persistence.tables import ArtifactKind, JobStatus
+from srcore.jobspec.layout import artifact_names, job_tag, report_names
 from srnet.client import (
+    ArtifactNotAvailable,
     Conflict,
     InvalidSpec,
     NotFound,
     SRNetClient,
     SSEParser,
+    TargetExists,
     Unauthorized,
     Unreachable,
     ValidationFailed,
     WaitTimeout,
 )
 from tests.client.live_service import LiveService, free_port
+
+
+def names(job_id: str, sparsity: float = 0.5):
+    """The stand-in worker's names, made where the real worker's are."""
+    return artifact_names(job_tag(job_id), 1, sparsity)
+
 
 SPEC = {"name": "poe-50-70", "debias": {"loss": "poe"}, "pruning": {"sparsities": [0.7, 0.5]}}
 
@@ -220,7 +229,8 @@ def finished_job(service: LiveService, client) -> tuple[str, bytes]:
 def test_download_verifies_sha256_and_skips_a_good_copy(client, finished_job, tmp_path):
     job_id, payload = finished_job
     [done] = client.download(job_id, "checkpoint", tmp_path)
-    assert done.path == tmp_path / "checkpoint-seed1-sparsity0.50.tar"
+    assert done.path == tmp_path / names(job_id).checkpoint
+    assert done.path.name == f"{job_id.replace('-', '')[:8]}-checkpoint-seed1-sparsity0.50.tar"
     assert done.path.read_bytes() == payload
     assert done.artifact.sha256 == hashlib.sha256(payload).hexdigest()
     assert not done.skipped and done.resumed_from == 0
@@ -228,18 +238,24 @@ def test_download_verifies_sha256_and_skips_a_good_copy(client, finished_job, tm
     [again] = client.download(job_id, "checkpoint", tmp_path)
     assert again.skipped
     masks = client.download(job_id, "mask", tmp_path / "masks")  # inline bytes in the DB
-    assert [m.path.name for m in masks] == ["mask-seed1-sparsity0.50.safetensors"]
+    assert [m.path.name for m in masks] == [names(job_id).mask]
     assert masks[0].path.read_bytes() == bytes(range(256)) * 8
     report = client.download(job_id, "report", tmp_path / "report")
-    assert [r.path.name for r in report] == ["metrics.json"]
+    assert [r.path.name for r in report] == [report_names(job_tag(job_id)).report]
     assert client.download(job_id, "checkpoint", tmp_path / "s", sparsity=0.5)
-    with pytest.raises(Exception, match="no checkpoint artifact"):
+    assert client.download(job_id, "checkpoint", tmp_path / "p", sparsity=50)  # 50 = 50 %
+    with pytest.raises(ArtifactNotAvailable) as missing:
         client.download(job_id, "checkpoint", tmp_path / "none", sparsity=0.9)
+    assert str(missing.value).endswith(
+        "has no checkpoint artifact with sparsity 0.9; it has: checkpoint (seed 1, sparsity 0.5),"
+        " mask (seed 1, sparsity 0.5), report"
+    )
+    assert not (tmp_path / "none").exists()
 
 
 def test_download_resumes_a_partial_file_with_range(client, finished_job, tmp_path):
     job_id, payload = finished_job
-    part = tmp_path / "checkpoint-seed1-sparsity0.50.tar.part"
+    part = tmp_path / f"{names(job_id).checkpoint}.part"
     part.write_bytes(payload[:123_457])  # left by a broken earlier download
     [done] = client.download(job_id, "checkpoint", tmp_path)
     assert done.resumed_from == 123_457
@@ -251,7 +267,7 @@ def test_a_corrupt_partial_file_fails_the_checksum_and_is_removed(client, finish
     from srnet.client import ChecksumMismatch
 
     job_id, payload = finished_job
-    part = tmp_path / "checkpoint-seed1-sparsity0.50.tar.part"
+    part = tmp_path / f"{names(job_id).checkpoint}.part"
     part.write_bytes(b"\0" * 1000)  # not the artifact's first bytes
     with pytest.raises(ChecksumMismatch):
         client.download(job_id, "checkpoint", tmp_path)
@@ -307,29 +323,70 @@ def test_a_dropped_connection_is_resumed_with_range(service, key, finished_job, 
     assert done.path.read_bytes() == payload
 
 
-def test_extract_a_checkpoint_archive(service: LiveService, client, tmp_path):
+def _job_with_checkpoint(service: LiveService, client, folder: Path, name: str = "same-name"):
+    from tests.client.live_service import tar_bytes
+
+    job = client.submit({**SPEC, "name": name})
+    unit = artifact_names(job_tag(job.id, name), 1, 0.5)
+    worker = service.worker(job.id)
+    worker.claim()
+    worker.artifact(
+        ArtifactKind.checkpoint, unit.checkpoint, tar_bytes(folder, unit.checkpoint_root),
+        sparsity=0.5,
+    )  # fmt: skip
+    worker.finish()
+    return job, unit
+
+
+def test_extract_a_checkpoint_archive_one_level_deep(service: LiveService, client, tmp_path):
     folder = tmp_path / "model"
     (folder / "sub").mkdir(parents=True)
     (folder / "config.json").write_text('{"id2label": {"0": "entailment"}}')
     (folder / "sub" / "x.txt").write_text("x")
-    from tests.client.live_service import tar_bytes
-
-    job = client.submit(SPEC)
-    worker = service.worker(job.id)
-    worker.claim()
-    worker.artifact(
-        ArtifactKind.checkpoint,
-        "checkpoint-seed1-sparsity0.50.tar",
-        tar_bytes(folder, "checkpoint-seed1-sparsity0.50"),
-        sparsity=0.5,
-    )
-    worker.finish()
+    job, unit = _job_with_checkpoint(service, client, folder)
     [done] = client.download(job.id, "checkpoint", tmp_path / "out", extract=True)
-    assert done.extracted_to is not None
+    assert done.extracted_to == tmp_path / "out" / unit.checkpoint_root
     assert json.loads((done.extracted_to / "config.json").read_text())["id2label"]["0"] == (
         "entailment"
     )
     assert (done.extracted_to / "sub" / "x.txt").read_text() == "x"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        [unit.checkpoint, unit.checkpoint_root]
+    )
+    # Again: the same content is already there, nothing is replaced or refused.
+    [again] = client.download(job.id, "checkpoint", tmp_path / "out", extract=True)
+    assert again.skipped and again.extracted_to == done.extracted_to
+
+
+def test_two_jobs_with_one_name_never_collide_and_nothing_is_overwritten_without_force(
+    service: LiveService, client, tmp_path
+):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, text in ((first, "first"), (second, "second")):
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"which": text}))
+    job1, unit1 = _job_with_checkpoint(service, client, first)
+    job2, unit2 = _job_with_checkpoint(service, client, second)
+    assert unit1.checkpoint != unit2.checkpoint and unit1.checkpoint.startswith("same-name-")
+    out = tmp_path / "models"
+    [one] = client.download(job1.id, "checkpoint", out, extract=True)
+    [two] = client.download(job2.id, "checkpoint", out, extract=True)
+    assert json.loads((one.extracted_to / "config.json").read_text()) == {"which": "first"}
+    assert json.loads((two.extracted_to / "config.json").read_text()) == {"which": "second"}
+
+    # A different file where the archive goes, or a different folder where it unpacks: refused.
+    (out / unit1.checkpoint).write_bytes(b"something else")
+    with pytest.raises(TargetExists, match="--force"):
+        client.download(job1.id, "checkpoint", out)
+    assert (out / unit1.checkpoint).read_bytes() == b"something else"
+    client.download(job1.id, "checkpoint", out, force=True)
+    (one.extracted_to / "config.json").write_text("{}")
+    with pytest.raises(TargetExists, match="--force"):
+        client.download(job1.id, "checkpoint", out, extract=True)
+    assert (one.extracted_to / "config.json").read_text() == "{}"
+    [forced] = client.download(job1.id, "checkpoint", out, extract=True, force=True)
+    assert json.loads((forced.extracted_to / "config.json").read_text()) == {"which": "first"}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left
 
 
 def test_sse_parser_follows_the_format():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from srcore.jobspec.layout import artifact_names, job_tag
 from srnet.client import SRNetClient
 from tests.client.live_service import LiveService
 from tests.web.conftest import save_screenshot
@@ -267,7 +268,7 @@ def test_job_page_follows_the_stream_and_shows_curves_tables_and_downloads(
     save_screenshot(driver, "job")
 
     # Download: with the key in a header, checked against the sha256, saved as a file.
-    name = "checkpoint-seed1-sparsity0.70.tar"
+    name = artifact_names(job_tag(job.id), 1, 0.7).checkpoint
     row = next(r for r in css(driver, "#artifacts-table tbody tr") if name in r.text)
     assert "3.9 MiB" not in row.text and "1000.0 KiB" in row.text
     row.find_element("css selector", "button").click()

@@ -18,6 +18,7 @@ import pytest
 import srcore.pipeline
 from persistence.repositories import ArtifactRepository, JobRepository, MetricRepository
 from persistence.tables import EventKind, JobStatus
+from srcore.jobspec.layout import artifact_names, job_tag, report_names
 from tests.worker.conftest import RecordingSender
 from tests.worker.tiny_job import (
     MNLI_LABELS,
@@ -102,7 +103,11 @@ def test_a_job_runs_to_success_and_stores_its_results(worker_context, tiny_model
     assert len([e for e in events if e.kind == EventKind.artifact]) == 4
 
     # Curves: one per (stage, seed, sparsity), one selected point each, as metrics.json says.
-    report_artifact = next(a for a in artifacts if a.name == "metrics.json")
+    job_files = job_tag(job_id, "tiny")  # the spec's name and the short id
+    assert job_files == f"tiny-{job_id.hex[:8]}"
+    unit_names = artifact_names(job_files, 1, 0.5)
+    report_name, plot_name = report_names(job_files)
+    report_artifact = next(a for a in artifacts if a.name == report_name)
     report = json.loads(artifact_bytes(ctx, report_artifact, inline))
     curves: dict[tuple, list] = {}
     for m in metrics:
@@ -118,14 +123,14 @@ def test_a_job_runs_to_success_and_stores_its_results(worker_context, tiny_model
 
     # Artifacts: bytes match their sha256 and size; masks inline, the rest in the store.
     by_name = {a.name: a for a in artifacts}
-    assert set(by_name) == {"mask-seed1-sparsity0.50.safetensors",
-                            "checkpoint-seed1-sparsity0.50.tar", "metrics.json", "report.png"}
+    assert set(by_name) == {unit_names.mask, unit_names.checkpoint, report_name, plot_name}
+    assert unit_names.checkpoint == f"{job_files}-checkpoint-seed1-sparsity0.50.tar"
     for a in artifacts:
         data = artifact_bytes(ctx, a, inline)
         assert len(data) == a.size and hashlib.sha256(data).hexdigest() == a.sha256
-    mask = by_name["mask-seed1-sparsity0.50.safetensors"]
+    mask = by_name[unit_names.mask]
     assert mask.storage_key is None and mask.kind == "mask" and mask.sparsity == 0.5
-    checkpoint = by_name["checkpoint-seed1-sparsity0.50.tar"]
+    checkpoint = by_name[unit_names.checkpoint]
     assert checkpoint.storage_key is not None and checkpoint.seed == 1
     # The public report names artifacts, not the worker's folders.
     assert report["results"][0]["checkpoint"] == checkpoint.name
@@ -169,10 +174,33 @@ def test_a_local_path_outside_data_roots_is_refused_by_the_worker_too(
 
     assert execute_job(job_id, ctx) is Outcome.failed
     job = job_state(ctx, job_id)[0]
-    assert job.error == (
-        "local path not allowed on this worker (DATA_ROOTS): data.train.path: /etc/passwd"
+    assert job.error.startswith(
+        "local path not allowed on this worker (DATA_ROOTS): data.train.path: /etc/passwd ("
     )
     assert sender.sent == []
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("model", "./model"),  # relative: the worker's own working directory
+        ("train", "sample:../../../../etc/passwd"),  # leaves the bundled folder
+    ],
+)
+def test_the_worker_re_checks_every_loaded_field(worker_context, tiny_model_dir, field, value):
+    """A row the API did not check (another client, an older API): the worker refuses it on
+    the first attempt, naming the field, before anything is loaded."""
+    ctx = worker_context
+    spec = tiny_job_spec(tiny_model_dir)
+    if field == "model":
+        spec["model"]["name_or_path"] = value
+    else:
+        spec["data"]["train"] = {"format": "pair_json", "path": value}
+    job_id = create_job(ctx.database, spec)
+    assert execute_job(job_id, ctx) is Outcome.failed
+    job = job_state(ctx, job_id)[0]
+    assert job.attempt == 1 and "not allowed on this worker" in job.error
+    assert ("model.name_or_path" if field == "model" else "data.train.path") in job.error
 
 
 def test_an_unexpected_error_is_retried_then_fails(worker_context, sender, monkeypatch, tmp_path):
