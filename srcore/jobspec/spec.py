@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from srcore.jobspec.names import LossName, MethodName, MetricName, loss_needs
+from srcore.jobspec.spec_paths import LoadKind, load_problem, loads
 
 TaskName = Literal["mnli", "qqp", "fever", "custom"]
 ScenarioName = Literal["finetuned", "pretrained_retrain", "pretrained_frozen"]
@@ -39,6 +40,15 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _check_load(kind: LoadKind, value: str | None) -> str | None:
+    """The one rule of fields that name something to load (srcore.jobspec.spec_paths)."""
+    if value is not None:
+        problem = load_problem(kind, value)
+        if problem is not None:
+            raise ValueError(problem)
+    return value
+
+
 class ColumnMap(StrictModel):
     """Which columns of a custom file hold the pair, the label and the example id."""
 
@@ -61,15 +71,30 @@ class SourceSpec(StrictModel):
     )
     path: PathStr | None = Field(
         default=None,
-        description="Local file. `sample:<relative path>` names a file bundled with srnet.",
+        description="Local file. `sample:<relative path>` names a file bundled with srnet. "
+        "A service reads only absolute paths under its DATA_ROOTS.",
+        json_schema_extra=loads("file"),
     )
     hub: ShortStr | None = Field(
-        default=None, description="`datasets` hub id as `name[/config]:split` (online only)."
+        default=None,
+        description="`datasets` hub id as `name[/config]:split` or `owner/name/config:split` "
+        "(online only; never a local path).",
+        json_schema_extra=loads("hub_dataset"),
     )
     columns: ColumnMap | None = Field(default=None, description="Column mapping (format custom).")
     label_map: dict[ShortStr, ShortStr] | None = Field(
         default=None, max_length=64, description="Rename raw labels before the label check."
     )
+
+    @field_validator("path")
+    @classmethod
+    def _path_rule(cls, value: str | None) -> str | None:
+        return _check_load("file", value)
+
+    @field_validator("hub")
+    @classmethod
+    def _hub_rule(cls, value: str | None) -> str | None:
+        return _check_load("hub_dataset", value)
 
     @model_validator(mode="after")
     def _one_location(self) -> SourceSpec:
@@ -138,7 +163,9 @@ class BiasSpec(StrictModel):
         description="auto: the task's own bias model (lexical overlap, claim-only) trained here.",
     )
     path: PathStr | None = Field(
-        default=None, description="JSONL/TSV/.npy of per-example probabilities (source file)."
+        default=None,
+        description="JSONL/TSV/.npy of per-example probabilities (source file).",
+        json_schema_extra=loads("file"),
     )
     fit: Literal["out_of_fold", "in_sample"] = Field(
         default="out_of_fold",
@@ -152,6 +179,11 @@ class BiasSpec(StrictModel):
         "none (default, as Clark et al. 2019 / Utama et al. 2020); balanced weighs classes "
         "equally (for MNLI's 2-way overlap model: entailment vs non-entailment).",
     )
+
+    @field_validator("path")
+    @classmethod
+    def _path_rule(cls, value: str | None) -> str | None:
+        return _check_load("file", value)
 
     @model_validator(mode="after")
     def _path_for_file(self) -> BiasSpec:
@@ -178,8 +210,15 @@ class TeacherSpec(StrictModel):
         default="dense", description="dense: the pipeline's CE fine-tuned model is the teacher."
     )
     path: PathStr | None = Field(
-        default=None, description="File of teacher probabilities (teacher source file)."
+        default=None,
+        description="File of teacher probabilities (teacher source file).",
+        json_schema_extra=loads("file"),
     )
+
+    @field_validator("path")
+    @classmethod
+    def _path_rule(cls, value: str | None) -> str | None:
+        return _check_load("file", value)
 
     @model_validator(mode="after")
     def _path_for_file(self) -> TeacherSpec:
@@ -377,12 +416,21 @@ class EvaluationSpec(StrictModel):
 class ModelSpec(StrictModel):
     name_or_path: PathStr = Field(
         default="all-MiniLM-L6-v2",
-        description="Bundled name, local directory or hub id (bert-base-uncased).",
+        description="Bundled name, hub id (`bert-base-uncased`, `org/name`) or local directory "
+        "written as a path (`/abs/dir`, `./rel/dir`; a service reads only absolute paths under "
+        "its DATA_ROOTS). The tokenizer is read from the same place.",
+        json_schema_extra=loads("model"),
     )
     revision: ShortStr | None = Field(
         default=None,
         description="Hub revision (branch, tag or commit) of the model; None: the default.",
     )
+
+    @field_validator("name_or_path")
+    @classmethod
+    def _model_rule(cls, value: str) -> str:
+        _check_load("model", value)
+        return value
 
 
 class JobSpec(StrictModel):

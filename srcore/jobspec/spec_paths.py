@@ -1,49 +1,188 @@
-"""The local file paths a job spec names, for services that must confine them.
+"""What a job spec names to load, and the one rule every such field follows.
 
-Torch-free: the API checks a spec before it stores it. `sample:` files (bundled with srnet)
-and hub ids are not local paths.
+Torch-free: the API checks a spec before it stores it, the worker again before it runs it.
+
+Every spec field that names something to load carries `LOADS` in its JSON schema
+(`json_schema_extra=loads(kind)`), so the walk below (`loaded_values`) visits it without a list
+to keep in step; a test walks the schema to make sure no path-like field lacks the mark.
+
+Kinds and their rule:
+- `file` (data sources, bias and teacher files): `sample:<relative path>` inside the bundled
+  folder, or a local path. On a service (`outside_roots`) a local path must be absolute and lie
+  under one of `DATA_ROOTS` (symlinks resolved): relative and `~` paths depend on the process's
+  working directory and home, which differ between the API and each worker.
+- `model` (the model and its tokenizer): a bundled name, a hub id of the hub's own shape
+  (`name` or `org/name`; it never names a local folder, `srcore.models` refuses one that a folder
+  of the same name would shadow), or a local directory written as one (`/abs`, `./rel`, `../rel`,
+  `~/rel`). On a service the directory must be absolute and under `DATA_ROOTS`.
+- `hub_dataset` (`datasets` hub ids): `name[/config]:split` or `owner/name/config:split`, each
+  part of the hub's own shape; never a local path (`srcore.data.hub` refuses a name that a local
+  file or folder would shadow).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
 
-from srcore.jobspec.spec import JobSpec, SourceSpec
+from pydantic import BaseModel
 
-LOCAL_PREFIXES = ("/", ".", "~")
+LOADS = "x-srnet-loads"
+LoadKind = Literal["file", "model", "hub_dataset"]
+LOAD_KINDS: tuple[LoadKind, ...] = ("file", "model", "hub_dataset")
+
+SAMPLE_PREFIX = "sample:"
+LOCAL_PREFIXES = ("/", "./", "../", "~")
+Loc = tuple[str | int, ...]
+
+# The hub's repository names: letters, digits, `-`, `_`, `.`; no `--` or `..`; at most 96
+# characters; not starting or ending with `-` or `.` (huggingface_hub's validate_repo_id).
+_HUB_PART = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?$")
+_CONFIG_OR_SPLIT = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9_])?$")
 
 
-def _source_paths(loc: tuple[str | int, ...], source: SourceSpec | None):
-    if source is not None and source.path is not None and not source.path.startswith("sample:"):
-        yield (*loc, "path"), source.path
+def loads(kind: LoadKind) -> dict[str, Any]:
+    """The `json_schema_extra` of a field that names something to load."""
+    assert kind in LOAD_KINDS
+    return {LOADS: kind}
 
 
-def local_paths(spec: JobSpec) -> Iterator[tuple[tuple[str | int, ...], str]]:
+def _hub_part_ok(part: str) -> bool:
+    return bool(_HUB_PART.match(part)) and ".." not in part and "--" not in part
+
+
+def is_local_model_path(value: str) -> bool:
+    """A model field written as a local directory (`/abs`, `./rel`, `../rel`, `~/rel`)."""
+    return value in (".", "..", "~") or value.startswith(LOCAL_PREFIXES)
+
+
+def model_id_problem(value: str) -> str | None:
+    """Why `value` is neither a local directory written as one nor a hub model id."""
+    if is_local_model_path(value):
+        return None
+    parts = value.split("/")
+    if len(parts) <= 2 and all(_hub_part_ok(p) for p in parts):
+        return None
+    return (
+        "give a hub model id (`name` or `org/name`: letters, digits, `-`, `_`, `.`) or a local "
+        "directory written as a path (`/abs/dir`, `./rel/dir`)"
+    )
+
+
+def dataset_id_problem(value: str) -> str | None:
+    """Why `value` is not a `datasets` hub id `name[/config]:split` (`owner/name/config:split`)."""
+    expected = "expected a `datasets` hub id `name[/config]:split` or `owner/name/config:split`"
+    path, sep, split = value.rpartition(":")
+    if not sep or not path or not _CONFIG_OR_SPLIT.match(split) or ".." in split:
+        return expected
+    parts = path.split("/")
+    if len(parts) > 3 or not all(_hub_part_ok(p) for p in parts[:2]):
+        return expected
+    if len(parts) == 3 and (not _CONFIG_OR_SPLIT.match(parts[2]) or ".." in parts[2]):
+        return expected
+    return None
+
+
+def sample_path_problem(value: str) -> str | None:
+    """Why a `sample:` path would leave the bundled folder (None: it stays inside)."""
+    if not value.startswith(SAMPLE_PREFIX):
+        return None
+    relative = value[len(SAMPLE_PREFIX) :]
+    parts = PurePosixPath(relative).parts
+    if (
+        not relative
+        or relative.startswith(("/", "~"))
+        or "\\" in relative
+        or ".." in parts
+        or ":" in relative
+    ):
+        return (
+            "a `sample:` path names a file inside the bundled sample data, "
+            "e.g. `sample:mnli/train.json` (no `..`, no absolute path)"
+        )
+    return None
+
+
+def load_problem(kind: LoadKind, value: str) -> str | None:
+    """The spec-level rule (no DATA_ROOTS): the value's shape for its kind."""
+    if "\x00" in value:
+        return "must not contain a NUL byte"
+    if kind == "file":
+        return sample_path_problem(value)
+    if kind == "model":
+        return model_id_problem(value)
+    return dataset_id_problem(value)
+
+
+def _field_kind(model: BaseModel, name: str) -> LoadKind | None:
+    extra = type(model).model_fields[name].json_schema_extra
+    return extra.get(LOADS) if isinstance(extra, dict) else None  # type: ignore[return-value]
+
+
+def _walk(value: Any, loc: Loc) -> Iterator[tuple[Loc, LoadKind, str]]:
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            child = getattr(value, name)
+            kind = _field_kind(value, name)
+            if kind is not None and isinstance(child, str):
+                yield (*loc, name), kind, child
+            else:
+                yield from _walk(child, (*loc, name))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _walk(item, (*loc, i))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk(item, (*loc, key))
+
+
+def loaded_values(spec: BaseModel) -> Iterator[tuple[Loc, LoadKind, str]]:
+    """(field location, kind, value) for every value the spec names to load."""
+    yield from _walk(spec, ())
+
+
+def local_paths(spec: BaseModel) -> Iterator[tuple[Loc, str]]:
     """(field location, path) for every local file or directory the spec reads."""
-    data = spec.data
-    yield from _source_paths(("data", "train"), data.train)
-    yield from _source_paths(("data", "dev"), data.dev)
-    for name, source in (data.ood or {}).items():
-        yield from _source_paths(("data", "ood", name), source)
-    if data.ood_training is not None:
-        for i, source in enumerate(data.ood_training.sources):
-            yield from _source_paths(("data", "ood_training", "sources", i), source)
-    if spec.debias.bias.path is not None:
-        yield ("debias", "bias", "path"), spec.debias.bias.path
-    if spec.debias.teacher.path is not None:
-        yield ("debias", "teacher", "path"), spec.debias.teacher.path
-    if spec.model.name_or_path.startswith(LOCAL_PREFIXES):
-        yield ("model", "name_or_path"), spec.model.name_or_path
+    for loc, kind, value in loaded_values(spec):
+        if _is_local(kind, value):
+            yield loc, value
 
 
-def outside_roots(spec: JobSpec, roots: Sequence[str]) -> list[tuple[tuple[str | int, ...], str]]:
-    """The spec's local paths that do not lie under one of `roots` (symlinks resolved)."""
+def _is_local(kind: LoadKind, value: str) -> bool:
+    if kind == "file":
+        return not value.startswith(SAMPLE_PREFIX)
+    return kind == "model" and is_local_model_path(value)
+
+
+def _under(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path == root or root in path.parents for root in roots)
+
+
+def path_problems(spec: BaseModel, roots: Sequence[str]) -> list[tuple[Loc, str, str]]:
+    """(field location, value, why) for every value a service must refuse: the spec-level rule
+    again (a stored row may predate it), and local paths that are not absolute or not under
+    one of `roots` (symlinks resolved). Empty `roots`: only bundled files and hub ids."""
     resolved_roots = [Path(os.path.expanduser(r)).resolve() for r in roots]
-    bad = []
-    for loc, raw in local_paths(spec):
-        path = Path(os.path.expanduser(raw)).resolve()
-        if not any(path == root or root in path.parents for root in resolved_roots):
-            bad.append((loc, raw))
-    return bad
+    allowed = ", ".join(roots) if roots else "none: use bundled samples or hub ids"
+    problems = []
+    for loc, kind, value in loaded_values(spec):
+        why = load_problem(kind, value)
+        if why is None and _is_local(kind, value):
+            if not value.startswith("/"):
+                why = (
+                    f"give an absolute path under DATA_ROOTS ({allowed}): relative and ~ paths "
+                    "depend on each process's working folder"
+                )
+            elif not _under(Path(value).resolve(), resolved_roots):
+                why = f"not under DATA_ROOTS ({allowed})"
+        if why is not None:
+            problems.append((loc, value, why))
+    return problems
+
+
+def outside_roots(spec: BaseModel, roots: Sequence[str]) -> list[tuple[Loc, str]]:
+    """The spec's values that `path_problems` refuses, without the reasons."""
+    return [(loc, value) for loc, value, _why in path_problems(spec, roots)]

@@ -77,6 +77,29 @@ def test_queue_can_be_chosen(client, auth, enqueuer):
             {"debias": {"loss": "poe", "bias": {"source": "file", "path": "~/bias.jsonl"}}},
             ["body", "debias", "bias", "path"],
         ),
+        # One rule for every field that names something to load (srcore.jobspec.spec_paths).
+        ({"model": {"name_or_path": "var/work/cache/dense"}}, ["body", "model", "name_or_path"]),
+        ({"model": {"name_or_path": "./var/work"}}, ["body", "model", "name_or_path"]),
+        (
+            {"data": {"train": {"format": "pair_json", "hub": "../../var/work:train"}}},
+            ["body", "data", "train", "hub"],
+        ),
+        (
+            {"data": {"ood": {"h": {"format": "hans_tsv", "hub": "/etc/x:train"}}}},
+            ["body", "data", "ood", "h", "hub"],
+        ),
+        (
+            {"data": {"train": {"format": "pair_json", "path": "sample:../../../etc/passwd"}}},
+            ["body", "data", "train", "path"],
+        ),
+        (
+            {"data": {"ood_training": {"sources": [{"format": "hans_tsv", "path": "x.tsv"}]}}},
+            ["body", "data", "ood_training", "sources", 0, "path"],
+        ),
+        (
+            {"debias": {"loss": "conf_reg", "teacher": {"source": "file", "path": "t.jsonl"}}},
+            ["body", "debias", "teacher", "path"],
+        ),
     ],
 )
 def test_invalid_spec_is_422_naming_the_field_and_nothing_is_stored(
