@@ -10,14 +10,14 @@ from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from api.errors import JobNotFound, Unauthorized
+from api.errors import JobNotFound, StudyNotFound, Unauthorized
 from persistence.artifacts import ArtifactStore
 from persistence.broker import JobSender
 from persistence.db import Database
 from persistence.keys import verify_api_key
-from persistence.repositories import JobRepository
+from persistence.repositories import JobRepository, StudyRepository
 from persistence.settings import Settings
-from persistence.tables import Job, Owner
+from persistence.tables import Job, Owner, Study
 
 # Both schemes appear in OpenAPI; neither fails on its own (we answer 401 in our shape).
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
@@ -94,3 +94,18 @@ def get_owned_job(
 
 
 OwnedJob = Annotated[Job, Depends(get_owned_job)]
+
+
+def get_owned_study(
+    study_id: Annotated[str, Path(description="Study id (UUID)", max_length=64)],
+    owner: CurrentOwner,
+    session: SessionDep,
+) -> Study:
+    parsed = parse_uuid(study_id)
+    study = StudyRepository(session).get(parsed, owner_id=owner.id) if parsed else None
+    if study is None:
+        raise StudyNotFound()
+    return study
+
+
+OwnedStudy = Annotated[Study, Depends(get_owned_study)]

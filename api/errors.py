@@ -50,6 +50,18 @@ class JobNotFound(APIError):
     description = "No such job for this API key"
 
 
+class StudyNotFound(APIError):
+    status_code = 404
+    type = "study_not_found"
+    description = "No such study for this API key"
+
+
+class StudyNotCancellable(APIError):
+    status_code = 409
+    type = "study_not_cancellable"
+    description = "Every job of the study has already finished"
+
+
 class ArtifactNotFound(APIError):
     status_code = 404
     type = "artifact_not_found"

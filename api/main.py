@@ -25,6 +25,7 @@ from api.health import router as health_router
 from api.jobs.endpoints import router as jobs_router
 from api.limits import BodySizeLimit
 from api.monitoring import MetricsMiddleware, Monitoring
+from api.studies.endpoints import router as studies_router
 from api.web import install_web
 from persistence.artifacts import ArtifactStore, make_artifact_store
 from persistence.broker import CeleryJobSender, JobSender
@@ -79,6 +80,7 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.include_router(jobs_router)
+    app.include_router(studies_router)
     app.include_router(artifacts_router)
     app.include_router(health_router)
     install_web(app)  # the web pages (/web/...) and their static files

@@ -164,6 +164,9 @@ class Study(Base):
     owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))
     name: Mapped[str | None] = mapped_column(String(200))
     spec: Mapped[dict[str, Any]]  # StudySpec.model_dump(mode="json"), defaults filled in
+    # The expansion as it was made: [{key, label, role, setting}] in table order, so the table
+    # never depends on expanding the spec again with a later srcore.
+    children: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
     queue: Mapped[str] = mapped_column(String(16), default="gpu")
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))

@@ -95,11 +95,7 @@ def create_job(
     """Validate against the task registry, store, commit, then enqueue. Answers the job and
     whether it is new (False: an idempotent replay)."""
     spec = body.spec()
-    try:
-        resolve_task(spec)
-    except TaskConfigError as exc:
-        raise task_config_error(exc) from exc
-    check_local_paths(spec, settings.data_roots)
+    validate_spec(spec, settings)
     spec_json = spec.model_dump(mode="json")
     queue = body.queue or settings.default_queue
     # The validated request, not its bytes: key order and whitespace do not make it "other".
@@ -133,18 +129,38 @@ def create_job(
             raise
         return _replay(existing, request_hash), False
 
-    # Enqueue after commit: the worker's claim will find the row.
-    try:
-        enqueuer.send(job.id, queue)
-    except Exception:
-        # The job stays queued with no enqueued_at; the reconciler sends it later.
-        log.warning(
-            "broker did not take job %s; the reconciler will resend it", job.id, exc_info=True
-        )
-        return job, True
-    jobs.mark_enqueued(job.id)
-    session.commit()
+    send_committed(session, [job], enqueuer)
     return jobs.get(job.id) or job, True
+
+
+def validate_spec(spec: JobSpec, settings: Settings) -> None:
+    """What a spec must pass beyond its pydantic model before it is stored: the task registry
+    and the service's DATA_ROOTS (RequestValidationError, `loc` at the field)."""
+    try:
+        resolve_task(spec)
+    except TaskConfigError as exc:
+        raise task_config_error(exc) from exc
+    check_local_paths(spec, settings.data_roots)
+
+
+def send_committed(session: Session, jobs: Iterable[Job], enqueuer: JobSender) -> None:
+    """Enqueue after commit (the worker's claim will find the rows), then record the sends."""
+    repository = JobRepository(session)
+    sent = []
+    for job in jobs:
+        try:
+            enqueuer.send(job.id, job.queue)
+        except Exception:
+            # The job stays queued with no enqueued_at; the reconciler sends it later.
+            log.warning(
+                "broker did not take job %s; the reconciler will resend it", job.id, exc_info=True
+            )
+            break
+        sent.append(job.id)
+    for job_id in sent:
+        repository.mark_enqueued(job_id)
+    if sent:
+        session.commit()
 
 
 def _replay(existing: Job, request_hash: str) -> Job:

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("owner_id", sa.Uuid(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=True),
         sa.Column("spec", JSON, nullable=False),
+        sa.Column("children", JSON, nullable=False),
         sa.Column("queue", sa.String(length=16), nullable=False),
         sa.Column("idempotency_key", sa.String(length=200), nullable=True),
         sa.Column("request_hash", sa.String(length=64), nullable=True),

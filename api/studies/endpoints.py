@@ -1,0 +1,145 @@
+"""HTTP routes of the studies domain: a grid of ordinary jobs and its results table (all
+scoped to the caller's owner; others' studies are 404)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from api.deps import CurrentOwner, EnqueuerDep, OwnedStudy, SessionDep, SettingsDep
+from api.errors import (
+    IdempotencyKeyReused,
+    PayloadTooLarge,
+    StudyNotCancellable,
+    StudyNotFound,
+    Unauthorized,
+    responses,
+)
+from api.studies import service
+from api.studies.schemas import StudyCreate, StudyDetail, StudyList, StudyTable
+from srcore.jobspec.study import MAX_STUDY_JOBS, table_csv
+
+router = APIRouter(prefix="/studies", tags=["studies"])
+
+MAX_PAGE_SIZE = 100  # the OpenAPI bound; Settings.max_page_size may lower it
+_VALIDATION = {
+    422: {
+        "description": "The study is invalid: `loc` names the field (`body.axes.1.path`, "
+        f"`body.rows.0`, `body.base.…`); at most {MAX_STUDY_JOBS} jobs per study, dense "
+        "references included. Nothing is stored or queued."
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=StudyDetail,
+    summary="Submit a study: a base job spec, axes and rows, expanded to child jobs",
+    responses={
+        200: {"model": StudyDetail, "description": "Idempotent replay: the study made earlier"},
+        **responses(Unauthorized, IdempotencyKeyReused, PayloadTooLarge),
+        **_VALIDATION,
+    },
+)
+def create_study(
+    body: StudyCreate,
+    response: Response,
+    session: SessionDep,
+    owner: CurrentOwner,
+    settings: SettingsDep,
+    enqueuer: EnqueuerDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Same key and body: the same study again; same key, other body: 409",
+        ),
+    ] = None,
+) -> StudyDetail:
+    study, created = service.create_study(
+        session, owner, body, idempotency_key=idempotency_key, settings=settings,
+        enqueuer=enqueuer,
+    )  # fmt: skip
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return service.study_detail(session, study)
+
+
+@router.get("", response_model=StudyList, summary="List studies", responses=responses(Unauthorized))
+def list_studies(
+    session: SessionDep,
+    owner: CurrentOwner,
+    settings: SettingsDep,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE_SIZE)] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> StudyList:
+    page_size = min(limit or settings.default_page_size, settings.max_page_size)
+    return service.list_studies(session, owner, limit=page_size, cursor=cursor)
+
+
+@router.get(
+    "/{study_id}",
+    response_model=StudyDetail,
+    summary="A study: status from its children, the children, the results table",
+    responses=responses(Unauthorized, StudyNotFound),
+)
+def get_study(study: OwnedStudy, session: SessionDep) -> StudyDetail:
+    return service.study_detail(session, study)
+
+
+@router.get(
+    "/{study_id}/table",
+    response_model=StudyTable,
+    summary="The results table: mean ± sd (n) over seeds per row, sparsity and metric",
+    responses={
+        200: {
+            "content": {"text/csv": {}},
+            "description": "JSON (`format=json`) or CSV (`format=csv`: row, role, setting, "
+            "sparsity, metric, mean, sd, n, collapsed)",
+        },
+        **responses(Unauthorized, StudyNotFound),
+    },
+)
+def study_table(
+    study: OwnedStudy,
+    session: SessionDep,
+    format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
+) -> StudyTable | Response:
+    rows = service.table_rows(session, study)
+    if format == "csv":
+        return Response(
+            table_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="study-{study.id}.csv"'},
+        )
+    return StudyTable(study_id=study.id, study=study.spec, records=service.records(rows))
+
+
+@router.get(
+    "/{study_id}/plot.png",
+    summary="The study plot: ID and OOD accuracy against sparsity, dense models dashed",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "Rendered from the table now"},
+        **responses(Unauthorized, StudyNotFound),
+    },
+)
+def study_plot(study: OwnedStudy, session: SessionDep) -> Response:
+    png = service.render_plot(service.table_rows(session, study), study.name or "")
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
+
+
+@router.post(
+    "/{study_id}/cancel",
+    response_model=StudyDetail,
+    summary="Cancel every child job not finished",
+    responses=responses(Unauthorized, StudyNotFound, StudyNotCancellable),
+)
+def cancel_study(study: OwnedStudy, session: SessionDep) -> StudyDetail:
+    service.cancel_study(session, study)
+    return service.study_detail(session, study)

@@ -1,0 +1,85 @@
+"""Request and response bodies of the studies domain."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from persistence.settings import QueueName
+from persistence.tables import JobStatus
+from srcore.jobspec.study import StudySpec
+
+StudyStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class StudyCreate(StudySpec):
+    """A study (`srcore.jobspec.study.StudySpec`: a base job spec, axes, extra rows, dense
+    references) plus the worker queue of its jobs."""
+
+    queue: QueueName | None = Field(
+        default=None, description="Worker queue of every child; default: the service's."
+    )
+
+    def study(self) -> StudySpec:
+        return StudySpec.model_validate(self.model_dump(exclude={"queue"}))
+
+
+class StudyChildPublic(BaseModel):
+    job_id: uuid.UUID
+    key: str = Field(description="Stable within the study, e.g. `debias.loss=poe`")
+    label: str = Field(description="The row label in the table")
+    role: Literal["search", "reference"]
+    setting: dict[str, Any] = Field(description="The spec paths this child sets on the base")
+    status: JobStatus
+
+
+class StudyPublic(BaseModel):
+    id: uuid.UUID
+    name: str | None
+    status: StudyStatus = Field(
+        description="From the children: queued (none started), running (some not finished), "
+        "else failed if any failed, cancelled if any was cancelled, succeeded"
+    )
+    counts: dict[JobStatus, int] = Field(description="Children per status")
+    jobs: int = Field(description="Number of child jobs")
+    queue: str
+    created_at: datetime
+
+
+class TableRecord(BaseModel):
+    """One (row, sparsity, metric) of the results table: mean ± sd over seeds with n."""
+
+    row: str
+    role: Literal["search", "reference", "magnitude"]
+    setting: str = Field(description="The row's setting as JSON text")
+    sparsity: float = Field(description="0 for a dense model")
+    metric: str = Field(
+        description="`set.metric`, e.g. `hans.non_entailed`, `mask.differ_fraction`"
+    )
+    mean: float
+    sd: float
+    n: int
+    collapsed: int = Field(description="Seeds whose model collapsed onto one class on this set")
+
+
+class StudyDetail(StudyPublic):
+    spec: dict[str, Any] = Field(description="The study with every default filled in")
+    children: list[StudyChildPublic]
+    table: list[TableRecord] = Field(
+        description="The results table from the children's selected points so far"
+    )
+
+
+class StudyList(BaseModel):
+    data: list[StudyPublic]
+    count: int = Field(description="All this key's studies, every page together")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last")
+
+
+class StudyTable(BaseModel):
+    study_id: uuid.UUID
+    study: dict[str, Any] = Field(description="The study spec")
+    records: list[TableRecord]

@@ -1,0 +1,339 @@
+"""The studies domain's logic: validate and expand a study before anything is stored, create
+its child jobs through the jobs' path in one transaction, enqueue after commit; status, table
+and plot from the children."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.errors import IdempotencyKeyReused, StudyNotCancellable
+from api.jobs.service import canonical_hash, send_committed, validate_spec
+from api.studies.schemas import (
+    StudyChildPublic,
+    StudyCreate,
+    StudyDetail,
+    StudyList,
+    StudyPublic,
+    StudyStatus,
+    TableRecord,
+)
+from persistence.broker import JobSender
+from persistence.repositories import (
+    InvalidCursor,
+    InvalidTransition,
+    JobRepository,
+    StudyRepository,
+)
+from persistence.settings import Settings
+from persistence.tables import TERMINAL_STATUSES, Job, JobStatus, Owner, Study
+from srcore.jobspec.spec import JobSpec, spec_hash
+from srcore.jobspec.study import (
+    SelectedPoint,
+    StudyChild,
+    StudyError,
+    StudySpec,
+    TableRow,
+    expand_study,
+    study_table,
+    table_records,
+)
+
+_PLOT_LOCK = threading.Lock()  # pyplot keeps global state: one rendering at a time
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def _loc(field: str) -> tuple[str | int, ...]:
+    """`axes[1].path` → ("axes", 1, "path"), as pydantic names list items."""
+    loc: list[str | int] = []
+    for part in field.split("."):
+        name, _, rest = part.partition("[")
+        if name:
+            loc.append(name)
+        while rest:
+            index, _, rest = rest.partition("]")
+            loc.append(int(index))
+            rest = rest.removeprefix("[")
+    return tuple(loc)
+
+
+def study_error(exc: StudyError) -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": ("body", *_loc(exc.field)), "msg": exc.message, "type": "study", "input": None}]
+    )
+
+
+def _origin(study: StudySpec, child: StudyChild, field: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Where in the study a child's problem at spec `field` comes from: the axis or row that
+    sets that field, else the base."""
+    dotted = ".".join(str(x) for x in field)
+    for i, axis in enumerate(study.axes):
+        if axis.path in child.setting and (dotted + ".").startswith(axis.path + "."):
+            return ("axes", i)
+    for i, row in enumerate(study.rows):
+        if child.key == f"row:{row.name}":
+            return ("rows", i)
+    for i, axis in enumerate(study.axes):
+        if axis.path in child.setting:
+            return ("axes", i)
+    return ("base", *field)
+
+
+def validate_children(study: StudySpec, children: Sequence[StudyChild], settings: Settings):
+    """Every child must pass what a job must pass (task registry, DATA_ROOTS); a 422 names the
+    axis, row or base field it comes from."""
+    try:
+        validate_spec(study.base, settings)
+    except RequestValidationError as exc:
+        raise _relocated(exc, lambda field: ("base", *field), "") from exc
+    for child in children:
+        try:
+            validate_spec(child.spec, settings)
+        except RequestValidationError as exc:
+            shown = ", ".join(f"{p}={_show(v)}" for p, v in child.setting.items()) or "the base"
+            raise _relocated(
+                exc, lambda field, c=child: _origin(study, c, field), f"the job with {shown}: "
+            ) from exc
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _relocated(exc: RequestValidationError, where, prefix: str) -> RequestValidationError:
+    errors = []
+    for error in exc.errors():
+        loc = tuple(error.get("loc", ()))
+        field = loc[1:] if loc[:1] == ("body",) else loc
+        dotted = ".".join(str(x) for x in field)
+        message = f"{prefix}{dotted + ': ' if dotted and prefix else ''}{error.get('msg', '')}"
+        errors.append({**error, "loc": ("body", *where(field)), "msg": message})
+    return RequestValidationError(errors)
+
+
+# --- creation --------------------------------------------------------------------------------
+
+
+def _child_name(study: StudySpec, child: StudyChild) -> str:
+    return f"{study.name or 'study'} · {child.label}"[:200]
+
+
+def create_study(
+    session: Session,
+    owner: Owner,
+    body: StudyCreate,
+    *,
+    idempotency_key: str | None,
+    settings: Settings,
+    enqueuer: JobSender,
+) -> tuple[Study, bool]:
+    """Validate and expand (422 before anything is stored), store the study and its jobs in
+    one transaction, commit, then enqueue. Answers the study and whether it is new."""
+    study = body.study()
+    try:
+        children = expand_study(study)
+    except StudyError as exc:
+        raise study_error(exc) from exc
+    validate_children(study, children, settings)
+    spec_json = study.model_dump(mode="json")
+    queue = body.queue or settings.default_queue
+    request_hash = canonical_hash({"study": spec_json, "queue": queue})
+    studies = StudyRepository(session)
+    if idempotency_key is not None:
+        existing = studies.get_by_idempotency_key(owner.id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, request_hash), False
+
+    jobs = JobRepository(session)
+    try:
+        row = studies.create(
+            owner_id=owner.id,
+            spec=spec_json,
+            children=[
+                {"key": c.key, "label": c.label, "role": c.role, "setting": c.setting}
+                for c in children
+            ],
+            queue=queue,
+            name=study.name,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash if idempotency_key else None,
+        )
+        created = [
+            jobs.create(
+                owner_id=owner.id,
+                spec=child.spec.model_dump(mode="json"),
+                spec_hash=spec_hash(child.spec),
+                queue=queue,
+                max_attempts=settings.job_max_attempts,
+                name=_child_name(study, child),
+                study_id=row.id,
+                study_key=child.key,
+            )
+            for child in children
+        ]
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        if idempotency_key is None:
+            raise
+        existing = studies.get_by_idempotency_key(owner.id, idempotency_key)
+        if existing is None:
+            raise
+        return _replay(existing, request_hash), False
+    send_committed(session, created, enqueuer)
+    return row, True
+
+
+def _replay(existing: Study, request_hash: str) -> Study:
+    if existing.request_hash != request_hash:
+        raise IdempotencyKeyReused()
+    return existing
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+def study_status(counts: dict[JobStatus, int]) -> StudyStatus:
+    total = sum(counts.values())
+    finished = sum(counts[s] for s in TERMINAL_STATUSES)
+    if total == 0 or counts[JobStatus.queued] == total:
+        return "queued"
+    if finished < total:
+        return "running"
+    if counts[JobStatus.failed]:
+        return "failed"
+    if counts[JobStatus.cancelled]:
+        return "cancelled"
+    return "succeeded"
+
+
+def _public(study: Study, counts: dict[JobStatus, int]) -> dict[str, Any]:
+    return {
+        "id": study.id,
+        "name": study.name,
+        "status": study_status(counts),
+        "counts": counts,
+        "jobs": sum(counts.values()),
+        "queue": study.queue,
+        "created_at": study.created_at,
+    }
+
+
+def list_studies(session: Session, owner: Owner, *, limit: int, cursor: str | None) -> StudyList:
+    studies = StudyRepository(session)
+    try:
+        page = studies.list(owner.id, limit=limit, cursor=cursor)
+    except InvalidCursor as exc:
+        raise RequestValidationError(
+            [{"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error", "input": cursor}]
+        ) from exc
+    counts = studies.status_counts(s.id for s in page.items)
+    return StudyList(
+        data=[StudyPublic.model_validate(_public(s, counts[s.id])) for s in page.items],
+        count=studies.count(owner.id),
+        next_cursor=page.next_cursor,
+    )
+
+
+def _table_children(study: Study) -> list[StudyChild]:
+    # The table reads key, label, role and setting only; the child's spec is not needed, so a
+    # later srcore never has to re-validate it.
+    return [
+        StudyChild(c["key"], c["label"], c["role"], dict(c["setting"]), JobSpec.model_construct())
+        for c in study.children
+    ]
+
+
+def _eval_sets(payload: dict[str, Any]) -> dict[str, Any]:
+    """The evaluated sets of a metric payload (the trainer's extras and `movement` left out)."""
+    return {
+        name: value
+        for name, value in payload.items()
+        if isinstance(value, dict)
+        and name != "movement"
+        and any(isinstance(value.get(k), int | float) for k in ("accuracy", "f1"))
+    }
+
+
+def table_rows(session: Session, study: Study) -> list[TableRow]:
+    """The results table from the children's selected points recorded in the database."""
+    points = []
+    for key, metric in StudyRepository(session).selected_points(study.id):
+        dense = metric.stage == "dense"
+        points.append(
+            SelectedPoint(
+                child=key,
+                kind="dense" if dense else "subnetwork",
+                seed=int(metric.seed or 0),
+                sparsity=0.0 if dense else float(metric.sparsity or 0.0),
+                metrics=_eval_sets(metric.payload),
+                movement=metric.payload.get("movement"),
+            )
+        )
+    return study_table(_table_children(study), points)
+
+
+def records(rows: Sequence[TableRow]) -> list[TableRecord]:
+    return [TableRecord.model_validate(r) for r in table_records(rows)]
+
+
+def study_detail(session: Session, study: Study) -> StudyDetail:
+    jobs = {job.study_key: job for job in StudyRepository(session).children(study.id)}
+    counts = dict.fromkeys(JobStatus, 0)
+    children = []
+    for child in study.children:
+        job = jobs.get(child["key"])
+        if job is None:
+            continue
+        counts[job.job_status] += 1
+        children.append(StudyChildPublic.model_validate({**child, "job_id": job.id,
+                                                         "status": job.status}))  # fmt: skip
+    return StudyDetail.model_validate(
+        {
+            **_public(study, counts),
+            "spec": study.spec,
+            "children": children,
+            "table": records(table_rows(session, study)),
+        }
+    )
+
+
+def render_plot(rows: Sequence[TableRow], title: str) -> bytes:
+    from srcore.jobspec.study_plot import plot_study
+
+    with _PLOT_LOCK, tempfile.TemporaryDirectory(prefix="srnet-plot-") as folder:
+        path = plot_study(rows, Path(folder) / "plot.png", title=title)
+        return path.read_bytes()
+
+
+def cancel_study(session: Session, study: Study) -> int:
+    """Cancel every child not finished; answers how many. 409 when all had finished."""
+    repository = JobRepository(session)
+    cancelled = 0
+    for job in StudyRepository(session).children(study.id):
+        if job.job_status in TERMINAL_STATUSES:
+            continue
+        try:
+            repository.request_cancel(job.id)
+            cancelled += 1
+        except InvalidTransition:
+            continue  # it finished in between
+    if not cancelled:
+        session.rollback()
+        raise StudyNotCancellable()
+    session.commit()
+    return cancelled
+
+
+def child_jobs(session: Session, study: Study) -> list[Job]:
+    return StudyRepository(session).children(study.id)
