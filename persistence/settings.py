@@ -56,10 +56,30 @@ def env(name: str, *, deprecated: str | None = None) -> AliasChoices:
     return AliasChoices(ENV_PREFIX + name, old)
 
 
+def default_home() -> Path:
+    """Where the service keeps its files when SRNET_HOME is unset: per user, the same from any
+    folder ($XDG_DATA_HOME/srnet, else ~/.local/share/srnet)."""
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "srnet"
+
+
 class _SrnetSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_ignore_empty=True, extra="ignore", populate_by_name=True
     )
+
+    # Every file the defaults write lies under it: srnet.db, broker.db, artifacts/, work/,
+    # api-key. Serve, worker, reconcile, keys and migrate of one user find the same service
+    # whatever the current folder (a relative SRNET_HOME is relative to it).
+    # (The field is not called `home`: the variable HOME would be read for it.)
+    srnet_home: Path = Field(
+        default_factory=default_home, validation_alias=env("HOME", deprecated="")
+    )
+
+    @property
+    def home(self) -> Path:
+        return self.srnet_home
 
     @model_validator(mode="before")
     @classmethod
@@ -77,16 +97,14 @@ class SharedSettings(_SrnetSettings):
     environment: Environment = Field(default="development", validation_alias=env("ENVIRONMENT"))
 
     # --- database and broker -------------------------------------------------------------
-    database_url: str = Field(
-        default="sqlite:///./var/srnet.db", validation_alias=env("DATABASE_URL")
-    )
+    # "" (unset): SQLite in SRNET_HOME/srnet.db
+    database_url: str = Field(default="", validation_alias=env("DATABASE_URL"))
     database_echo: bool = Field(default=False, validation_alias=env("DATABASE_ECHO"))
     sqlite_busy_timeout_ms: int = Field(
         default=15_000, ge=0, validation_alias=env("SQLITE_BUSY_TIMEOUT_MS")
     )
-    broker_url: str = Field(
-        default="sqla+sqlite:///./var/broker.db", validation_alias=env("BROKER_URL")
-    )
+    # "" (unset): kombu's SQLAlchemy transport on SRNET_HOME/broker.db
+    broker_url: str = Field(default="", validation_alias=env("BROKER_URL"))
     # Redis only: every key the broker writes starts with this (several deployments or test
     # runs can share one Redis).
     broker_key_prefix: str = Field(default="", validation_alias=env("BROKER_KEY_PREFIX"))
@@ -103,9 +121,9 @@ class SharedSettings(_SrnetSettings):
 
     # --- artifacts -----------------------------------------------------------------------
     artifact_store: str = Field(
-        default="file://./var/artifacts",
+        default="",
         validation_alias=env("ARTIFACT_STORE"),
-        description="file://<folder> or s3://<bucket>[/<prefix>]",
+        description="file://<folder> or s3://<bucket>[/<prefix>]; unset: SRNET_HOME/artifacts",
     )
     # MinIO, Ceph, R2...; None: AWS
     s3_endpoint_url: str | None = Field(default=None, validation_alias=env("S3_ENDPOINT_URL"))
@@ -141,29 +159,46 @@ class SharedSettings(_SrnetSettings):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
 
-    @field_validator("artifact_store")
-    @classmethod
-    def _known_store(cls, value: str) -> str:
-        scheme = urlsplit(value).scheme
-        if scheme not in ("file", "s3"):
-            raise ValueError("artifact_store must be file://<folder> or s3://<bucket>[/<prefix>]")
-        if scheme == "s3" and not urlsplit(value).netloc:
-            raise ValueError("artifact_store s3:// needs a bucket: s3://<bucket>[/<prefix>]")
-        return value
+    @model_validator(mode="after")
+    def _fill_from_home(self) -> SharedSettings:
+        """Unset locations default to files under SRNET_HOME (runs before the checks below)."""
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'srnet.db'}"
+        if not self.broker_url:
+            self.broker_url = f"sqla+sqlite:///{self.home / 'broker.db'}"
+        if not self.artifact_store:
+            folder = (self.home / "artifacts").as_posix()
+            self.artifact_store = f"file://{folder if folder.startswith('/') else './' + folder}"
+        _check_store(self.artifact_store)
+        return self
+
+    def locations(self) -> str:
+        """What a command prints so its user knows which service it talks to."""
+        return f"database {_without_password(self.database_url)}; artifacts {self.artifact_store}"
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file of a SQLite URL (None for other databases or in memory)."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split(":///", 1)[1] if ":///" in self.database_url else ""
+        return Path(path) if path and path != ":memory:" else None
 
     def _unsafe_values(self) -> list[str]:
         """What must not reach staging or production (a section adds its own)."""
         problems: list[str] = []
         if self.environment in ("staging", "production"):
-            if self.is_sqlite and self.database_url.startswith("sqlite:///./"):
+            sqlite = self.sqlite_path
+            if sqlite is not None and not sqlite.is_absolute():
                 problems.append(
-                    "SRNET_DATABASE_URL is the development default (a SQLite file relative to "
-                    "the working directory); set it explicitly"
+                    "SRNET_DATABASE_URL is a SQLite file relative to the working directory "
+                    "(a relative SRNET_HOME or URL); give an absolute one"
                 )
-            if self.artifact_store.startswith("file://./"):
+            store = self.artifact_store
+            if store.startswith("file://") and not store.startswith("file:///"):
                 problems.append(
-                    "SRNET_ARTIFACT_STORE is the development default (a folder relative to the "
-                    "working directory); set it explicitly"
+                    "SRNET_ARTIFACT_STORE is a folder relative to the working directory "
+                    "(a relative SRNET_HOME or URL); give an absolute one"
                 )
         return problems
 
@@ -198,6 +233,22 @@ class SharedSettings(_SrnetSettings):
         if self.broker_key_prefix:
             options["global_keyprefix"] = self.broker_key_prefix
         return options
+
+
+def _check_store(value: str) -> None:
+    scheme = urlsplit(value).scheme
+    if scheme not in ("file", "s3"):
+        raise ValueError("artifact_store must be file://<folder> or s3://<bucket>[/<prefix>]")
+    if scheme == "s3" and not urlsplit(value).netloc:
+        raise ValueError("artifact_store s3:// needs a bucket: s3://<bucket>[/<prefix>]")
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 class Settings(SharedSettings):
@@ -251,7 +302,8 @@ class WorkerSettings(_SrnetSettings):
 
     # Per-job folders live under WORK_DIR/jobs/<job id>: a retry on the same host (or on any
     # host when WORK_DIR is a shared volume) resumes from the checkpoints found there.
-    work_dir: Path = Field(default=Path("./var/work"), validation_alias=env("WORK_DIR"))
+    # None (unset): SRNET_HOME/work
+    work_dir: Path | None = Field(default=None, validation_alias=env("WORK_DIR"))
     # Bias models and dense fine-tunes shared by every job of the host (WORK_DIR/cache when
     # unset): two jobs with the same model, data and dense settings fine-tune once — a sweep
     # over sparsities or losses reuses one dense model. The worker never cleans it (a BERT-base
@@ -292,9 +344,20 @@ class WorkerSettings(_SrnetSettings):
         default=120.0, ge=0, validation_alias=env("RECONCILE_RESEND_AFTER_S")
     )
 
+    @model_validator(mode="after")
+    def _work_dir_in_home(self) -> WorkerSettings:
+        if self.work_dir is None:
+            self.work_dir = self.home / "work"
+        return self
+
+    @property
+    def work(self) -> Path:
+        """The work folder (SRNET_WORK_DIR, else SRNET_HOME/work)."""
+        return self.work_dir if self.work_dir is not None else self.home / "work"
+
     @property
     def stage_cache(self) -> Path:
-        return self.stage_cache_dir or self.work_dir / "cache"
+        return self.stage_cache_dir or self.work / "cache"
 
     @field_validator("queues", mode="before")
     @classmethod

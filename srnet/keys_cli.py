@@ -1,5 +1,6 @@
-"""`srnet keys create | list | revoke`: API keys from a terminal (migrates the database first,
-so a key can be made before the service ever started).
+"""`srnet keys create | list | revoke`: API keys from a terminal, in the database the service
+uses (SRNET_HOME, SRNET_DATABASE_URL; printed on stderr). A SQLite database that does not
+exist yet is refused, never created: a key there would not open the running service.
 
 The key itself is printed once on stdout (scripts capture it); everything else goes to stderr.
 """
@@ -29,7 +30,19 @@ def cmd_keys(args: argparse.Namespace) -> int:
     from persistence.db import Database, upgrade_database
     from persistence.settings import SharedSettings
 
-    url = args.database_url or SharedSettings().database_url
+    settings = SharedSettings()
+    if args.database_url:
+        settings = settings.model_copy(update={"database_url": args.database_url})
+    url = settings.database_url
+    print(f"srnet keys: {settings.locations()}", file=sys.stderr)
+    # A key in a database no service reads is useless: never create one (e.g. run from
+    # another folder, or before the service first started).
+    sqlite = settings.sqlite_path
+    if sqlite is not None and not sqlite.exists():
+        print(f"srnet keys: no database at {sqlite}: start the service first (srnet serve or "
+              "srnet migrate), or point SRNET_HOME / SRNET_DATABASE_URL at its database",
+              file=sys.stderr)  # fmt: skip
+        return 2
     upgrade_database(url)
     database = Database(url)
     try:

@@ -3,8 +3,10 @@
 Migrates the database, makes sure an API key exists (prints a new one once), then runs the API
 (uvicorn), one Celery worker process and the reconciler (a thread here) until Ctrl-C or SIGTERM,
 and stops them all: the worker's running job checkpoints and goes back to the queue, so the next
-`srnet serve` resumes it. Defaults need no service at all: SQLite (./var/srnet.db), kombu's
-SQLAlchemy transport on SQLite as the broker (./var/broker.db), artifacts in ./var/artifacts.
+`srnet serve` resumes it. Defaults need no service at all, every file under SRNET_HOME
+(default ~/.local/share/srnet): SQLite (srnet.db), kombu's SQLAlchemy transport on SQLite as the
+broker (broker.db), artifacts/ and work/. A key made at first start is written to
+SRNET_HOME/api-key, readable by its owner only (0600), never to the log.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -50,6 +53,24 @@ def bootstrap_api_key(settings: Settings, database: Database) -> str | None:
         created = create_api_key(session, owner_name, name="bootstrap")
         session.commit()
         return created.key
+
+
+def write_key_file(path: Path, key: str) -> Path:
+    """The key in a file only its owner can read (0600), replacing an older one atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        os.write(fd, (key + "\n").encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return path
+
+
+def key_file(settings: Settings) -> Path:
+    return settings.home / "api-key"
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -211,12 +232,14 @@ def run_serve(
         logging.getLogger(chatty).setLevel(logging.WARNING)
     settings = Settings()
     worker_settings = WorkerSettings()
+    print(f"srnet serve: {settings.locations()}; work {worker_settings.work}", flush=True)
     upgrade_database(settings.database_url)
     database = Database.from_settings(settings)
     try:
         new_key = bootstrap_api_key(settings, database)
     finally:
         database.dispose()
+    new_key_file = write_key_file(key_file(settings), new_key) if new_key is not None else None
 
     service = EmbeddedService(
         settings, worker_settings, host=host, port=port, with_worker=with_worker,
@@ -240,7 +263,7 @@ def run_serve(
                 return 0
             print("srnet serve: the API did not come up; see the log above", file=sys.stderr)
             return 1
-        _announce(service, settings, new_key)
+        _announce(service, settings, new_key_file)
         return service.wait()
     finally:
         service.stop()
@@ -249,13 +272,14 @@ def run_serve(
         print("srnet serve: stopped", flush=True)
 
 
-def _announce(service: EmbeddedService, settings: Settings, new_key: str | None) -> None:
-    lines = [f"SRNet is serving on {service.url}  (docs: {service.url}/docs)"]
-    if new_key is not None:
+def _announce(service: EmbeddedService, settings: Settings, new_key_file: Path | None) -> None:
+    lines = [f"SRNet is serving on {service.url}  (docs: {service.url}/docs)",
+             f"Using {settings.locations()}"]  # fmt: skip
+    if new_key_file is not None:
         lines += [
-            f"API key for owner '{settings.bootstrap_owner}' (shown once, stored hashed):",
-            f"    {new_key}",
-            f"Use it as:  curl -H 'Authorization: Bearer {new_key}' {service.url}/jobs",
+            f"A new API key for owner '{settings.bootstrap_owner}' is in {new_key_file} "
+            "(readable by you only; stored hashed in the database).",
+            f"Use it as:  export SRNET_API_KEY=$(cat {new_key_file})",
         ]
     elif settings.bootstrap_api_key is not None:
         lines.append(f"API key: SRNET_BOOTSTRAP_API_KEY (owner '{settings.bootstrap_owner}')")

@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run the API, one worker and the reconciler on this machine",
         description="Migrate the database, make sure an API key exists (a new one is printed "
         "once), then run the API, one Celery worker and the reconciler until Ctrl-C. "
-        "Configuration from the environment (SRNET_DATABASE_URL, SRNET_BROKER_URL, "
-        "SRNET_ARTIFACT_STORE, SRNET_WORK_DIR, ...); the defaults need no service at all.",
+        "Configuration from the environment (SRNET_HOME, default ~/.local/share/srnet, holds "
+        "every file of the defaults; SRNET_DATABASE_URL, SRNET_BROKER_URL, SRNET_ARTIFACT_STORE, "
+        "SRNET_WORK_DIR override parts); the defaults need no service at all.",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -93,7 +94,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.concurrency:
         overrides["concurrency"] = args.concurrency
     worker_settings = WorkerSettings(**overrides)
-    app = make_celery_app(Settings(), worker_settings)
+    settings = Settings()
+    print(f"srnet worker: {settings.locations()}; work {worker_settings.work}", file=sys.stderr)
+    app = make_celery_app(settings, worker_settings)
     argv = worker_argv(worker_settings, loglevel=args.loglevel, hostname=args.hostname)
     app.worker_main(argv[2:])  # drop "-A worker.celery_app": the app is this one
     return 0
@@ -110,6 +113,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     settings, worker_settings = Settings(), WorkerSettings()
+    print(f"srnet reconcile: {settings.locations()}", file=sys.stderr)
     database = Database.from_settings(settings)
     reconciler = Reconciler(
         database,
@@ -144,6 +148,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from persistence.settings import Settings
 
     settings = Settings()
+    print(f"srnet migrate: {settings.locations()}", file=sys.stderr)
     deadline = time.monotonic() + args.wait
     database = Database.from_settings(settings)
     try:

@@ -63,6 +63,7 @@ def served(tmp_path: Path):
            and not k.startswith(("SRNET_", "WORKER_", "BROKER_"))}  # fmt: skip
     env.update(TEST_WORKER_ENV)
     env["SRNET_BOOTSTRAP_API_KEY"] = key
+    env["SRNET_HOME"] = str(home / "srnet-home")  # every default file lands under it
     env["SRNET_DATA_ROOTS"] = json.dumps([str(tmp_path)])  # the tiny model's folder may be named
     port = free_port()
     log_path = tmp_path / "serve.log"
@@ -143,8 +144,9 @@ def test_submit_poll_download_load_and_stop(served, tmp_path):
     assert zeros / total == pytest.approx(checkpoint["sparsity"], abs=1e-3)
     assert id2label == {str(i): label for i, label in enumerate(MNLI_LABELS)}
 
-    # The embedded defaults were used: everything lives under ./var of the folder it ran in.
-    var = home / "var"
+    # The embedded defaults were used: everything lives under SRNET_HOME, and serve said so.
+    var = home / "srnet-home"
+    assert f"database sqlite:///{var / 'srnet.db'}" in log_path.read_text()
     assert (var / "srnet.db").is_file() and (var / "broker.db").is_file()
     assert any((var / "artifacts").rglob("*.tar"))
 

@@ -1,7 +1,9 @@
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
-from persistence.settings import Settings
+from persistence.settings import Settings, WorkerSettings
 
 STRONG = "k" * 40
 
@@ -10,16 +12,44 @@ def make(**kw) -> Settings:
     return Settings(_env_file=None, **kw)
 
 
-def test_defaults_need_no_service(monkeypatch):
-    for name in ("DATABASE_URL", "BROKER_URL", "ARTIFACT_STORE", "ENVIRONMENT"):
+def _clean(monkeypatch):
+    for name in ("DATABASE_URL", "BROKER_URL", "ARTIFACT_STORE", "ENVIRONMENT", "WORK_DIR"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(f"SRNET_{name}", raising=False)
+    monkeypatch.delenv("SRNET_HOME", raising=False)
+
+
+def test_defaults_need_no_service_and_live_in_one_per_user_home(monkeypatch, tmp_path):
+    _clean(monkeypatch)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / ".local" / "share" / "srnet"  # whatever the current folder
     settings = make()
-    assert settings.database_url == "sqlite:///./var/srnet.db"
-    assert settings.broker_url == "sqla+sqlite:///./var/broker.db"
-    assert settings.artifact_store == "file://./var/artifacts"
+    assert settings.home == home
+    assert settings.database_url == f"sqlite:///{home}/srnet.db"
+    assert settings.broker_url == f"sqla+sqlite:///{home}/broker.db"
+    assert settings.artifact_store == f"file://{home}/artifacts"
+    assert WorkerSettings(_env_file=None).work_dir == home / "work"
     assert settings.is_sqlite and not settings.broker_is_redis
     assert settings.broker_transport_options() == {}
+    assert settings.locations() == f"database sqlite:///{home}/srnet.db; artifacts file://{home}/artifacts"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert make().home == tmp_path / "xdg" / "srnet"
+
+
+def test_srnet_home_moves_every_default_and_explicit_settings_win(monkeypatch, tmp_path):
+    _clean(monkeypatch)
+    monkeypatch.setenv("SRNET_HOME", "var")  # the quick start's choice
+    settings = make()
+    assert settings.database_url == "sqlite:///var/srnet.db"
+    assert settings.broker_url == "sqla+sqlite:///var/broker.db"
+    assert settings.artifact_store == "file://./var/artifacts"
+    assert WorkerSettings(_env_file=None).work_dir == Path("var/work")
+    monkeypatch.setenv("SRNET_DATABASE_URL", "postgresql://u:pw@db/srnet")
+    settings = make()
+    assert settings.database_url == "postgresql+psycopg://u:pw@db/srnet"
+    assert "pw" not in settings.locations() and "u:***@db" in settings.locations()
 
 
 def test_environment_variables_are_read(monkeypatch):
@@ -45,7 +75,8 @@ def test_weak_bootstrap_key_refused_outside_development(key):
         assert make(environment="development", bootstrap_api_key=key).bootstrap_api_key
 
 
-def test_production_refuses_the_relative_development_defaults():
+def test_production_refuses_relative_locations(monkeypatch):
+    monkeypatch.setenv("SRNET_HOME", "var")
     with pytest.raises(ValidationError) as info:
         make(environment="production")
     text = str(info.value)

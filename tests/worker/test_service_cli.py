@@ -53,8 +53,34 @@ def test_keys_create_list_and_revoke(service_env, capsys):
         database.dispose()
 
 
+def test_keys_refuse_a_database_that_does_not_exist(monkeypatch, tmp_path, capsys):
+    """`cd elsewhere && srnet keys create` must not make a new empty database."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("DATABASE_URL", "SRNET_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SRNET_HOME", str(tmp_path / "nowhere"))
+    assert main(["keys", "create", "--owner", "lab-x"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and f"no database at {tmp_path / 'nowhere' / 'srnet.db'}" in err
+    assert f"database sqlite:///{tmp_path / 'nowhere' / 'srnet.db'}" in err  # where it looked
+    assert not (tmp_path / "nowhere").exists() and not list(tmp_path.iterdir())
+
+
+def test_serve_writes_a_new_key_to_a_file_only_its_owner_reads(tmp_path):
+    from srnet.serve import write_key_file
+
+    path = write_key_file(tmp_path / "home" / "api-key", "srn_first")
+    assert path.read_text() == "srn_first\n" and (path.stat().st_mode & 0o777) == 0o600
+    path.chmod(0o644)
+    write_key_file(path, "srn_second")
+    assert path.read_text() == "srn_second\n" and (path.stat().st_mode & 0o777) == 0o600
+
+
 def test_command_line_prints_the_key_once(tmp_path):
     url = f"sqlite:///{tmp_path / 'keys.db'}"
+    from persistence.db import upgrade_database
+
+    upgrade_database(url)  # the service made it (srnet serve / srnet migrate)
     result = subprocess.run(
         [sys.executable, "-m", "srnet", "keys", "create", "--owner", "nlp-lab"],
         cwd=ROOT, env={**os.environ, "SRNET_DATABASE_URL": url},
