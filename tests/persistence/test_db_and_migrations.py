@@ -45,12 +45,20 @@ def test_alembic_command_line_from_the_repository_root(tmp_path):
     env = {**os.environ, "DATABASE_URL": url}
     result = subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     current = subprocess.run(
         [sys.executable, "-m", "alembic", "current"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert "0002 (head)" in current.stdout
 
@@ -65,5 +73,45 @@ def test_sqlite_pragmas_and_missing_folder(tmp_path):
             assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
             assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 1234
         database.ping()
+    finally:
+        database.dispose()
+
+
+def test_0002_adds_studies_and_keeps_existing_jobs(tmp_path):
+    """A database with jobs from before studies upgrades in place: the jobs stay, as plain
+    jobs (no study), and can then be children of none."""
+    from alembic import command
+
+    from persistence.db import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    config = alembic_config(url)
+    command.upgrade(config, "0001")
+    database = Database(url)
+    try:
+        with database.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO owners (id, name, created_at) VALUES "
+                    "('00000000000000000000000000000001', 'lab', '2026-01-01')"
+                )
+            )
+            connection.execute(text(
+                "INSERT INTO jobs (id, owner_id, queue, spec, spec_hash, status, progress_step,"
+                " attempt, max_attempts, cancel_requested, created_at, updated_at) VALUES "
+                "('00000000000000000000000000000002', '00000000000000000000000000000001', 'gpu',"
+                " '{}', 'h', 'queued', 0, 0, 3, 0, '2026-01-01', '2026-01-01')"))  # fmt: skip
+        command.upgrade(config, "head")
+        columns = {c["name"] for c in inspect(database.engine).get_columns("jobs")}
+        assert {"study_id", "study_key"} <= columns
+        assert "ix_jobs_study_id" in {
+            i["name"] for i in inspect(database.engine).get_indexes("jobs")
+        }
+        with database.engine.connect() as connection:
+            rows = connection.execute(text("SELECT spec_hash, study_id FROM jobs")).all()
+        assert rows == [("h", None)]
+        command.downgrade(config, "0001")
+        assert "studies" not in inspect(database.engine).get_table_names()
+        assert "study_id" not in {c["name"] for c in inspect(database.engine).get_columns("jobs")}
     finally:
         database.dispose()
