@@ -8,6 +8,8 @@
         for row in client.metrics(job.id).selected:
             print(row.sparsity, row.eval_sets())
         client.download(job.id, what="checkpoint", out_dir="out", extract=True)
+        study = client.submit_study("examples/studies/mnli-hans.json")
+        records = client.study_table(study.id)       # mean ± sd (n) per row, sparsity, metric
 
 It imports neither torch nor the service's own modules: a notebook with httpx is enough.
 Errors are typed: `Unauthorized`, `NotFound`, `ValidationFailed` (with the fields), `Conflict`,
@@ -359,6 +361,74 @@ class Download:
 # --- server-sent events ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class StudyChild:
+    """One job of a study: its key and row label, its role and status."""
+
+    job_id: str
+    key: str
+    label: str
+    role: str  # "search" or "reference" (a dense model of one loss)
+    setting: dict[str, Any]
+    status: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StudyChild:
+        return cls(
+            job_id=str(data["job_id"]),
+            key=str(data["key"]),
+            label=str(data["label"]),
+            role=str(data["role"]),
+            setting=dict(data.get("setting") or {}),
+            status=str(data["status"]),
+        )
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study: status from its children (queued, running, succeeded, failed, cancelled),
+    counts per job status; single-study answers add the spec, children and table records."""
+
+    id: str
+    name: str | None
+    status: str
+    counts: dict[str, int]
+    jobs: int
+    queue: str
+    created_at: datetime | None
+    spec: dict[str, Any] | None = None
+    children: list[StudyChild] = field(default_factory=list)
+    table: list[dict[str, Any]] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Study:
+        return cls(
+            id=str(data["id"]),
+            name=data.get("name"),
+            status=str(data["status"]),
+            counts={str(k): int(v) for k, v in (data.get("counts") or {}).items()},
+            jobs=int(data.get("jobs") or 0),
+            queue=str(data.get("queue", "")),
+            created_at=_time(data.get("created_at")),
+            spec=data.get("spec"),
+            children=[StudyChild.from_json(c) for c in data.get("children") or []],
+            table=[dict(r) for r in data.get("table") or []],
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class StudyPage:
+    studies: list[Study]
+    count: int
+    next_cursor: str | None
+
+
 class SSEParser:
     """Turns the lines of a text/event-stream into messages (the WHATWG rules we need: `event`,
     `data` (joined by newlines), `id`, `retry`, comments)."""
@@ -606,6 +676,66 @@ class SRNetClient:
     def artifacts(self, job_id: str) -> builtins.list[Artifact]:
         data = self._request("GET", self._job_path(job_id) + "/artifacts").json()
         return [Artifact.from_json(a) for a in data["data"]]
+
+    # --- studies -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _study_path(study_id: str) -> str:
+        text = str(study_id).strip()
+        if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", text):
+            raise NotFound(404, f"not a study id: {text[:80]!r}", "study_not_found")
+        return f"/studies/{text}"
+
+    def submit_study(
+        self,
+        study: Mapping[str, Any] | str | os.PathLike[str] | Any,
+        *,
+        idempotency_key: str | None = None,
+        queue: Literal["gpu", "cpu"] | None = None,
+    ) -> Study:
+        """Submit a study (a dict, a path to a study JSON file, or a pydantic StudySpec): the
+        service expands it into child jobs. An invalid axis, row or grid size raises
+        ValidationFailed naming it (`axes.1.path`); nothing is queued then."""
+        body = self._spec_body(study)
+        if queue is not None:
+            body["queue"] = queue
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return Study.from_json(self._request("POST", "/studies", json=body, headers=headers).json())
+
+    def list_studies(self, *, limit: int | None = None, cursor: str | None = None) -> StudyPage:
+        """One page of this key's studies, newest first."""
+        params: dict[str, str | int] = {}
+        if limit is not None:
+            params["limit"] = limit
+        if cursor is not None:
+            params["cursor"] = cursor
+        data = self._request("GET", "/studies", params=params).json()
+        return StudyPage(
+            studies=[Study.from_json(s) for s in data["data"]],
+            count=int(data["count"]),
+            next_cursor=data.get("next_cursor"),
+        )
+
+    def get_study(self, study_id: str) -> Study:
+        return Study.from_json(self._request("GET", self._study_path(study_id)).json())
+
+    def study_table(self, study_id: str) -> builtins.list[dict[str, Any]]:
+        """The results table's records: {row, role, setting, sparsity, metric, mean, sd, n,
+        collapsed}, one per row, sparsity (0: dense) and metric."""
+        path = self._study_path(study_id) + "/table"
+        return list(self._request("GET", path, params={"format": "json"}).json()["records"])
+
+    def study_table_csv(self, study_id: str) -> str:
+        path = self._study_path(study_id) + "/table"
+        return self._request("GET", path, params={"format": "csv"}).text
+
+    def study_plot(self, study_id: str) -> bytes:
+        """The study plot as PNG bytes (rendered by the service from the table now)."""
+        return self._request("GET", self._study_path(study_id) + "/plot.png").content
+
+    def cancel_study(self, study_id: str) -> Study:
+        """Cancel every child job not finished. Conflict when all had finished."""
+        return Study.from_json(self._request("POST", self._study_path(study_id) + "/cancel").json())
 
     # --- live ----------------------------------------------------------------------------------
 

@@ -1,4 +1,9 @@
-"""`srnet study`: run a study on this machine (`study run`)."""
+"""`srnet study`: run a study on this machine (`study run`), or on the service (`study submit |
+list | status | table | cancel`, through srnet.client; URL and key as for `srnet submit`).
+
+Exit codes as every `srnet` command: 0 ok, 1 the service refused the operation, 2 bad input
+(invalid study, unknown study, missing or wrong API key), 3 cancelled or interrupted,
+4 service unreachable."""
 
 from __future__ import annotations
 
@@ -56,6 +61,119 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- on the service ------------------------------------------------------------------------
+
+
+def _service(command):
+    """The client commands' error handling (messages and exit codes), imported on use."""
+
+    def run(args: argparse.Namespace) -> int:
+        from srnet.client_cli import _guarded
+
+        return _guarded(command)(args)
+
+    return run
+
+
+def _connect(args: argparse.Namespace):
+    from srnet.client_cli import _client
+
+    return _client(args)
+
+
+def _children_table(study) -> str:
+    from srnet.client_cli import _clip, _table
+
+    rows = [[c.job_id, _clip(c.label, 40), c.role, c.status] for c in study.children]
+    return _table(["JOB", "ROW", "ROLE", "STATUS"], rows)
+
+
+def _counts(study) -> str:
+    return ", ".join(f"{n} {status}" for status, n in study.counts.items() if n) or "no jobs"
+
+
+@_service
+def cmd_study_submit(args: argparse.Namespace) -> int:
+    with _connect(args) as client:
+        study = client.submit_study(
+            args.study, idempotency_key=args.idempotency_key, queue=args.queue
+        )
+    if args.json:
+        print(json.dumps(study.raw, indent=1))
+        return EXIT_OK
+    print(study.id)  # alone on the first line: ID=$(srnet study submit s.json | head -1)
+    print(f"submitted {study.name or 'study'}: {study.jobs} jobs ({_counts(study)})")
+    print(_children_table(study))
+    return EXIT_OK
+
+
+@_service
+def cmd_study_list(args: argparse.Namespace) -> int:
+    from srnet.client_cli import _clip, _table
+
+    with _connect(args) as client:
+        page = client.list_studies(limit=max(1, min(args.limit, 100)))
+    if args.json:
+        for study in page.studies:
+            print(json.dumps(study.raw))
+        return EXIT_OK
+    rows = [
+        [
+            s.id,
+            _clip(s.name or "", 32),
+            s.status,
+            f"{s.jobs - s.counts.get('queued', 0) - s.counts.get('running', 0)}/{s.jobs}",
+            s.created_at.strftime("%Y-%m-%d %H:%M") if s.created_at else "",
+        ]
+        for s in page.studies
+    ]
+    print(_table(["ID", "NAME", "STATUS", "DONE", "CREATED (UTC)"], rows))
+    if page.count > len(page.studies):
+        print(f"({len(page.studies)} of {page.count}; --limit for more)", file=sys.stderr)
+    return EXIT_OK
+
+
+@_service
+def cmd_study_status(args: argparse.Namespace) -> int:
+    with _connect(args) as client:
+        study = client.get_study(args.study_id)
+    if args.json:
+        print(json.dumps(study.raw, indent=1))
+        return EXIT_OK
+    print(f"id      {study.id}\nname    {study.name or ''}\nstatus  {study.status}")
+    print(f"jobs    {study.jobs} ({_counts(study)})\n")
+    print(_children_table(study))
+    return EXIT_OK
+
+
+@_service
+def cmd_study_table(args: argparse.Namespace) -> int:
+    with _connect(args) as client:
+        if args.csv:
+            sys.stdout.write(client.study_table_csv(args.study_id))
+            return EXIT_OK
+        records = client.study_table(args.study_id)
+    if args.json:
+        print(json.dumps(records, indent=1))
+        return EXIT_OK
+    if not records:
+        print("no results yet: rows appear as the study's jobs select their points",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_OK
+    from srcore.jobspec.study_format import markdown_table
+
+    print(markdown_table(records))
+    return EXIT_OK
+
+
+@_service
+def cmd_study_cancel(args: argparse.Namespace) -> int:
+    with _connect(args) as client:
+        study = client.cancel_study(args.study_id)
+    print(f"{study.id} {study.status} ({_counts(study)})")
+    return EXIT_OK
+
+
 def register(sub) -> argparse.ArgumentParser:
     study = sub.add_parser("study", help="studies: a grid of jobs and one results table")
     commands = study.add_subparsers(dest="study_command", required=True)
@@ -63,4 +181,37 @@ def register(sub) -> argparse.ArgumentParser:
     run.add_argument("study", help="study JSON file (base spec, axes, rows)")
     run.add_argument("--out", required=True, help="output folder (resumes if it exists)")
     run.set_defaults(func=cmd_study_run)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=None, help="service URL (default: $SRNET_URL)")
+    common.add_argument("--key", help="API key (default: $SRNET_API_KEY)")
+    common.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+
+    p = commands.add_parser("submit", parents=[common], help="submit a study to the service")
+    p.add_argument("study", help="study JSON file (base spec, axes, rows)")
+    p.add_argument("--queue", choices=("gpu", "cpu"), help="worker queue (default: service's)")
+    p.add_argument("--idempotency-key", help="submitting again with it gives the same study")
+    p.add_argument("--json", action="store_true", help="print the study as JSON")
+    p.set_defaults(func=cmd_study_submit)
+
+    p = commands.add_parser("list", parents=[common], help="your studies, newest first")
+    p.add_argument("--limit", type=int, default=20, help="studies to show (default 20)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_study_list)
+
+    p = commands.add_parser("status", parents=[common], help="a study's status and children")
+    p.add_argument("study_id", metavar="ID")
+    p.add_argument("--json", action="store_true", help="print the study as JSON")
+    p.set_defaults(func=cmd_study_status)
+
+    p = commands.add_parser("table", parents=[common], help="a study's results table")
+    p.add_argument("study_id", metavar="ID")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--csv", action="store_true", help="the CSV export")
+    form.add_argument("--json", action="store_true", help="the records as JSON")
+    p.set_defaults(func=cmd_study_table)
+
+    p = commands.add_parser("cancel", parents=[common], help="cancel a study's unfinished jobs")
+    p.add_argument("study_id", metavar="ID")
+    p.set_defaults(func=cmd_study_cancel)
     return study
