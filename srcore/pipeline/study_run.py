@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from srcore.jobspec.callbacks import Callbacks
+from srcore.jobspec.layout import OutputLayout
 from srcore.jobspec.spec import spec_hash
 from srcore.jobspec.study import (
     SelectedPoint,
@@ -92,7 +93,7 @@ def run_study(
     ]
     for i, child in enumerate(order, 1):
         child_dir = out_dir / "jobs" / slug(child.key)
-        metrics = child_dir / "metrics.json"
+        metrics = OutputLayout(child_dir).metrics_path
         if metrics.exists() and json.loads(metrics.read_text()).get("spec_hash") != spec_hash(
             child.spec
         ):
