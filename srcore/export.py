@@ -69,11 +69,15 @@ def export_checkpoint(
     masks: Mapping[str, Tensor] | None = None,
     *,
     overwrite: bool = False,
+    card: str | None = None,
 ) -> Path:
     """Write a directory that `AutoModelForSequenceClassification.from_pretrained` loads as-is.
 
-    config.json names the task's labels (id2label/label2id); model.safetensors holds the weights
-    with every pruned entry of `masks` set to zero; the tokenizer files sit beside them. The
+    config.json names the task's labels (id2label/label2id) and the model's class in
+    `architectures` (e.g. BertForSequenceClassification, so the hub and pipelines pick the
+    head); model.safetensors holds the weights with every pruned entry of `masks` set to zero;
+    the tokenizer files sit beside them; `card` becomes README.md (srcore.model_card). Files
+    are 0644 and folders 0755 (readable by the group, whatever the temporary folder had). The
     model itself is not modified.
     """
     out_dir = Path(out_dir)
@@ -90,6 +94,8 @@ def export_checkpoint(
     config = copy.deepcopy(model.config)
     config.id2label = dict(enumerate(label_names))
     config.label2id = {name: i for i, name in enumerate(label_names)}
+    # The loaded base config may name the bare encoder (["BertModel"]); this is the head's.
+    config.architectures = [type(model).__name__]
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
@@ -98,11 +104,20 @@ def export_checkpoint(
         config.save_pretrained(tmp)  # replaces the config written above: the task's labels
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
+        if card is not None:
+            (tmp / "README.md").write_text(card, encoding="utf-8")
+        _readable_by_the_group(tmp)
         _replace_dir(tmp, out_dir, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def _readable_by_the_group(folder: Path) -> None:
+    folder.chmod(0o755)
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def library_versions() -> dict[str, str]:

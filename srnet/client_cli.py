@@ -104,6 +104,20 @@ def register(sub: Any) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip the sha256 check")
     p.set_defaults(func=cmd_download)
 
+    p = sub.add_parser(
+        "push",
+        parents=[common],
+        help="download a finished job's checkpoint and push it to the Hugging Face hub",
+    )
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("repo_id", metavar="REPO", help="hub repository, e.g. my-lab/mnli-poe-50")
+    p.add_argument("--seed", type=int, help="the seed (default: the only one)")
+    p.add_argument("--sparsity", type=_sparsity_arg, help="the sparsity (default: the only one)")
+    p.add_argument("--out", default=".", help="where the checkpoint is downloaded first")
+    p.add_argument("--hf-token", help="default: $HF_TOKEN or the `huggingface-cli login` token")
+    p.add_argument("--public", action="store_true", help="a public repository (default private)")
+    p.set_defaults(func=cmd_push)
+
 
 def _sparsity_arg(text: str) -> float:
     """0.7, 70 and 70% all mean 70 % (the pages show percentages)."""
@@ -295,6 +309,32 @@ def cmd_download(args: argparse.Namespace) -> int:
         print(f"{done.path}  ({_size(done.artifact.size)}{', ' + extra if extra else ''})")
         if done.extracted_to is not None:
             print(f"  extracted to {done.extracted_to}")
+    return EXIT_OK
+
+
+@_guarded
+def cmd_push(args: argparse.Namespace) -> int:
+    from srnet.hub_push import HubPushError, push_checkpoint
+
+    with _client(args) as client:
+        job = client.get(args.job_id)
+        if job.status != "succeeded":
+            raise _Fail(f"job {job.id} is {job.status}: only a succeeded job has a checkpoint",
+                        EXIT_FAILED)  # fmt: skip
+        downloads = client.download(job.id, "checkpoint", args.out, seed=args.seed,
+                                    sparsity=args.sparsity, extract=True)  # fmt: skip
+    if len(downloads) != 1:
+        choices = ", ".join(f"seed {d.artifact.seed} sparsity {d.artifact.sparsity:g}"
+                            for d in downloads)  # fmt: skip
+        raise _Fail(f"the job has {len(downloads)} checkpoints ({choices}): pick one with "
+                    "--seed and --sparsity", EXIT_BAD_INPUT)  # fmt: skip
+    folder = downloads[0].extracted_to
+    assert folder is not None
+    try:
+        url = push_checkpoint(folder, args.repo_id, token=args.hf_token, private=not args.public)
+    except HubPushError as exc:
+        raise _Fail(f"push to {args.repo_id} failed: {exc}", EXIT_UNREACHABLE) from exc
+    print(url)
     return EXIT_OK
 
 

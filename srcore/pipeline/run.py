@@ -23,6 +23,7 @@ from srcore.jobspec.callbacks import Callbacks
 from srcore.jobspec.layout import OutputLayout
 from srcore.jobspec.results import DensePoint, ResultUnit, SearchResult
 from srcore.jobspec.spec import JobSpec, spec_hash
+from srcore.model_card import CardFacts, model_card
 from srcore.pipeline.inputs import load_job_data, load_model
 from srcore.pipeline.plan import StagePlan
 from srcore.pipeline.search import (
@@ -93,7 +94,8 @@ def run_search(
             "train": len(data.train),
             "dev": len(data.dev),
             "ood": {k: len(v) for k, v in data.ood.items()},
-            "train_origin": data.train.origin,
+            # What the spec gave (or the task's default), never where the server keeps it.
+            **data_sources(data.task, spec),
         },
         bias=None if bias is None else bias.report,
         dense=dense_points,
@@ -111,6 +113,22 @@ def run_search(
         f"{spec.pruning.scenario}, loss {spec.debias.loss}",
     )
     return result
+
+
+def data_sources(task: Any, spec: JobSpec) -> dict[str, Any]:
+    """The sets a job read, as its spec names them (`sample:` for bundled files)."""
+
+    def given(source: Any) -> dict[str, Any]:
+        return source.model_dump(mode="json", exclude_none=True)
+
+    sources: dict[str, Any] = {
+        "train_source": given(task.train),
+        "dev_source": given(task.dev),
+        "ood_sources": {name: given(source) for name, source in task.ood.items()},
+    }
+    if spec.data.ood_training is not None:
+        sources["ood_training"] = spec.data.ood_training.model_dump(mode="json", exclude_none=True)
+    return sources
 
 
 def _run_seed(ctx: StageContext) -> tuple[list[ResultUnit], DensePoint | None]:
@@ -189,9 +207,20 @@ def _export_unit(ctx: StageContext, found: Found, search_found: Found) -> Result
     mask_path.parent.mkdir(parents=True, exist_ok=True)
     save_masks(mask_path, found.masks, mask_meta, weights=weights)
     ckpt_dir = ctx.layout.checkpoint_dir(seed, found.sparsity)
+    metrics = set_metrics(found.selected)
+    card = model_card(CardFacts(
+        task=data.task.name, labels=list(data.labels), base_model=spec.model.name_or_path,
+        train_source=data_sources(data.task, spec)["train_source"], loss=spec.debias.loss,
+        method=spec.pruning.method, scenario=spec.pruning.scenario, seed=seed,
+        target_sparsity=found.sparsity,
+        sparsity={k: v for k, v in report.items() if k != "per_matrix"}, metrics=metrics,
+        id_set="dev", selected_step=found.selected_step, versions=library_versions(),
+        spec_hash=spec_hash(spec), name=spec.name,
+    ))  # fmt: skip
     export_checkpoint(
-        model, data.tokenizer, data.labels, ckpt_dir, masks=found.masks, overwrite=True
-    )
+        model, data.tokenizer, data.labels, ckpt_dir, masks=found.masks, overwrite=True,
+        card=str(card),
+    )  # fmt: skip
     del model
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -200,7 +229,7 @@ def _export_unit(ctx: StageContext, found: Found, search_found: Found) -> Result
         sparsity=found.sparsity,
         stage=found.stage,
         selected_step=found.selected_step,
-        metrics=set_metrics(found.selected),
+        metrics=metrics,
         selection=found.selected.get("selection"),
         history=found.history,
         search_history=search_found.history if search_found is not found else None,

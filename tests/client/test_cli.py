@@ -248,3 +248,21 @@ def test_end_to_end_submit_watch_download_and_the_checkpoint_loads(
         code, out, err = run(capsys, "download", job_id, "--out", str(out_dir), "--what", "mask",
                              "--sparsity", given)  # fmt: skip
         assert code == 0 and names.mask in out, err
+
+
+def test_push_offline_fails_at_once_with_exit_4(env, spec_file, service, capsys, tmp_path,
+                                                monkeypatch):  # fmt: skip
+    from tests.helpers.tiny_model_dir import save_tiny_model
+
+    code, out, _ = run(capsys, "submit", str(spec_file))
+    job_id = out.strip()
+    code, _, err = run(capsys, "push", job_id, "lab/x", "--out", str(tmp_path))
+    assert code == 1 and "is queued: only a succeeded job has a checkpoint" in err
+    names = artifact_names(job_tag(job_id), 1, 0.5)
+    model_dir = save_tiny_model(tmp_path / "exported", num_labels=3)
+    archive = tar_bytes(model_dir, names.checkpoint_root)
+    service.worker(job_id).run_search((0.5,), checkpoint=archive)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, _, err = run(capsys, "push", job_id, "lab/x", "--out", str(tmp_path / "dl"))
+    assert code == 4 and "push to lab/x failed: HF_HUB_OFFLINE is set" in err
+    assert (tmp_path / "dl" / names.checkpoint_root / "config.json").is_file()

@@ -89,6 +89,28 @@ def test_mask_training_job_end_to_end(tiny_model, tmp_path):
     assert meta["target_sparsity"] == 0.5 and meta["scenario"] == "finetuned"
     assert abs(meta["sparsity"]["sparsity_over_masked_weights"] - 0.5) < 1e-3
 
+    # metrics.json names the data as the spec did (bundled sample), never a server path.
+    given = {"format": "pair_json", "path": "sample:mnli/train.json"}
+    assert report["data"]["train_source"] == given
+    assert "train_origin" not in report["data"] and "hans" in report["data"]["ood_sources"]
+    assert str(Path(__file__).parents[2]) not in json.dumps(report["data"])
+
+    # A Hugging Face-native checkpoint: the head's class, a model card, group-readable files.
+    checkpoint = result.checkpoints[0]
+    config = json.loads((checkpoint / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"]
+    assert {p.stat().st_mode & 0o777 for p in checkpoint.iterdir()} == {0o644}
+    assert checkpoint.stat().st_mode & 0o777 == 0o755
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(checkpoint / "README.md")
+    assert card.data.pipeline_tag == "text-classification" and "poe" in card.data.tags
+    sparsity = unit["sparsity_report"]
+    assert f"{sparsity['pruned_weights']:,} of {sparsity['masked_weights']:,}" in card.text
+    assert "Win-win Deal" in card.text and "NeurIPS" in card.text and "| hans | OOD |" in card.text
+    dev = unit["metrics"]["dev"]["accuracy"]
+    assert f"| dev | ID | {100 * dev:.2f} |" in card.text
+
     model = AutoModelForSequenceClassification.from_pretrained(result.checkpoints[0])
     assert model.config.id2label == {0: "contradiction", 1: "entailment", 2: "neutral"}
     names = prunable_weights(model, include_classifier=True)
