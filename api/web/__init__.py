@@ -1,4 +1,5 @@
-"""The lab's web pages: submit, jobs, job (live), compare. Served by the API; see endpoints."""
+"""The lab's web pages: submit, jobs, job (live), studies, study, compare. Served by the API; see
+endpoints."""
 
 from api.web.endpoints import install_web, router
 

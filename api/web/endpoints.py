@@ -78,6 +78,17 @@ def job_page(request: Request, job_id: str) -> HTMLResponse:
     return _page(request, "job")
 
 
+@router.get("/web/studies", response_class=HTMLResponse)
+def studies_page(request: Request) -> HTMLResponse:
+    return _page(request, "studies")
+
+
+@router.get("/web/studies/{study_id}", response_class=HTMLResponse)
+def study_page(request: Request, study_id: str) -> HTMLResponse:
+    del study_id  # read by the page's script from the URL, like the job page
+    return _page(request, "study")
+
+
 @router.get("/web/compare", response_class=HTMLResponse)
 def compare_page(request: Request) -> HTMLResponse:
     return _page(request, "compare")

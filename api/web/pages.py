@@ -28,6 +28,15 @@ PAGES: dict[str, Page] = {
     ),
     "jobs": Page("jobs", "Jobs", "Your jobs", "Status, stage and progress of your jobs."),
     "job": Page("job", "Job", "Job", ""),
+    "studies": Page(
+        "studies",
+        "Studies",
+        "Your studies",
+        "A study is one submission that expands a base job spec over axes into a grid of "
+        "ordinary jobs, with the dense model of every loss as reference, and one results table "
+        "over their seeds.",
+    ),
+    "study": Page("study", "Study", "Study", ""),
     "compare": Page(
         "compare",
         "Compare jobs",
@@ -39,8 +48,12 @@ PAGES: dict[str, Page] = {
 NAV = (
     ("submit", "/web/submit", "Submit"),
     ("jobs", "/web/jobs", "Jobs"),
+    ("studies", "/web/studies", "Studies"),
     ("compare", "/web/compare", "Compare"),
 )
+
+# A detail page marks its list in the navigation.
+CURRENT = {"job": "jobs", "study": "studies"}
 
 
 def render_page(page: Page, root_path: str = "") -> str:
@@ -48,7 +61,7 @@ def render_page(page: Page, root_path: str = "") -> str:
     static = f"{root}{STATIC_PREFIX}"
     nav = "".join(
         f'<a href="{root}{href}"'
-        + (' aria-current="page"' if key == page.id or (page.id == "job" and key == "jobs") else "")
+        + (' aria-current="page"' if key == page.id or CURRENT.get(page.id) == key else "")
         + f">{escape(label)}</a>"
         for key, href, label in NAV
     )

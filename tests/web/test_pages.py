@@ -24,6 +24,8 @@ PAGES = [
     "/web/jobs",
     "/web/compare",
     "/web/jobs/0b5c1c32-8d51-4a57-9a8c-14a0c34c1a53",
+    "/web/studies",
+    "/web/studies/0b5c1c32-8d51-4a57-9a8c-14a0c34c1a53",
 ]
 
 
@@ -40,7 +42,8 @@ def test_pages_are_shells_with_a_strict_policy(service: LiveService, path):
     html = response.text
     # Every script and style is served by the service itself: nothing from another host.
     assert not re.search(r"(src|href)=\"(https?:)?//", html)
-    page = "job" if path.count("/") == 3 else path.rsplit("/", 1)[-1]
+    detail = {"jobs": "job", "studies": "study"}
+    page = detail[path.split("/")[2]] if path.count("/") == 3 else path.rsplit("/", 1)[-1]
     assert f'src="/web/static/js/{page}.js"' in html
     assert "<script>" not in html  # no inline script
 

@@ -150,6 +150,19 @@ function sparsityChart(selected) {
   });
 }
 
+/** A set's headline number; a collapsed model (one class for ≥ 95% of the set) is flagged,
+ * greyed, and never read as a robustness gain. */
+function setCell(metrics) {
+  if (!metrics?.collapsed) return el("td", { class: "num" }, fmtPct(headline(metrics)));
+  const share = typeof metrics.majority_share === "number"
+    ? `${Math.round(100 * metrics.majority_share)}%` : "almost all";
+  const label = metrics.majority_label ? ` "${metrics.majority_label}"` : "";
+  return el("td", {
+    class: "num collapsed", "data-collapsed": "true",
+    title: `collapsed: answers${label} for ${share} of this set`,
+  }, fmtPct(headline(metrics)), el("span", { class: "flag" }, ` ⚠ collapsed (${share}${label})`));
+}
+
 function selectedTable(selected) {
   const names = setNames(selected);
   const rows = [...selected]
@@ -159,10 +172,11 @@ function selectedTable(selected) {
       return el("tr", {},
         el("td", {}, p.stage), el("td", {}, p.seed ?? "–"), el("td", {}, fmtSparsity(sparsityOf(p))),
         el("td", {}, p.step),
-        names.map((name) => el("td", { class: "num" }, fmtPct(headline(sets[name])))));
+        names.map((name) => setCell(sets[name])));
     });
   return el("table", { id: "selected-table" },
-    el("caption", {}, "Selected points (accuracy %, F1 % where there is no accuracy)"),
+    el("caption", {}, "Selected points (accuracy %, F1 % where there is no accuracy; ⚠ collapsed: "
+      + "one class for ≥ 95% of the set, not a robustness gain)"),
     el("thead", {}, el("tr", {},
       ["Stage", "Seed", "Sparsity", "Step", ...names.map((n) => (n === "dev" ? "dev (ID)" : n))]
         .map((h) => el("th", { scope: "col" }, h)))),
