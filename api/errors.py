@@ -3,9 +3,10 @@ of the routes that raise it, so clients know them."""
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
@@ -135,9 +136,74 @@ def _point_at_named_field(error: dict[str, Any]) -> dict[str, Any]:
     return error
 
 
-async def validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+def _without_value_error_prefix(error: dict[str, Any]) -> dict[str, Any]:
+    """pydantic prefixes a validator's ValueError with "Value error, ": users need the rest."""
+    message = str(error.get("msg", ""))
+    if message.startswith("Value error, "):
+        return {**error, "msg": message.removeprefix("Value error, ")}
+    return error
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation (`Model | None`, `dict[str, Model]`, ...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _names_at(model: type[BaseModel] | None, path: tuple[Any, ...]) -> list[str]:
+    """The field names a model accepts at `path` (dict keys and list indexes are stepped over)."""
+    for part in path:
+        if model is None:
+            return []
+        field = model.model_fields.get(str(part)) if isinstance(part, str) else None
+        if field is None:
+            continue  # a dict key or list index: the model inside stays the same kind
+        model = _model_in(field.annotation)
+    if model is None:
+        return []
+    return sorted({field.alias or name for name, field in model.model_fields.items()})
+
+
+def _name_the_extra_key(error: dict[str, Any], model: type[BaseModel] | None) -> dict[str, Any]:
+    """"Extra inputs are not permitted" → "unknown field 'sparsitys'; did you mean
+    'sparsities'?" (close matches by difflib among the fields allowed there)."""
+    if error.get("type") != "extra_forbidden":
+        return error
+    loc = tuple(error.get("loc", ()))
+    if not loc:
+        return error
+    key = str(loc[-1])
+    inner = loc[1:-1] if loc[0] == "body" else loc[:-1]
+    allowed = _names_at(model, inner) if loc[0] == "body" else []
+    message = f"unknown field '{key}'"
+    close = difflib.get_close_matches(key, allowed, n=3, cutoff=0.75)
+    if close:
+        message += "; did you mean " + " or ".join(f"'{name}'" for name in close) + "?"
+    elif allowed:
+        message += f"; allowed here: {', '.join(allowed)}"
+    return {**error, "msg": message, "ctx": {"key": key, "suggestions": close}}
+
+
+def _body_model(request: Request) -> type[BaseModel] | None:
+    route = request.scope.get("route")
+    body_field = getattr(route, "body_field", None)
+    info = getattr(body_field, "field_info", None)
+    return _model_in(getattr(info, "annotation", None) or getattr(body_field, "type_", None))
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422 shape (`{"detail": [{"loc", "msg", "type", ...}]}`), with model-level
-    errors of the spec pointed at the field they name."""
+    errors of the spec pointed at the field they name, an unknown key named with close matches,
+    and no "Value error, " prefix."""
     assert isinstance(exc, RequestValidationError)
-    errors = [_point_at_named_field(dict(error)) for error in exc.errors()]
+    model = _body_model(request)
+    errors = [
+        _name_the_extra_key(_without_value_error_prefix(_point_at_named_field(dict(error))), model)
+        for error in exc.errors()
+    ]
     return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)

@@ -39,6 +39,15 @@ def _read_spec(path: str):
     return spec
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("srnet")
+    except PackageNotFoundError:  # pragma: no cover - run from a checkout without install
+        return "unknown"
+
+
 def _fail(message: str, code: int) -> int:
     print(f"srnet: {message}", file=sys.stderr)
     return code
@@ -77,6 +86,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srnet", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"srnet {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     search = sub.add_parser("search", help="run a whole search job on this machine")

@@ -836,14 +836,15 @@ class SRNetClient:
                 for message in self._stream(job_id, None, True, 10, read_timeout):
                     if message is not None:
                         if message.event == "progress":
-                            last = Job.from_json(message.data)
-                            if on_update is not None:
-                                on_update(last)
+                            state = Job.from_json(message.data)
+                            if on_update is not None and _state(state) != _state(last):
+                                on_update(state)
+                            last = state
                         elif message.event == "event" and on_event is not None:
                             on_event(Event.from_json(message.data))
                         elif message.event == "end":
                             final = self.get(job_id)
-                            if on_update is not None and final != last:
+                            if on_update is not None and _state(final) != _state(last):
                                 on_update(final)
                             return final
                     if deadline is not None and time.monotonic() > deadline:
@@ -852,7 +853,7 @@ class SRNetClient:
                 pass  # fall back to polling; a real outage surfaces from get() below
         while True:
             job = self.get(job_id)
-            if on_update is not None and job != last:
+            if on_update is not None and _state(job) != _state(last):
                 on_update(job)
             last = job
             if job.is_finished:
@@ -1072,6 +1073,13 @@ def _same_tree(left: Path, right: Path) -> bool:
     if any(ours[k].stat().st_size != theirs[k].stat().st_size for k in ours):
         return False
     return all(_sha256_file(ours[k]) == _sha256_file(theirs[k]) for k in ours)
+
+
+def _state(job: Job) -> tuple[Any, ...]:
+    """What `on_update` reports a change of (not the spec a single-job answer adds, nor the
+    row's write time): one call per state, however it arrived."""
+    return (job.status, job.stage, job.progress, job.examples_per_s, job.eta_s, job.error,
+            job.attempt, job.cancel_requested, job.finished_at)  # fmt: skip
 
 
 def sparsity_fraction(value: float | None) -> float | None:

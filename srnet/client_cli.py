@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -141,7 +142,37 @@ def _client(args: argparse.Namespace) -> SRNetClient:
     key = args.key if args.key is not None else os.environ.get("SRNET_API_KEY")
     if not key:
         raise _Fail("no API key: set SRNET_API_KEY or pass --key", EXIT_BAD_INPUT)
-    return SRNetClient(args.url, key, timeout=args.timeout)
+    url = args.url or os.environ.get("SRNET_URL") or DEFAULT_URL
+    if not re.match(r"^https?://[^/\s]", url):
+        example = f"http://{url.split('://')[-1] or '127.0.0.1:8000'}"
+        raise _Fail(f"not a service URL: {url!r} (give its scheme, e.g. {example})",
+                    EXIT_BAD_INPUT)  # fmt: skip
+    return SRNetClient(url, key, timeout=args.timeout)
+
+
+_FULL_ID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+                      r"[0-9a-fA-F]{12}$")  # fmt: skip
+
+
+def _job_id(client: SRNetClient, given: str) -> str:
+    """A full job id, or the one job whose id starts with `given` (the short ids file names
+    and tables show; at least 4 hex digits, dashes ignored)."""
+    text = given.strip()
+    if _FULL_ID.match(text):
+        return text
+    prefix = text.replace("-", "").lower()
+    if len(prefix) < 4 or not re.fullmatch(r"[0-9a-f]+", prefix):
+        raise _Fail(f"not a job id: {given!r} (a full id, or its first 4+ hex digits)",
+                    EXIT_BAD_INPUT)  # fmt: skip
+    matches = [j for j in client.iterate() if j.id.replace("-", "").startswith(prefix)]
+    if not matches:
+        raise _Fail(f"no job of yours has an id starting with {given!r} (srnet list shows them)",
+                    EXIT_BAD_INPUT)  # fmt: skip
+    if len(matches) > 1:
+        listed = ", ".join(f"{j.id} ({j.name or 'unnamed'})" for j in matches[:5])
+        raise _Fail(f"{given!r} matches {len(matches)} jobs: {listed}; give more of the id",
+                    EXIT_BAD_INPUT)  # fmt: skip
+    return matches[0].id
 
 
 class _Fail(Exception):
@@ -170,7 +201,7 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
                 f"unauthorized: {exc.detail} (check SRNET_API_KEY / --key)", EXIT_BAD_INPUT
             )
         except NotFound as exc:
-            return _error(f"not found: {exc.detail}", EXIT_BAD_INPUT)
+            return _error(_not_found_text(exc, args), EXIT_BAD_INPUT)
         except Unreachable as exc:
             return _error(str(exc), EXIT_UNREACHABLE)
         except Conflict as exc:
@@ -181,6 +212,17 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
             return _error("interrupted", EXIT_CANCELLED)
 
     return run
+
+
+def _not_found_text(exc: NotFound, args: argparse.Namespace) -> str:
+    job = getattr(args, "job_id", None)
+    if exc.type == "job_not_found":
+        return f"no job {job} for this API key (srnet list shows yours)"
+    if exc.type == "artifact_not_found":
+        return f"job {job} has no such artifact (srnet download {job} --what all lists them)"
+    url = args.url or os.environ.get("SRNET_URL") or DEFAULT_URL
+    return (f"{url} answered 404 for this request: is it the SRNet service's base URL "
+            "(--url / SRNET_URL, e.g. http://127.0.0.1:8000)?")  # fmt: skip
 
 
 def _error(message: str, code: int) -> int:
@@ -241,7 +283,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 @_guarded
 def cmd_status(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        job = client.get(args.job_id)
+        job = client.get(_job_id(client, args.job_id))
     if args.json:
         print(json.dumps(job.raw, indent=1))
         return EXIT_OK
@@ -269,7 +311,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     with _client(args) as client:
         return _watch(
             client,
-            args.job_id,
+            _job_id(client, args.job_id),
             stream=not args.poll,
             interval=args.interval,
             timeout=args.wait_timeout,
@@ -279,7 +321,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 @_guarded
 def cmd_cancel(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        job = client.cancel(args.job_id)
+        job = client.cancel(_job_id(client, args.job_id))
     note = " (the worker stops between two steps)" if job.status == "cancelling" else ""
     print(f"{job.id} {job.status}{note}")
     return EXIT_OK
@@ -289,7 +331,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     with _client(args) as client:
         downloads = client.download(
-            args.job_id,
+            _job_id(client, args.job_id),
             what=args.what,
             out_dir=args.out,
             seed=args.seed,
@@ -317,7 +359,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     from srnet.hub_push import HubPushError, push_checkpoint
 
     with _client(args) as client:
-        job = client.get(args.job_id)
+        job = client.get(_job_id(client, args.job_id))
         if job.status != "succeeded":
             raise _Fail(f"job {job.id} is {job.status}: only a succeeded job has a checkpoint",
                         EXIT_FAILED)  # fmt: skip

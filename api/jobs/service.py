@@ -33,6 +33,7 @@ from persistence.repositories import (
 )
 from persistence.settings import Settings
 from persistence.tables import Job, JobStatus, Owner
+from srcore.jobspec.hub_check import offline_model_problem
 from srcore.jobspec.spec import JobSpec, spec_hash
 from srcore.jobspec.spec_paths import path_problems
 from srcore.jobspec.task_registry import TaskConfigError, resolve_task
@@ -141,6 +142,11 @@ def validate_spec(spec: JobSpec, settings: Settings) -> None:
     except TaskConfigError as exc:
         raise task_config_error(exc) from exc
     check_local_paths(spec, settings.data_roots)
+    problem = offline_model_problem(spec.model.name_or_path, spec.model.revision)
+    if problem is not None:
+        raise RequestValidationError([{"loc": ("body", "model", "name_or_path"), "msg": problem,
+                                       "type": "model_unavailable_offline",
+                                       "input": spec.model.name_or_path}])  # fmt: skip
 
 
 def send_committed(session: Session, jobs: Iterable[Job], enqueuer: JobSender) -> None:
@@ -192,12 +198,20 @@ def list_jobs(
     )
 
 
+# How a finished state reads after "the job has already …".
+_FINISHED_AS = {"succeeded": "succeeded", "failed": "failed", "cancelled": "been cancelled",
+                "cancelling": "been asked to cancel"}  # fmt: skip
+
+
 def cancel_job(session: Session, job: Job) -> Job:
     try:
         job = JobRepository(session).request_cancel(job.id)
     except InvalidTransition as exc:
         session.rollback()
-        raise JobNotCancellable(f"the job is {exc.current.value}") from exc
+        raise JobNotCancellable(
+            f"the job has already {_FINISHED_AS.get(exc.current.value, exc.current.value)}; "
+            "only a queued or running job can be cancelled"
+        ) from exc
     session.commit()
     return job
 

@@ -94,8 +94,9 @@ def test_list_status_and_cancel(env, spec_file, capsys):
 
 
 def test_unknown_job_wrong_or_missing_key_exit_2(env, service, capsys, monkeypatch):
-    code, _, err = run(capsys, "status", str(uuid.uuid4()))
-    assert code == 2 and "not found" in err
+    missing = str(uuid.uuid4())
+    code, _, err = run(capsys, "status", missing)
+    assert code == 2 and f"no job {missing} for this API key" in err and "Not Found" not in err
     code, _, err = run(capsys, "list", "--key", "srn_wrong")
     assert code == 2 and "unauthorized" in err
     assert "srn_wrong" not in err  # the key is never printed
@@ -266,3 +267,28 @@ def test_push_offline_fails_at_once_with_exit_4(env, spec_file, service, capsys,
     code, _, err = run(capsys, "push", job_id, "lab/x", "--out", str(tmp_path / "dl"))
     assert code == 4 and "push to lab/x failed: HF_HUB_OFFLINE is set" in err
     assert (tmp_path / "dl" / names.checkpoint_root / "config.json").is_file()
+
+
+def test_version_short_ids_urls_and_messages(env, spec_file, service, capsys, monkeypatch):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.startswith("srnet ")
+    job_id = run(capsys, "submit", str(spec_file))[1].strip()
+    code, out, err = run(capsys, "status", job_id[:8])  # the short id file names carry
+    assert code == 0 and job_id in out, err
+    code, _, err = run(capsys, "status", "zz")
+    assert code == 2 and "not a job id" in err
+    code, _, err = run(capsys, "status", "0000000")
+    assert code == 2 and "no job of yours has an id starting with '0000000'" in err
+    # A finished job cannot be cancelled: said in plain words, exit 1.
+    worker = service.worker(job_id)
+    worker.claim()
+    worker.finish()
+    code, _, err = run(capsys, "cancel", job_id[:8])
+    assert code == 1 and "the job has already succeeded" in err and "is succeeded" not in err
+    # A URL without a scheme is bad input (2), not an unreachable service (4).
+    code, _, err = run(capsys, "list", "--url", "127.0.0.1:8000")
+    assert code == 2 and "http://127.0.0.1:8000" in err
+    # A URL that is not the service's base: a clear message, not "not found: Not Found".
+    code, _, err = run(capsys, "status", job_id, "--url", service.url + "/wrong")
+    assert code == 2 and "base URL" in err and "Not Found" not in err

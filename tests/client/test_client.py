@@ -165,6 +165,7 @@ def test_events_stream_and_wait_follow_a_job_to_the_end(service: LiveService, cl
     thread.join()
     assert final.status == "succeeded" and final.finished_at is not None
     assert updates[0] == "queued" and updates[-1] == "succeeded" and "running" in updates
+    assert updates.count("succeeded") == 1  # one call per state, not one per way it arrived
     assert {"status", "stage", "artifact"} <= set(seen)
     events = client.events(job.id)
     assert events[0].kind == "created"
