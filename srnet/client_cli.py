@@ -218,6 +218,9 @@ def _not_found_text(exc: NotFound, args: argparse.Namespace) -> str:
     job = getattr(args, "job_id", None)
     if exc.type == "job_not_found":
         return f"no job {job} for this API key (srnet list shows yours)"
+    if exc.type == "study_not_found":
+        study = getattr(args, "study_id", None)
+        return f"no study {study} for this API key (srnet study list shows yours)"
     if exc.type == "artifact_not_found":
         return f"job {job} has no such artifact (srnet download {job} --what all lists them)"
     url = args.url or os.environ.get("SRNET_URL") or DEFAULT_URL

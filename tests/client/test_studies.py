@@ -135,7 +135,7 @@ def test_study_command_exit_codes(env, tmp_path: Path, capsys, monkeypatch):
     code, _, err = run(capsys, "study", "submit", str(tmp_path / "missing.json"))
     assert code == 2 and "cannot read" in err
     code, _, err = run(capsys, "study", "status", str(uuid.uuid4()))
-    assert code == 2 and "not found" in err
+    assert code == 2 and "no study" in err and "srnet study list" in err
     path = tmp_path / "study.json"
     path.write_text(json.dumps(STUDY))
     code, out, _ = run(capsys, "study", "submit", str(path))
