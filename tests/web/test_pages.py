@@ -98,16 +98,19 @@ def test_the_form_has_every_spec_field_with_default_and_explanation(service: Liv
         "model.name_or_path",
         "debias.loss",
         "debias.bias.source",
+        "debias.bias.fit",
+        "debias.bias.class_weight",
         "debias.teacher.path",
         "pruning.sparsities",
         "pruning.scenario",
         "training.seeds",
+        "training.precision",
         "dense.stop_at_step",
         "data.ood",
         "evaluation.ood_sets",
     }
     assert expected <= set(fields)
-    assert len(fields) == len(form_fields()) == 47
+    assert len(fields) == len(form_fields()) == 50
     for path, field in fields.items():
         assert field["description"], f"{path} has no explanation"
     assert fields["pruning.sparsities"]["default"] == [0.5]  # from the parent's default
@@ -123,6 +126,13 @@ def test_the_form_has_every_spec_field_with_default_and_explanation(service: Liv
     assert fields["pruning.init"]["nullable"] and fields["pruning.init"]["kind"] == "enum"
     assert fields["data.train"]["kind"] == "json"
     assert fields["debias.bias.source"]["label"] == "bias source"
+    # The fields added with bf16 and the bias-model options, with their choices and defaults.
+    assert fields["training.precision"]["options"] == ["auto", "bf16", "fp32"]
+    assert fields["training.precision"]["default"] == "auto"
+    assert fields["debias.bias.fit"]["options"] == ["out_of_fold", "in_sample"]
+    assert fields["debias.bias.fit"]["default"] == "out_of_fold"
+    assert fields["debias.bias.class_weight"]["options"] == ["none", "balanced"]
+    assert fields["debias.bias.class_weight"]["default"] == "none"
     assert {g["id"] for g in body["groups"]} >= {f["group"] for f in body["fields"]}
 
 
