@@ -30,10 +30,20 @@ OUT = ROOT / "docs" / "results.md"
 
 # How each task's goals read its table: the ID metric, OOD "overall" and the robust class.
 ROLES = {
-    "mnli": {"id": "dev.accuracy", "overall": "hans.accuracy", "robust": "hans.non_entailed",
-             "other": "hans.entailed", "robust_name": "HANS non-entailed"},
-    "qqp": {"id": "dev.f1", "overall": "paws_qqp.accuracy", "robust": "paws_qqp.0",
-            "other": "paws_qqp.1", "robust_name": "PAWS non-duplicate"},
+    "mnli": {
+        "id": "dev.accuracy",
+        "overall": "hans.accuracy",
+        "robust": "hans.non_entailed",
+        "other": "hans.entailed",
+        "robust_name": "HANS non-entailed",
+    },
+    "qqp": {
+        "id": "dev.f1",
+        "overall": "paws_qqp.accuracy",
+        "robust": "paws_qqp.0",
+        "other": "paws_qqp.1",
+        "robust_name": "PAWS non-duplicate",
+    },
 }
 
 
@@ -78,7 +88,8 @@ def goal_lines(task: str, records: Sequence[Mapping[str, Any]]) -> list[str]:
             robust = _mean(index, row, sparsity, roles["robust"])
             overall = _mean(index, row, sparsity, roles["overall"])
             collapsed = any(
-                rec["collapsed"] for rec in records
+                rec["collapsed"]
+                for rec in records
                 if rec["row"] == row and float(rec["sparsity"]) == sparsity
             )
             checks = [row_id >= ce_id - id_margin]
@@ -89,9 +100,8 @@ def goal_lines(task: str, records: Sequence[Mapping[str, Any]]) -> list[str]:
             if sparsity == 0.5 and ce_all is not None and overall is not None:
                 checks.append(overall >= ce_all)
                 text += f"; overall {_pct(overall)} ≥ {_pct(ce_all)}"
-            goal = (
-                f"ID ≥ dense CE − {round(100 * id_margin)}, robust ≥ dense PoE"
-                + (", overall ≥ dense CE" if sparsity == 0.5 else "")
+            goal = f"ID ≥ dense CE − {round(100 * id_margin)}, robust ≥ dense PoE" + (
+                ", overall ≥ dense CE" if sparsity == 0.5 else ""
             )
             met = "collapsed" if collapsed else ("yes" if all(checks) else "no")
             lines.append(f"| {row} | {100 * sparsity:g}% | {goal} | {text} | {met} |")
@@ -115,7 +125,13 @@ def study_section(folder: Path) -> list[str]:
         info.get("command", f"srnet study run {info.get('study_file', 'STUDY')} --out OUT"),
         "```",
         "",
-        f"- {info.get('jobs', '?')} jobs, {hours:.2f} h of job wall time on "
+        (
+            ""
+            if info.get("complete", True)
+            else f"- **Incomplete:** {info.get('jobs_done')} of {info.get('jobs')} jobs had "
+            "finished when this table was generated; rows without numbers did not run.\n"
+        )
+        + f"- {info.get('jobs', '?')} jobs, {hours:.2f} h of job wall time on "
         f"{info.get('cpu', '?')} ({info.get('cores', '?')} cores, "
         f"{info.get('torch_threads', '?')} torch threads), GPU: {info.get('gpu') or 'none'}; "
         f"torch {info.get('versions', {}).get('torch', '?')}.",

@@ -51,7 +51,9 @@ def cmd_study_run(args: argparse.Namespace) -> int:
         print(f"== {text}", flush=True)
 
     try:
-        run = run_study(study, Path(args.out), lambda _child: TerminalProgress(), log=log)
+        run = run_study(
+            study, Path(args.out), lambda _child: TerminalProgress(), log=log, source=args.study
+        )
     except (Cancelled, KeyboardInterrupt):
         print("srnet: interrupted; run the same command again to resume", file=sys.stderr)
         return EXIT_CANCELLED

@@ -76,14 +76,17 @@ def run_study(
     out_dir: Path,
     callbacks_for: Callable[[StudyChild], Callbacks] | None = None,
     log: Callable[[str], None] = print,
+    source: str | None = None,
 ) -> StudyRun:
+    """Run every child not finished yet; the table, its JSON and the plot are rewritten after
+    each child, so a study stopped half-way still shows what it has (run_info.json says how
+    many jobs are done). `source`: the study file, recorded with the command that ran it."""
     from srcore.pipeline.run import clean_work, run_search
 
     out_dir = Path(out_dir)
     children = expand_study(study)
     cache = out_dir / "cache"
     points: list[SelectedPoint] = []
-    seconds: dict[str, float] = {}
     timings_path = out_dir / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     # The dense references first: they hold every dense fine-tune the searches start from,
@@ -91,6 +94,7 @@ def run_study(
     order = [c for c in children if c.role == "reference"] + [
         c for c in children if c.role != "reference"
     ]
+    run = None
     for i, child in enumerate(order, 1):
         child_dir = out_dir / "jobs" / slug(child.key)
         metrics = OutputLayout(child_dir).metrics_path
@@ -108,13 +112,35 @@ def run_study(
             timings[child.key] = round(time.time() - started, 1)
             timings_path.parent.mkdir(parents=True, exist_ok=True)
             timings_path.write_text(json.dumps(timings, indent=1))
-        seconds[child.key] = timings.get(child.key, 0.0)
         points += points_from_report(child.key, json.loads(metrics.read_text()))
+        run = _write_outputs(study, children, points, timings, out_dir, i, source)
+    assert run is not None  # a study has at least one child
+    return run
+
+
+def _write_outputs(
+    study: StudySpec,
+    children: list[StudyChild],
+    points: list[SelectedPoint],
+    timings: dict[str, float],
+    out_dir: Path,
+    done: int,
+    source: str | None,
+) -> StudyRun:
     info_path = out_dir / "run_info.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     info.update(machine_info())
-    info["jobs"] = len(children)
-    info["job_seconds_total"] = round(sum(timings.get(c.key, 0.0) for c in children), 1)
+    info.update(
+        {
+            "jobs": len(children),
+            "jobs_done": done,
+            "complete": done == len(children),
+            "job_seconds_total": round(sum(timings.get(c.key, 0.0) for c in children), 1),
+        }
+    )
+    if source is not None:
+        info["study_file"] = source
+        info["command"] = f"srnet study run {source} --out {out_dir.name}"
     info_path.write_text(json.dumps(info, indent=1))
     rows = study_table(children, points)
     csv_path = out_dir / "table.csv"
@@ -126,4 +152,5 @@ def run_study(
         )
     )
     plot_path = plot_study(rows, out_dir / "plot.png", title=study.name or "")
+    seconds = {c.key: timings.get(c.key, 0.0) for c in children}
     return StudyRun(out_dir, rows, csv_path, json_path, plot_path, seconds)
