@@ -204,8 +204,15 @@ class Job(Base):
     progress_step: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int | None] = mapped_column(Integer)
     examples_per_s: Mapped[float | None] = mapped_column(Float)
-    eta_s: Mapped[float | None] = mapped_column(Float)
+    eta_s: Mapped[float | None] = mapped_column(Float)  # the current stage's
+    # The whole job across its stages (srcore.pipeline.progress), and "train" | "evaluate".
+    job_fraction: Mapped[float | None] = mapped_column(Float)
+    job_eta_s: Mapped[float | None] = mapped_column(Float)
+    phase: Mapped[str | None] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
+    # The lab's own: tags (a list of strings) and a free-text note (PATCH /jobs/{id}).
+    tags: Mapped[list[str] | None] = mapped_column(JSONType)
+    note: Mapped[str | None] = mapped_column(Text)
 
     attempt: Mapped[int] = mapped_column(Integer, default=0)  # claims so far
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)

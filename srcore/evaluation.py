@@ -32,8 +32,10 @@ def predict(
     batch_size: int = 256,
     device: torch.device | None = None,
     precision: Precision = "auto",
+    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Logits (N, C) as float32, in the split's order.
+    """Logits (N, C) as float32, in the split's order; `progress(examples done)` after
+    every batch.
 
     Examples are batched longest first so each batch pads to nearly its own length.
     """
@@ -53,6 +55,8 @@ def predict(
                 if logits is None:
                     logits = np.empty((len(encoded), out.shape[1]), dtype=np.float32)
                 logits[rows] = out
+                if progress is not None:
+                    progress(start + len(rows))
     finally:
         model.train(was_training)
     if logits is None:
@@ -317,10 +321,24 @@ def make_evaluate_fn(
     if selection_set not in {s.name for s in sets}:
         raise ValueError(f"selection set '{selection_set}' is not among the evaluation sets")
 
-    def evaluate_fn(model: nn.Module) -> dict[str, Any]:
+    total = sum(len(s.encoded) for s in sets)
+
+    def evaluate_fn(
+        model: nn.Module, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, Any]:
+        """`progress(examples done, examples total)` over all the sets, as it goes."""
         out: dict[str, Any] = {}
+        before = 0
+        if progress is not None:
+            progress(0, total)
         for s in sets:
-            logits = predict(model, s.encoded, batch_size, precision=precision)
+
+            def on_batch(done: int, before: int = before) -> None:
+                if progress is not None:
+                    progress(before + done, total)
+
+            logits = predict(model, s.encoded, batch_size, precision=precision, progress=on_batch)
+            before += len(s.encoded)
             out[s.name] = split_metrics(
                 logits, s.encoded, s.metric, task_labels, positive_label=s.positive_label
             )

@@ -140,7 +140,9 @@ def _time(value: str | None) -> datetime | None:
 class Progress:
     step: int
     total: int | None
-    fraction: float | None
+    fraction: float | None  # of the current stage's run
+    phase: str | None = None  # "train" or "evaluate"
+    job_fraction: float | None = None  # the whole job, stages weighed by their work
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,8 @@ class Job:
     finished_at: datetime | None
     spec: dict[str, Any] | None = None  # only in single-job answers
     spec_hash: str | None = None
+    job_eta_s: float | None = None  # seconds left for the whole job
+    elapsed_s: float | None = None  # since it started running, until it finished
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -182,6 +186,8 @@ class Job:
                 step=int(progress.get("step") or 0),
                 total=progress.get("total"),
                 fraction=progress.get("fraction"),
+                phase=progress.get("phase"),
+                job_fraction=progress.get("job_fraction"),
             ),
             examples_per_s=data.get("examples_per_s"),
             eta_s=data.get("eta_s"),
@@ -195,6 +201,8 @@ class Job:
             finished_at=_time(data.get("finished_at")),
             spec=data.get("spec"),
             spec_hash=data.get("spec_hash"),
+            job_eta_s=data.get("job_eta_s"),
+            elapsed_s=data.get("elapsed_s"),
             raw=dict(data),
         )
 

@@ -271,8 +271,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             _clip(job.name or "", 24),
             job.status,
             job.stage or "",
-            _percent(job),
-            _duration(job.eta_s) if job.status == "running" else "",
+            _job_percent(job),
+            _duration(job.job_eta_s) if job.status == "running" else "",
             job.created_at.strftime("%Y-%m-%d %H:%M") if job.created_at else "",
         ]
         for job in jobs
@@ -295,6 +295,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("name", job.name or ""),
         ("status", job.status + (" (cancel requested)" if job.cancel_requested else "")),
         ("stage", job.stage or ""),
+        ("job", _job_text(job)),
         ("progress", _progress_text(job)),
         ("attempt", f"{job.attempt} of {job.max_attempts}"),
         ("created", _when(job.created_at)),
@@ -401,21 +402,31 @@ class ProgressLine:
         self._last_print = 0.0
 
     def render(self, job: Job) -> str:
+        """The whole job first (bar, elapsed, ETA), then the stage it is in; a finished job
+        says only how it ended and how long it ran."""
+        if job.is_finished:
+            took = _duration(job.elapsed_s)
+            return job.status + (f" in {took}" if took else "")
         parts = [job.status]
-        if job.stage:
-            parts.append(f"[{job.stage}]" + (f" {self.detail}" if self.detail else ""))
-        if job.status in ("running", "cancelling") and job.progress.total:
-            fraction = job.progress.fraction or 0.0
+        if job.status in ("running", "cancelling") and job.progress.job_fraction is not None:
+            fraction = job.progress.job_fraction
             filled = round(self.width * fraction)
             bar = "█" * filled + "░" * (self.width - filled)
             parts.append(f"{bar} {100 * fraction:3.0f}%")
+        if job.elapsed_s is not None:
+            parts.append(f"elapsed {_duration(job.elapsed_s)}")
+        if job.job_eta_s is not None and job.status == "running":
+            parts.append(f"ETA {_duration(job.job_eta_s)}")
+        if job.stage:
+            parts.append(f"[{job.stage}]" + (f" {self.detail}" if self.detail else ""))
+        if job.progress.phase == "evaluate":
+            parts.append("evaluating")
+        elif job.progress.total:
             parts.append(f"step {job.progress.step}/{job.progress.total}")
         elif job.progress.step:
             parts.append(f"step {job.progress.step}")
-        if job.examples_per_s and job.status == "running":
+        if job.examples_per_s and job.status == "running" and job.progress.phase != "evaluate":
             parts.append(f"{job.examples_per_s:,.0f} ex/s")
-        if job.eta_s is not None and job.status == "running":
-            parts.append(f"ETA {_duration(job.eta_s)}")
         return "  ".join(parts)
 
     def update(self, job: Job) -> None:
@@ -573,10 +584,30 @@ def _percent(job: Job) -> str:
     return f"{100 * job.progress.fraction:.0f}%"
 
 
+def _job_percent(job: Job) -> str:
+    if job.progress.job_fraction is None:
+        return ""
+    return f"{100 * job.progress.job_fraction:.0f}%"
+
+
+def _job_text(job: Job) -> str:
+    """The whole job: how far, for how long, and (running) how long still."""
+    parts = [_job_percent(job)] if job.progress.job_fraction is not None else []
+    if job.elapsed_s is not None:
+        parts.append(("took " if job.is_finished else "elapsed ") + _duration(job.elapsed_s))
+    if job.job_eta_s is not None and job.status == "running":
+        parts.append(f"ETA {_duration(job.job_eta_s)}")
+    return ", ".join(parts)
+
+
 def _progress_text(job: Job) -> str:
+    if job.is_finished:
+        return ""
     if not job.progress.total:
         return f"step {job.progress.step}" if job.progress.step else ""
     text = f"{job.progress.step}/{job.progress.total} ({_percent(job)})"
+    if job.progress.phase == "evaluate":
+        text += ", evaluating"
     if job.examples_per_s:
         text += f", {job.examples_per_s:,.0f} ex/s"
     if job.eta_s is not None and job.status == "running":

@@ -39,6 +39,10 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def finite(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None
+
+
 def round_sparsity(value: float) -> float:
     return round(float(value), 6)
 
@@ -101,12 +105,12 @@ class JobReporter(Callbacks):
             key != self._last_progress_key
             or self._last_progress_at is None
             or now - self._last_progress_at >= self.progress_interval_s
-            or progress.step >= progress.total_steps
+            # a run's last step, not every report of the evaluation that follows it
+            or (progress.step >= progress.total_steps and progress.phase == "train")
         )
         if not due:
             return
         self._last_progress_key, self._last_progress_at = key, now
-        eta = progress.eta_s if progress.eta_s is None or math.isfinite(progress.eta_s) else None
         self._write(
             "progress",
             lambda s: JobRepository(s).update_progress(
@@ -115,7 +119,10 @@ class JobReporter(Callbacks):
                 step=progress.step,
                 total=progress.total_steps,
                 examples_per_s=progress.examples_per_s,
-                eta_s=eta,
+                eta_s=finite(progress.eta_s),
+                job_fraction=finite(progress.job_fraction),
+                job_eta_s=finite(progress.job_eta_s),
+                phase=progress.phase,
             ),
         )
 

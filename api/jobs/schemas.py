@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,9 +25,17 @@ class JobCreate(JobSpec):
 
 
 class Progress(BaseModel):
-    step: int
-    total: int | None
+    step: int = Field(description="Steps done in the current stage's run")
+    total: int | None = Field(description="Steps of the current stage's run; null: not known yet")
     fraction: float | None = Field(description="step / total of the current stage")
+    phase: Literal["train", "evaluate"] | None = Field(
+        default=None, description="What the running stage does now: train, or evaluate"
+    )
+    job_fraction: float | None = Field(
+        default=None,
+        description="The whole job, 0 to 1, across its stages weighed by their expected work "
+        "(1 once it succeeded); null: not known yet (the data is still being read)",
+    )
 
 
 class JobPublic(BaseModel):
@@ -41,6 +49,13 @@ class JobPublic(BaseModel):
     progress: Progress
     examples_per_s: float | None
     eta_s: float | None = Field(description="Seconds left in the current stage (estimate)")
+    job_eta_s: float | None = Field(
+        default=None, description="Seconds left for the whole job (estimate from measured speed)"
+    )
+    elapsed_s: float | None = Field(
+        default=None,
+        description="Seconds since the job started running, until it finished (or now)",
+    )
     error: str | None
     attempt: int
     max_attempts: int
@@ -75,9 +90,17 @@ def _job_fields(job: Job) -> dict[str, Any]:
         "status": job.status,
         "queue": job.queue,
         "stage": job.stage,
-        "progress": {"step": job.progress_step, "total": total, "fraction": fraction},
+        "progress": {
+            "step": job.progress_step,
+            "total": total,
+            "fraction": fraction,
+            "phase": job.phase,
+            "job_fraction": job.job_fraction,
+        },
         "examples_per_s": job.examples_per_s,
         "eta_s": job.eta_s,
+        "job_eta_s": job.job_eta_s,
+        "elapsed_s": _elapsed_s(job),
         "error": job.error,
         "attempt": job.attempt,
         "max_attempts": job.max_attempts,
@@ -87,6 +110,13 @@ def _job_fields(job: Job) -> dict[str, Any]:
         "started_at": job.started_at,
         "finished_at": job.finished_at,
     }
+
+
+def _elapsed_s(job: Job) -> float | None:
+    if job.started_at is None:
+        return None
+    end = job.finished_at or datetime.now(UTC)
+    return max(0.0, (end - job.started_at).total_seconds())
 
 
 class JobList(BaseModel):

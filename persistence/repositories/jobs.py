@@ -93,7 +93,9 @@ class StatusChange:
         """The columns the change sets."""
         values: dict[str, Any] = {"status": self.to.value, "updated_at": now}
         if self.to in TERMINAL_STATUSES:
-            values.update(finished_at=now, eta_s=None)
+            values.update(finished_at=now, eta_s=None, job_eta_s=None, phase=None)
+            if self.to is JobStatus.succeeded:
+                values["job_fraction"] = 1.0
         if self.to is JobStatus.failed:
             values["error"] = self.error or self.message or "failed"
         elif self.error is not None:
@@ -317,18 +319,22 @@ class JobRepository:
         total: int | None,
         examples_per_s: float | None = None,
         eta_s: float | None = None,
+        job_fraction: float | None = None,
+        job_eta_s: float | None = None,
+        phase: str | None = None,
     ) -> Lease:
-        """Progress of the current stage (throttle on the caller's side); a heartbeat too."""
-        return self._report(
-            job_id,
-            worker_id,
-            {
-                "progress_step": step,
-                "progress_total": total,
-                "examples_per_s": examples_per_s,
-                "eta_s": eta_s,
-            },
-        )
+        """Progress of the current stage and of the whole job (throttle on the caller's
+        side); a heartbeat too."""
+        values: dict[str, Any] = {
+            "progress_step": step,
+            "progress_total": total,
+            "examples_per_s": examples_per_s,
+            "eta_s": eta_s,
+            "phase": phase,
+        }
+        if job_fraction is not None:  # unknown (a stage before the data is read): keep it
+            values.update(job_fraction=job_fraction, job_eta_s=job_eta_s)
+        return self._report(job_id, worker_id, values)
 
     def set_stage(
         self, job_id: uuid.UUID, worker_id: str, stage: str, detail: str | None = None
@@ -337,7 +343,13 @@ class JobRepository:
         lease = self._report(
             job_id,
             worker_id,
-            {"stage": stage, "progress_step": 0, "progress_total": None, "eta_s": None},
+            {
+                "stage": stage,
+                "progress_step": 0,
+                "progress_total": None,
+                "eta_s": None,
+                "phase": None,
+            },
         )
         if lease is not Lease.lost:
             self.events.add(

@@ -5,9 +5,9 @@ srcore calls these; it never knows about HTTP, Celery or databases.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from srcore.jobspec.results import CurveId, DensePoint, ResultUnit
 
@@ -18,12 +18,27 @@ class Cancelled(Exception):
 
 @dataclass(frozen=True)
 class Progress:
-    stage: str  # "bias", "dense", "search", "retrain", "evaluate", "export"
+    """Where one training run stands (sent every few seconds, also while it evaluates); the
+    job-wide fields are filled in by `srcore.pipeline.progress.JobProgress`."""
+
+    stage: str  # "dense", "teacher", "search", "retrain"
     step: int
     total_steps: int
     examples_per_s: float | None = None
-    eta_s: float | None = None
+    eta_s: float | None = None  # this run: its steps and the evaluations still ahead
     detail: str | None = None  # e.g. "seed 1, sparsity 0.5"
+    phase: Literal["train", "evaluate"] = "train"
+    evaluations_done: int = 0  # evaluations of this run finished
+    evaluations_total: int = 0  # evaluations this run makes in all
+    eval_examples_done: int = 0  # of the evaluation running now (phase "evaluate")
+    eval_examples_total: int = 0
+    # The whole job, across its stages weighted by their expected work:
+    job_fraction: float | None = None
+    job_eta_s: float | None = None
+    elapsed_s: float | None = None  # since this run of the pipeline started
+
+    def with_(self, **changes: Any) -> Progress:
+        return replace(self, **changes)
 
 
 class Callbacks:
@@ -33,7 +48,8 @@ class Callbacks:
         """A pipeline stage starts (or is taken from the stage cache: detail says so)."""
 
     def on_progress(self, progress: Progress) -> None:
-        """Called every few steps; throttle on the receiving side if needed."""
+        """Called every few seconds of training and of evaluation (and at a run's last step);
+        throttle on the receiving side if needed."""
 
     def on_metrics(self, curve: CurveId, step: int, metrics: dict[str, Any]) -> None:
         """An evaluation of `curve` finished. `metrics` is JSON-serialisable: each set's

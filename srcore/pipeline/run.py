@@ -26,6 +26,7 @@ from srcore.jobspec.spec import JobSpec, spec_hash
 from srcore.model_card import CardFacts, model_card
 from srcore.pipeline.inputs import load_job_data, load_model
 from srcore.pipeline.plan import StagePlan
+from srcore.pipeline.progress import JobProgress, expected_work
 from srcore.pipeline.search import (
     Found,
     SearchMethod,
@@ -60,7 +61,9 @@ def run_search(
     callbacks: Callbacks | None = None,
     cache_dir: Path | None = None,
 ) -> SearchResult:
-    callbacks = callbacks or Callbacks()
+    # Every Progress carries the whole job's fraction, ETA and elapsed time.
+    tracker = JobProgress(callbacks or Callbacks())
+    callbacks = tracker
     layout = OutputLayout(Path(out_dir))
     layout.root.mkdir(parents=True, exist_ok=True)
     cache = StageCache(Path(cache_dir) if cache_dir else layout.default_cache_dir)
@@ -69,7 +72,10 @@ def run_search(
 
     callbacks.on_stage("data")
     data = load_job_data(spec)
-    ctx = StageContext(spec, StagePlan.from_spec(spec), data, cache, callbacks, layout)
+    plan = StagePlan.from_spec(spec)
+    eval_examples = sum(len(s.encoded) for s in data.eval_sets)
+    tracker.plan(expected_work(spec, plan, len(data.encoded_train), eval_examples))
+    ctx = StageContext(spec, plan, data, cache, callbacks, layout)
     callbacks.on_stage("bias")
     ctx = ctx.with_(bias=bias_stage(ctx))
 

@@ -8,6 +8,7 @@ does between steps.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -41,7 +42,9 @@ from srcore.training.device import (
 from srcore.training.encoding import EncodedSplit
 
 LossFn = Callable[[torch.Tensor, Batch], torch.Tensor]
-EvaluateFn = Callable[[nn.Module], dict[str, Any]]
+# evaluate_fn(model) -> metrics; one that also takes `progress` is handed a
+# progress(examples_done, examples_total) to call as it goes (srcore.evaluation's does).
+EvaluateFn = Callable[..., dict[str, Any]]
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +70,10 @@ class TrainerConfig:
     precision: Precision = "auto"
     checkpoint_dir: Path | None = None
     checkpoint_every: int | None = None  # also written at the end and when stopped
-    log_every: int = 10  # steps between progress callbacks
+    # Seconds between progress callbacks, while training and while evaluating; the first
+    # step and the last are always reported. A timer, not a step count: a slow machine's
+    # bar moves as often as a fast one's.
+    progress_every_s: float = 2.0
     group_by_length: bool = True
     mega_batch_mult: int = 50
     pad_to_multiple_of: int | None = None  # None: 8 on CUDA (tensor cores), none on CPU
@@ -210,6 +216,9 @@ class Trainer:
         self.train_split = train
         self.loss_fn = loss_fn
         self.evaluate_fn = evaluate_fn
+        self._eval_reports = evaluate_fn is not None and (
+            "progress" in inspect.signature(evaluate_fn).parameters
+        )
         self.callbacks = callbacks or Callbacks()
         self.hooks = hooks or TrainerHooks()
         if params is None:
@@ -288,7 +297,8 @@ class Trainer:
         )
         self.model.train()
         batches = self.sampler.epoch(self.epoch)
-        session_start, session_steps = time.perf_counter(), 0
+        self._session_start, self._session_steps = time.perf_counter(), 0
+        self._last_report: float | None = None
         end = self.end_step
         while self.step < end:
             if self.callbacks.should_stop():
@@ -307,21 +317,11 @@ class Trainer:
             self.loss_count += 1
             self.examples_seen += len(batch)
             self.train_seconds += time.perf_counter() - t0
-            session_steps += 1
+            self._session_steps += 1
 
-            if self.step % cfg.log_every == 0 or self.step == end:
+            if self._progress_due() or self.step == end:
                 self._check_finite()
-                elapsed = time.perf_counter() - session_start
-                self.callbacks.on_progress(
-                    Progress(
-                        stage=cfg.stage,
-                        step=self.step,
-                        total_steps=end,
-                        examples_per_s=self.examples_seen / max(self.train_seconds, 1e-9),
-                        eta_s=(end - self.step) * elapsed / session_steps,
-                        detail=cfg.detail,
-                    )
-                )
+                self._report_progress()
             if self.evaluate_fn is not None and (
                 self.step % self.eval_every == 0 or self.step == end
             ):
@@ -365,6 +365,36 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return loss
 
+    def _progress_due(self) -> bool:
+        last = self._last_report
+        return last is None or time.perf_counter() - last >= self.config.progress_every_s
+
+    def _report_progress(self, eval_done: int = 0, eval_total: int = 0, eval_s: float = 0) -> None:
+        """One progress callback; `eval_total` > 0: an evaluation is running (`eval_s` in)."""
+        now = time.perf_counter()
+        self._last_report = now
+        end, steps = self.end_step, max(self._session_steps, 1)
+        step_s = (now - self._session_start - eval_s) / steps
+        eta = (end - self.step) * step_s
+        if eval_total and eval_done:
+            eta += (eval_total - eval_done) * eval_s / eval_done
+        every = self.eval_every
+        self.callbacks.on_progress(
+            Progress(
+                stage=self.config.stage,
+                step=self.step,
+                total_steps=end,
+                examples_per_s=self.examples_seen / max(self.train_seconds, 1e-9),
+                eta_s=max(eta, 0.0),
+                detail=self.config.detail,
+                phase="evaluate" if eval_total else "train",
+                evaluations_done=len(self.history),
+                evaluations_total=math.ceil(end / every) if self.evaluate_fn else 0,
+                eval_examples_done=eval_done,
+                eval_examples_total=eval_total,
+            )
+        )
+
     def _check_finite(self) -> float | None:
         """The mean training loss since the last evaluation; raises when it is not finite."""
         if self.loss_count == 0:
@@ -378,7 +408,16 @@ class Trainer:
         assert self.evaluate_fn is not None
         self.model.eval()
         info = self.hooks.before_evaluate(self.step) or {}
-        metrics = self.evaluate_fn(self.model)
+        if self._eval_reports:
+            started = time.perf_counter()
+
+            def progress(done: int, total: int) -> None:
+                if self._progress_due() or done == 0:
+                    self._report_progress(done, total, time.perf_counter() - started)
+
+            metrics = self.evaluate_fn(self.model, progress=progress)
+        else:
+            metrics = self.evaluate_fn(self.model)
         self.model.train()
         if "selection" not in metrics:
             raise KeyError("evaluate_fn must return a 'selection' metric (the ID metric)")

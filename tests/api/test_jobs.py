@@ -313,13 +313,17 @@ def test_job_detail_shows_progress(client, auth, app_database):
         repo.claim(uuid.UUID(job_id), "w")
         repo.set_stage(uuid.UUID(job_id), "w", "search")
         repo.update_progress(
-            uuid.UUID(job_id), "w", step=25, total=100, examples_per_s=40.0, eta_s=12.0
-        )
+            uuid.UUID(job_id), "w", step=25, total=100, examples_per_s=40.0, eta_s=12.0,
+            job_fraction=0.6, job_eta_s=80.0, phase="evaluate",
+        )  # fmt: skip
         session.commit()
     job = client.get(f"/jobs/{job_id}", headers=auth).json()
     assert job["status"] == "running" and job["stage"] == "search" and job["attempt"] == 1
-    assert job["progress"] == {"step": 25, "total": 100, "fraction": 0.25}
+    assert job["progress"] == {
+        "step": 25, "total": 100, "fraction": 0.25, "phase": "evaluate", "job_fraction": 0.6
+    }  # fmt: skip
     assert job["eta_s"] == 12.0 and job["examples_per_s"] == 40.0 and job["started_at"]
+    assert job["job_eta_s"] == 80.0 and 0 <= job["elapsed_s"] < 60
 
 
 def test_events_list(client, auth):

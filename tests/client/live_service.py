@@ -172,7 +172,17 @@ class FakeWorker:
             JobRepository(session).set_stage(self.job_id, self.worker_id, stage, detail)
             session.commit()
 
-    def progress(self, step: int, total: int, examples_per_s: float, eta_s: float) -> None:
+    def progress(
+        self,
+        step: int,
+        total: int,
+        examples_per_s: float,
+        eta_s: float,
+        *,
+        job_fraction: float | None = None,
+        job_eta_s: float | None = None,
+        phase: str = "train",
+    ) -> None:
         with self.database.session() as session:
             JobRepository(session).update_progress(
                 self.job_id,
@@ -181,6 +191,9 @@ class FakeWorker:
                 total=total,
                 examples_per_s=examples_per_s,
                 eta_s=eta_s,
+                job_fraction=job_fraction,
+                job_eta_s=job_eta_s,
+                phase=phase,
             )
             session.commit()
 
@@ -287,7 +300,12 @@ class FakeWorker:
         for index, sparsity in enumerate(sparsities):
             for step in (10, 20, 30, 40):
                 done = index * 40 + step
-                self.progress(done, total, 512.0, (total - done) / 10)
+                # the dense stage counts as the job's first fifth
+                job_fraction = 0.2 + 0.75 * done / total
+                self.progress(
+                    done, total, 512.0, (total - done) / 10,
+                    job_fraction=job_fraction, job_eta_s=(1 - job_fraction) * 100,
+                )  # fmt: skip
                 dev = 0.78 - 0.05 * index + step / 2000 - shift
                 hans = 0.62 + 0.02 * index + step / 4000 + shift
                 self.metric(

@@ -3,6 +3,7 @@ and the exit codes scripts rely on (0 ok, 1 failed, 2 bad input, 3 cancelled, 4 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -176,9 +177,9 @@ def test_progress_line_on_a_terminal():
         status="running",
         queue="gpu",
         stage="search",
-        progress=Progress(step=450, total=1000, fraction=0.45),
+        progress=Progress(step=450, total=1000, fraction=0.9, phase="train", job_fraction=0.45),
         examples_per_s=812.6,
-        eta_s=95,
+        eta_s=12,
         error=None,
         attempt=1,
         max_attempts=3,
@@ -187,6 +188,8 @@ def test_progress_line_on_a_terminal():
         updated_at=None,
         started_at=None,
         finished_at=None,
+        job_eta_s=95,
+        elapsed_s=62,
     )
     line.update(job)
     line.message("12:00:00 stage export")
@@ -194,9 +197,17 @@ def test_progress_line_on_a_terminal():
     text = stream.getvalue()
     assert text.startswith("\r\x1b[K")
     assert "[search] seed 1, sparsity 0.7" in text
+    # the bar and the ETA are the whole job's (45%), not the stage's (90%)
     assert "████░░░░░░  45%" in text  # 4.5 of 10 cells, rounded to even
-    assert "step 450/1000" in text and "813 ex/s" in text and "ETA 1m35s" in text
+    assert "elapsed 1m02s" in text and "ETA 1m35s" in text
+    assert "step 450/1000" in text and "813 ex/s" in text
     assert "12:00:00 stage export\n" in text and text.endswith("\n")
+    evaluating = dataclasses.replace(
+        job, progress=dataclasses.replace(job.progress, phase="evaluate")
+    )
+    assert "evaluating" in line.render(evaluating) and "ex/s" not in line.render(evaluating)
+    done = dataclasses.replace(job, status="succeeded", stage="export", elapsed_s=312)
+    assert line.render(done) == "succeeded in 5m12s"  # its final state, not "stage export"
 
 
 def test_end_to_end_submit_watch_download_and_the_checkpoint_loads(

@@ -60,7 +60,7 @@ def test_alembic_command_line_from_the_repository_root(tmp_path):
         text=True,
         timeout=120,
     )
-    assert "0002 (head)" in current.stdout
+    assert "0003 (head)" in current.stdout
 
 
 def test_sqlite_pragmas_and_missing_folder(tmp_path):
@@ -113,5 +113,38 @@ def test_0002_adds_studies_and_keeps_existing_jobs(tmp_path):
         command.downgrade(config, "0001")
         assert "studies" not in inspect(database.engine).get_table_names()
         assert "study_id" not in {c["name"] for c in inspect(database.engine).get_columns("jobs")}
+    finally:
+        database.dispose()
+
+
+def test_0003_adds_job_progress_tags_and_note_to_existing_jobs(tmp_path):
+    from alembic import command
+
+    from persistence.db import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    config = alembic_config(url)
+    command.upgrade(config, "0002")
+    database = Database(url)
+    try:
+        with database.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO owners (id, name, created_at) VALUES "
+                "('00000000000000000000000000000001', 'lab', '2026-01-01')"))  # fmt: skip
+            connection.execute(text(
+                "INSERT INTO jobs (id, owner_id, queue, spec, spec_hash, status, progress_step,"
+                " attempt, max_attempts, cancel_requested, created_at, updated_at) VALUES "
+                "('00000000000000000000000000000002', '00000000000000000000000000000001', 'gpu',"
+                " '{}', 'h', 'succeeded', 0, 1, 3, 0, '2026-01-01', '2026-01-01')"))  # fmt: skip
+        command.upgrade(config, "head")
+        with database.engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT spec_hash, job_fraction, job_eta_s, phase, tags, note FROM jobs")
+            ).all()
+        assert rows == [("h", None, None, None, None, None)]
+        command.downgrade(config, "0002")
+        columns = {c["name"] for c in inspect(database.engine).get_columns("jobs")}
+        assert not {"job_fraction", "job_eta_s", "phase", "tags", "note"} & columns
+        assert "study_id" in columns
     finally:
         database.dispose()

@@ -360,3 +360,30 @@ def test_conf_reg_uses_the_dense_ce_model_as_teacher(tiny_model, tmp_path, dense
     # CE teacher, plus a conf_reg dense model when the dense fine-tune uses the job's loss
     assert len(list((tmp_path / "cache").glob("dense-*"))) == (1 if dense_loss == "none" else 2)
     assert report["dense"][0]["cached"] is (dense_loss == "none")
+
+
+class RecordProgress(Callbacks):
+    def __init__(self) -> None:
+        self.progress: list = []
+        self.stages: list[str] = []
+
+    def on_stage(self, stage, detail=None) -> None:
+        self.stages.append(stage)
+
+    def on_progress(self, progress) -> None:
+        self.progress.append(progress)
+
+
+def test_progress_covers_the_whole_job_and_its_evaluations(tiny_model, tmp_path):
+    spec = make_spec(tiny_model, pruning={"sparsities": [0.3, 0.5]})
+    record = RecordProgress()
+    with torch_threads(1):
+        run_search(spec, tmp_path / "out", record, cache_dir=tmp_path / "cache")
+    fractions = [p.job_fraction for p in record.progress]
+    assert all(f is not None for f in fractions)
+    assert fractions == sorted(fractions)  # never goes back across stages
+    assert fractions[0] < 0.3 and fractions[-1] > 0.9
+    assert {p.stage for p in record.progress} == {"dense", "search"}
+    assert any(p.phase == "evaluate" for p in record.progress)
+    assert all(p.elapsed_s is not None and p.elapsed_s >= 0 for p in record.progress)
+    assert record.stages[:3] == ["data", "bias", "dense"] and record.stages[-1] == "export"

@@ -117,7 +117,7 @@ class CountSteps(TrainerHooks):
 
 def test_should_stop_raises_cancelled_between_steps(train, tokenizer):
     callbacks, hooks = StopAfter(7), CountSteps()
-    trainer = _trainer(train, tokenizer, callbacks=callbacks, hooks=hooks, log_every=5)
+    trainer = _trainer(train, tokenizer, callbacks=callbacks, hooks=hooks)
     with pytest.raises(Cancelled, match="after step 7 of 20"):
         trainer.run()
     assert hooks.steps == [1, 2, 3, 4, 5, 6, 7]
@@ -127,13 +127,14 @@ def test_should_stop_raises_cancelled_between_steps(train, tokenizer):
 def test_progress_and_metrics_reach_the_callbacks(train, tokenizer):
     callbacks = StopAfter(10**6)
     trainer = _trainer(
-        train, tokenizer, Scripted([0.5, 0.6]), callbacks=callbacks, eval_every=10, log_every=5,
-        stage="dense", detail="seed 1",
+        train, tokenizer, Scripted([0.5, 0.6]), callbacks=callbacks, eval_every=10,
+        progress_every_s=0, stage="dense", detail="seed 1",
     )  # fmt: skip
     result = trainer.run()
-    assert [p.step for p in callbacks.progress] == [5, 10, 15, 20]
+    assert [p.step for p in callbacks.progress] == list(range(1, 21))
     last = callbacks.progress[-1]
     assert (last.stage, last.total_steps, last.detail, last.eta_s) == ("dense", 20, "seed 1", 0)
+    assert (last.evaluations_done, last.evaluations_total) == (1, 2)  # before the last one
     assert last.examples_per_s > 0 and result.examples_per_s > 0
     assert [(s, step) for s, step, _ in callbacks.metrics] == [("dense", 10), ("dense", 20)]
     assert math.isfinite(callbacks.metrics[0][2]["train_loss"])
@@ -191,8 +192,8 @@ def test_a_diverging_loss_stops_the_run(train, tokenizer):
         return logits.sum() * float("nan")
 
     model = tiny_bert(tokenizer, num_labels=3)
-    trainer = Trainer(model, train, TrainerConfig(max_steps=4, log_every=2), nan_loss)
-    with pytest.raises(FloatingPointError, match="step 2"):
+    trainer = Trainer(model, train, TrainerConfig(max_steps=4), nan_loss)
+    with pytest.raises(FloatingPointError, match="step 1"):  # the first step is reported
         trainer.run()
 
 
@@ -200,3 +201,34 @@ def test_missing_selection_metric_is_an_error(train, tokenizer):
     trainer = _trainer(train, tokenizer, lambda model: {"dev": 1.0}, max_steps=2)
     with pytest.raises(KeyError, match="selection"):
         trainer.run()
+
+
+def test_progress_is_on_a_timer_not_a_step_count(train, tokenizer):
+    """A long interval: only the first and the last step are reported, however many steps."""
+    callbacks = StopAfter(10**6)
+    _trainer(train, tokenizer, callbacks=callbacks, progress_every_s=3600).run()
+    assert [p.step for p in callbacks.progress] == [1, 20]
+
+
+class Evaluating:
+    """An evaluate_fn that takes `progress` and reports 3 batches of 10 examples."""
+
+    def __call__(self, model, progress=None):
+        for done in (0, 10, 20, 30):
+            progress(done, 30)
+        return {"selection": 0.5, "dev": {"accuracy": 0.5}}
+
+
+def test_progress_is_reported_while_evaluating(train, tokenizer):
+    callbacks = StopAfter(10**6)
+    _trainer(
+        train, tokenizer, Evaluating(), callbacks=callbacks, eval_every=10, progress_every_s=0
+    ).run()
+    evaluating = [p for p in callbacks.progress if p.phase == "evaluate"]
+    # two evaluations (steps 10 and 20), each reported from its start to its end
+    assert [(p.step, p.eval_examples_done) for p in evaluating] == [
+        (10, 0), (10, 10), (10, 20), (10, 30), (20, 0), (20, 10), (20, 20), (20, 30)
+    ]  # fmt: skip
+    assert all(p.eval_examples_total == 30 and p.evaluations_total == 2 for p in evaluating)
+    assert evaluating[4].evaluations_done == 1  # the first evaluation is finished by then
+    assert evaluating[0].eta_s > 0  # the run is not over while it evaluates

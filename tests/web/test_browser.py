@@ -224,8 +224,16 @@ def test_job_page_follows_the_stream_and_shows_curves_tables_and_downloads(
     )
     worker.start()
     wait_for(driver, lambda d: css(d, '#job-status[data-status="running"]'))
-    wait_for(driver, lambda d: "%" in css(d, "#job-summary .bar-text")[0].text)
+    wait_for(driver, lambda d: "% of the job" in css(d, "#job-summary .bar-text")[0].text)
     assert css(driver, "#job-speed")[0].text == "512"
+    # The bar is the whole job's (the stand-in: 20% + 75% of the search), the stage line the
+    # search's step; the job has an ETA and an elapsed time.
+    running = int(css(driver, "#job-progress")[0].get_attribute("value"))
+    assert 20 < running < 96
+    assert "search" in css(driver, "#job-stage")[0].text
+    assert "step" in css(driver, "#job-stage")[0].text
+    assert css(driver, "#job-eta-job")[0].text not in ("", "–")
+    assert css(driver, "#job-elapsed")[0].text.endswith(" s")
     save_screenshot(driver, "job-running")
     wait_for(
         driver,
@@ -233,6 +241,10 @@ def test_job_page_follows_the_stream_and_shows_curves_tables_and_downloads(
         message="the page did not reach succeeded",
     )
     worker.join()
+    # Finished: its final state and how long it took, not "stage export".
+    wait_for(driver, lambda d: css(d, "#job-stage")[0].text.startswith("took "))
+    assert "export" not in css(driver, "#job-summary")[0].text
+    assert not css(driver, "#job-progress")  # no bar once finished
     assert driver.execute_script("return window.__stay") == 42
     seen = driver.execute_script("return window.__seen")
     assert [s for s in seen if s != "queued"] == ["running", "succeeded"], seen

@@ -67,6 +67,32 @@ def test_progress_is_written_at_most_once_a_second_and_at_the_end(database, tmp_
     assert (job.progress_step, job.progress_total, job.examples_per_s) == (100, 100, 50.0)
 
 
+def test_whole_job_progress_and_the_evaluation_phase_are_written(database, tmp_path):
+    job_id, worker_id = claimed_job(database, tmp_path)
+    now = [100.0]
+    reporter = reporter_for(database, job_id, worker_id, tmp_path, lambda: now[0])
+    last = Progress("search", 100, 100, 50.0, 0.0, "seed 1", job_fraction=0.4, job_eta_s=60.0)
+    reporter.on_progress(last)
+    evaluating = last.with_(phase="evaluate", eval_examples_done=10, eval_examples_total=90)
+    now[0] = 100.2
+    reporter.on_progress(evaluating)  # the last step's reports no longer bypass the throttle
+    assert reporter.writes == 1
+    now[0] = 101.5
+    reporter.on_progress(evaluating.with_(job_fraction=0.45, job_eta_s=float("inf")))
+    assert reporter.writes == 2
+    with database.session() as session:
+        job = JobRepository(session).get(job_id)
+    assert (job.phase, job.job_fraction, job.job_eta_s) == ("evaluate", 0.45, None)
+    reporter.on_stage("export", "seed 1, sparsity 0.5")  # a stage keeps the job's fraction
+    with database.session() as session:
+        job = JobRepository(session).get(job_id)
+        assert (job.phase, job.job_fraction) == (None, 0.45)
+        JobRepository(session).transition(job_id, JobStatus.succeeded, worker_id=worker_id)
+        session.commit()
+        job = JobRepository(session).get(job_id)
+    assert (job.job_fraction, job.job_eta_s) == (1.0, None)  # finished: the whole job done
+
+
 def test_a_cancel_request_reaches_should_stop_through_a_write(database, tmp_path):
     job_id, worker_id = claimed_job(database, tmp_path)
     reporter = reporter_for(database, job_id, worker_id, tmp_path, lambda: 0.0)

@@ -26,35 +26,57 @@ function stat(label, value, id) {
   return el("div", { class: "stat" }, el("dt", {}, label), el("dd", { id }, value));
 }
 
+// Seconds since the job started running, until it finished (or now): ticks on the page.
+function elapsedS(j) {
+  if (!j?.started_at) return null;
+  const end = j.finished_at ? Date.parse(j.finished_at) : Date.now();
+  return Math.max(0, (end - Date.parse(j.started_at)) / 1000);
+}
+
+// What the job is doing now, in words: the stage, its detail, and its step or evaluation.
+function stageText(j) {
+  if (TERMINAL.has(j.status)) {
+    const took = fmtDuration(elapsedS(j));
+    if (j.status === "failed" && j.stage) return `during ${j.stage}${took ? ` · after ${took}` : ""}`;
+    return took ? `took ${took}` : "";
+  }
+  if (!j.stage) return "";
+  const parts = [j.stage];
+  if (stageDetail) parts.push(stageDetail);
+  const p = j.progress || {};
+  if (p.phase === "evaluate") parts.push("evaluating");
+  else if (p.total) parts.push(`step ${p.step} of ${p.total} (${Math.round(100 * (p.fraction || 0))}%)`);
+  return parts.join(" · ");
+}
+
 function renderSummary() {
   const box = document.getElementById("job-summary");
   if (!box || !job) return;
   document.getElementById("page-heading").textContent = job.name || "Job";
   document.title = `${job.name || job.id} · SRNet`;
-  const fraction = job.progress?.fraction;
+  // The bar is the whole job's: stages weighed by their expected work.
+  const fraction = job.progress?.job_fraction;
   const pct = fraction === null || fraction === undefined ? null : Math.round(100 * fraction);
   const moving = job.status === "running" || job.status === "cancelling";
   const bar = el("div", { class: "bar" },
     pct === null
       ? el("progress", { "aria-label": "progress unknown", id: "job-progress" })
-      : el("progress", { max: "100", value: String(pct), id: "job-progress", "aria-label": `${pct}%` }),
-    el("span", { class: "bar-text" },
-      pct === null
-        ? (job.progress?.step ? `step ${job.progress.step}` : "")
-        : `${pct}% · step ${job.progress.step} of ${job.progress.total}`));
+      : el("progress", { max: "100", value: String(pct), id: "job-progress", "aria-label": `${pct}% of the job` }),
+    el("span", { class: "bar-text" }, pct === null ? "" : `${pct}% of the job`));
   clear(box).append(...[
     el("div", { class: "summary-head" },
       el("span", { id: "job-status", "data-status": job.status }, statusBadge(job.status)),
-      el("span", { class: "stage", id: "job-stage" },
-        job.stage ? `stage ${job.stage}${stageDetail ? ` · ${stageDetail}` : ""}` : ""),
+      el("span", { class: "stage", id: "job-stage" }, stageText(job)),
       job.status === "queued" || job.status === "running"
         ? el("button", { type: "button", class: "secondary small", id: "cancel-job", onclick: cancelJob },
           "Cancel job")
         : null),
     moving || job.status === "queued" ? bar : null,
     el("dl", { class: "stats" },
-      stat("Examples/s", moving && job.examples_per_s ? Math.round(job.examples_per_s).toLocaleString() : "–", "job-speed"),
+      stat("Elapsed", fmtDuration(elapsedS(job)) || "–", "job-elapsed"),
+      stat("ETA (job)", moving ? fmtDuration(job.job_eta_s) || "–" : "–", "job-eta-job"),
       stat("ETA (stage)", moving ? fmtDuration(job.eta_s) || "–" : "–", "job-eta"),
+      stat("Examples/s", moving && job.examples_per_s ? Math.round(job.examples_per_s).toLocaleString() : "–", "job-speed"),
       stat("Attempt", `${job.attempt} of ${job.max_attempts}`),
       stat("Queue", job.queue),
       stat("Created", fmtTime(job.created_at)),
@@ -64,6 +86,12 @@ function renderSummary() {
     el("p", { class: "mono small muted" }, `id ${job.id}`),
   ].filter(Boolean));
 }
+
+// The elapsed time of a running job moves on between progress messages.
+setInterval(() => {
+  const node = document.getElementById("job-elapsed");
+  if (node && job && !TERMINAL.has(job.status)) node.textContent = fmtDuration(elapsedS(job)) || "–";
+}, 1000);
 
 async function cancelJob() {
   if (!window.confirm("Cancel this job?")) return;
