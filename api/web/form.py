@@ -48,6 +48,18 @@ class FormField:
     description: str
     options: list[Any] = field(default_factory=list)  # enum values
     constraints: dict[str, Any] = field(default_factory=dict)
+    # What leaving the field unset means, in words ("10 evaluations per stage"): the
+    # description's closing "Not set: …" sentence. The form shows it as the default.
+    unset: str | None = None
+
+
+UNSET = "Not set: "
+
+
+def unset_text(description: str) -> str | None:
+    """The meaning of an unset field, from its description's last sentence."""
+    _, found, text = description.partition(UNSET)
+    return text.strip().rstrip(".") if found else None
 
 
 _CONSTRAINTS = (
@@ -139,6 +151,7 @@ def _walk(
                 description=description,
                 options=list(inner.get("enum", [])),
                 constraints=_constraints(inner),
+                unset=unset_text(description) if default is None else None,
             )
         )
 

@@ -59,7 +59,7 @@ class ColumnMap(StrictModel):
     )
     label: ShortStr = Field(default="label", description="Column of the gold label.")
     id: ShortStr | None = Field(
-        default=None, description="Column of the example id; None: the line number."
+        default=None, description="Column of the example id. Not set: the line number."
     )
 
 
@@ -130,30 +130,37 @@ class OODTrainingSpec(StrictModel):
 class DataSpec(StrictModel):
     train: SourceSpec | None = Field(
         default=None,
-        description="JSON source object (format, path or hub); null: the task's bundled sample.",
+        description="JSON source object (format, path or hub). Not set: the task's bundled sample.",
     )
     dev: SourceSpec | None = Field(
         default=None,
-        description="JSON source object of the ID dev set (used for selection); "
-        "null: the task's default.",
+        description="JSON source object of the ID dev set (used for selection). Not set: the "
+        "task's.",
     )
     labels: list[ShortStr] | None = Field(
-        default=None, min_length=2, max_length=64, description="Label order (custom tasks)."
+        default=None,
+        min_length=2,
+        max_length=64,
+        description="Label order (custom tasks). Not set: the task's.",
     )
     ood: dict[ShortStr, EvalSourceSpec] | None = Field(
         default=None,
         max_length=16,
-        description='JSON {"name": {format, path, metric}}: extra or replacement OOD sets.',
+        description='JSON {"name": {format, path, metric}}: extra or replacement OOD sets. '
+        "Not set: the task's.",
     )
     max_train_examples: Annotated[int, Field(ge=8)] | None = Field(
-        default=None, description="Use at most this many training examples (quick runs)."
+        default=None,
+        description="Use at most this many training examples (quick runs). Not set: all.",
     )
     max_eval_examples: Annotated[int, Field(ge=8)] | None = Field(
-        default=None, description="Evaluate on at most this many examples per set (quick runs)."
+        default=None,
+        description="Evaluate on at most this many examples per set (quick runs). Not set: all.",
     )
     ood_training: OODTrainingSpec | None = Field(
         default=None,
-        description="JSON: OOD training data mixed in (the paper's OOD upper bound).",
+        description="JSON: OOD training data mixed in (the paper's OOD upper bound). Not set: "
+        "none.",
     )
 
 
@@ -164,7 +171,7 @@ class BiasSpec(StrictModel):
     )
     path: PathStr | None = Field(
         default=None,
-        description="JSONL/TSV/.npy of per-example probabilities (source file).",
+        description="JSONL/TSV/.npy of per-example probabilities (source file only).",
         json_schema_extra=loads("file"),
     )
     fit: Literal["out_of_fold", "in_sample"] = Field(
@@ -211,7 +218,7 @@ class TeacherSpec(StrictModel):
     )
     path: PathStr | None = Field(
         default=None,
-        description="File of teacher probabilities (teacher source file).",
+        description="File of teacher probabilities (teacher source file only).",
         json_schema_extra=loads("file"),
     )
 
@@ -258,10 +265,12 @@ class PruningSpec(StrictModel):
         description="constant, or gradual (cubic, from initial_sparsity; mask_training).",
     )
     initial_sparsity: Annotated[float, Field(ge=0.0, lt=1.0)] | None = Field(
-        default=None, description="Start of the cubic schedule (gradual only)."
+        default=None, description="Start of the cubic schedule (gradual only). Not set: 0.7."
     )
     init: Literal["hard", "soft"] | None = Field(
-        default=None, description="Score init: hard magnitude (0 / 2τ) or soft (|W|)."
+        default=None,
+        description="Score init: hard magnitude (0 / 2τ) or soft (|W|). Not set: hard, soft "
+        "when gradual.",
     )
     threshold: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
         default=0.01,
@@ -275,7 +284,7 @@ class PruningSpec(StrictModel):
     )
     rewind: bool = Field(default=False, description="IMP: rewind BERT weights to pre-trained.")
     retrain_loss: LossName | None = Field(
-        default=None, description="Loss of the scenario-2 retrain; None: the job's loss."
+        default=None, description="Loss of the scenario-2 retrain. Not set: the job's loss."
     )
 
     @field_validator("sparsities")
@@ -330,16 +339,17 @@ class TrainingSpec(StrictModel):
         default=5.0, description="Epochs of the search training (paper: 5 for mask training)."
     )
     max_steps: Annotated[int, Field(ge=1)] | None = Field(
-        default=None, description="Stop after this many steps (overrides epochs)."
+        default=None,
+        description="Stop after this many steps (overrides epochs). Not set: the epochs decide.",
     )
     batch_size: Annotated[int, Field(ge=1, le=1024)] = Field(
         default=32, description="Examples per step."
     )
     learning_rate: Annotated[float, Field(gt=0, le=1.0)] | None = Field(
         default=None,
-        description="Peak learning rate (AdamW, linear warm-up and decay). null: mask "
-        "training follows the step budget, 5e-5 · sqrt(61,360 / steps) (the paper's 5e-5 at "
-        "its 61,360 steps); IMP survivors train at 5e-5.",
+        description="Peak learning rate (AdamW, linear warm-up and decay). Not set: the "
+        "budget rule, mask training at 5e-5 · sqrt(61,360 / steps) (the paper's 5e-5 at its "
+        "61,360 steps), IMP survivors at 5e-5.",
     )
     weight_decay: Annotated[float, Field(ge=0, le=1.0)] = Field(
         default=0.0, description="AdamW weight decay."
@@ -348,7 +358,7 @@ class TrainingSpec(StrictModel):
         default=0.06, description="Fraction of the steps spent warming the learning rate up."
     )
     grad_clip: Annotated[float, Field(gt=0)] | None = Field(
-        default=1.0, description="Clip the gradient norm to this; null: no clipping."
+        default=1.0, description="Clip the gradient norm to this; none: no clipping."
     )
     max_length: Annotated[int, Field(ge=8, le=512)] = Field(
         default=128, description="Tokens per example pair (longer pairs are truncated)."
@@ -360,7 +370,7 @@ class TrainingSpec(StrictModel):
         "AVX512-BF16), else fp32. Weights, optimizer state, masks and scores stay fp32.",
     )
     eval_every: Annotated[int, Field(ge=1)] | None = Field(
-        default=None, description="Steps between evaluations; None: 10 evaluations per stage."
+        default=None, description="Steps between evaluations. Not set: 10 evaluations per stage."
     )
     select_last_fraction: Annotated[float, Field(gt=0, le=1.0)] = Field(
         default=0.3, description="Select among evaluations in the last fraction of training."
@@ -391,7 +401,8 @@ class DenseSpec(StrictModel):
     )
     max_steps: Annotated[int, Field(ge=1)] | None = Field(
         default=None,
-        description="Stop the dense fine-tune after this many steps (overrides epochs).",
+        description="Stop the dense fine-tune after this many steps (overrides epochs). Not set: "
+        "the epochs decide.",
     )
     learning_rate: Annotated[float, Field(gt=0, le=1.0)] = Field(
         default=5e-5, description="Learning rate of the dense fine-tune."
@@ -400,13 +411,14 @@ class DenseSpec(StrictModel):
         default="none", description="none: CE fine-tune; job: fine-tune with the job's loss."
     )
     stop_at_step: Annotated[int, Field(ge=1)] | None = Field(
-        default=None, description="Search from an early checkpoint of the dense fine-tune."
+        default=None,
+        description="Search from an early checkpoint of the dense fine-tune. Not set: its end.",
     )
 
 
 class EvaluationSpec(StrictModel):
     ood_sets: list[ShortStr] | None = Field(
-        default=None, max_length=16, description="OOD set names; None: all of the task's."
+        default=None, max_length=16, description="OOD set names. Not set: all of the task's."
     )
     batch_size: Annotated[int, Field(ge=1, le=4096)] = Field(
         default=256, description="Examples per evaluation batch."
@@ -423,7 +435,8 @@ class ModelSpec(StrictModel):
     )
     revision: ShortStr | None = Field(
         default=None,
-        description="Hub revision (branch, tag or commit) of the model; None: the default.",
+        description="Hub revision (branch, tag or commit) of the model. Not set: the default "
+        "branch.",
     )
 
     @field_validator("name_or_path")
@@ -437,7 +450,7 @@ class JobSpec(StrictModel):
     """A search job: everything needed to reproduce it."""
 
     name: ShortStr | None = Field(
-        default=None, description="A label for you; shown in the job lists."
+        default=None, description="A label for you; shown in the job lists. Not set: no name."
     )
     task: TaskName = Field(
         default="mnli",

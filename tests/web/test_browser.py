@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from persistence.tables import JobStatus
 from srcore.jobspec.layout import artifact_names, job_tag
 from srnet.client import SRNetClient
 from tests.client.live_service import LiveService
@@ -104,6 +105,16 @@ def test_submit_shows_the_api_errors_next_to_the_field_then_creates_a_job(
     assert sparsities.get_attribute("placeholder") == "default: 0.5"
     help_text = css(driver, "#f-pruning-sparsities-help")[0].text
     assert "Default: 0.5" in help_text and "0 < each < 1" in help_text
+    # Defaults in words, as the README gives them; no Python or JSON words in the help.
+    eval_every = css(driver, "#f-training-eval-every-help")[0].text
+    assert "Default: 10 evaluations per stage." in eval_every and "Not set" not in eval_every
+    assert css(driver, "#f-pruning-initial-sparsity")[0].get_attribute("placeholder") == (
+        "default: 0.7"
+    )
+    assert "(none to turn it off)" in css(driver, "#f-training-grad-clip-help")[0].text
+    helps = " ".join(h.get_attribute("textContent") for h in css(driver, ".field .help"))
+    for leftover in ("null", "None", "True", "False", "Default: none. Not set"):
+        assert leftover not in helps, leftover
 
     # A value the API refuses: its 422 appears next to pruning.sparsities.
     sparsities.send_keys("0.5, 1.5")
@@ -140,6 +151,14 @@ def test_submit_shows_the_api_errors_next_to_the_field_then_creates_a_job(
 
     css(driver, '[data-preset="mnli-poe-mask"]')[0].send_keys(Keys.ENTER)
     assert sparsities.get_attribute("value") == "0.5, 0.7, 0.9"
+    # The feedback is beside the presets, on screen where the click was.
+    assert "Preset applied" in css(driver, "#preset-status")[0].text
+    assert driver.execute_script(
+        "const r = document.getElementById('preset-status').getBoundingClientRect();"
+        "return r.top >= 0 && r.bottom <= window.innerHeight;"
+    )
+    assert css(driver, '[data-preset="mnli-poe-mask"]')[0].get_attribute("aria-pressed") == "true"
+    save_screenshot(driver, "submit-preset")
     assert Select(css(driver, "#f-debias-loss")[0]).first_selected_option.text == "poe"
     assert batch.get_attribute("value") == ""  # the reset cleared the bad value
     css(driver, "#submit-button")[0].click()
@@ -276,7 +295,10 @@ def test_job_page_follows_the_stream_and_shows_curves_tables_and_downloads(
     assert len(css(driver, "#hans-table tbody tr")) == 3
     # Artifacts and the log.
     wait_for(driver, lambda d: len(css(d, "#artifacts-table tbody tr")) == 5)
-    assert "stage search (seed 1: mask_training, finetuned)" in css(driver, "#event-log")[0].text
+    log = css(driver, "#event-log")[0].text
+    # the kind column says "stage" once: "stage search (…)", never "stage stage search (…)"
+    assert "stage search (seed 1: mask_training, finetuned)" in log
+    assert "stage stage" not in log and "artifact artifact" not in log
     save_screenshot(driver, "job")
 
     # Download: with the key in a header, checked against the sha256, saved as a file.
@@ -331,3 +353,44 @@ def test_compare_page_puts_several_jobs_on_one_chart(browser, service: LiveServi
     wait_for(driver, lambda d: len(css(d, "#comparison svg .point")) == 4)
     assert poe.id not in driver.current_url and ce.id in driver.current_url
     assert not console_errors(driver)
+
+
+def test_a_failed_job_says_what_it_never_made_without_yet(browser, service: LiveService):
+    driver = browser
+    key = service.key_for("web-failed")
+    with SRNetClient(service.url, key) as client:
+        job = client.submit({"name": "broken"})
+    worker = service.worker(job.id)
+    worker.claim()
+    worker.stage("dense", "seed 1")
+    worker.finish(JobStatus.failed, error="loss is nan at step 12")
+    use_key(driver, service, key, f"/web/jobs/{job.id}")
+    wait_for(driver, lambda d: css(d, '#job-status[data-status="failed"]'))
+    wait_for(driver, lambda d: "no artifacts" in css(d, "#artifacts")[0].text)
+    text = css(driver, "main")[0].text
+    assert " yet" not in text and "appear" not in text, text
+    assert "No mask was selected" in css(driver, "#sparsity")[0].text
+    assert css(driver, "#job-stage")[0].text.startswith("during dense")
+    assert "loss is nan at step 12" in css(driver, "#job-error")[0].text
+    save_screenshot(driver, "job-failed")
+    assert not console_errors(driver)
+
+
+def test_chart_ticks_carry_the_decimals_their_step_needs(browser, service: LiveService):
+    """33.25 is not 33.3: a tick is written with as many decimals as the step needs."""
+    driver = browser
+    driver.get(service.url + "/web/compare")
+    labels = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "import('/web/static/js/charts.js').then((m) => {"
+        "  const figure = m.chart({title: 't', xLabel: 'x', yLabel: 'y', series: [{name: 'a',"
+        "    points: [{x: 33.0, y: 33.0}, {x: 34.1, y: 34.1}]}], padX: true,"
+        "    xFormat: (v) => v.toFixed(1), yFormat: (v) => v.toFixed(1)});"
+        "  done([...figure.querySelectorAll('.tick')].map((t) => [t.textContent,"
+        "    t.getAttribute('data-value')]));"
+        "});"
+    )
+    assert labels
+    for text, value in labels:
+        assert float(text) == pytest.approx(float(value), abs=1e-9), (text, value)
+    assert "33.25" in [text for text, _ in labels]

@@ -136,6 +136,22 @@ def test_the_form_has_every_spec_field_with_default_and_explanation(service: Liv
     assert {g["id"] for g in body["groups"]} >= {f["group"] for f in body["fields"]}
 
 
+def test_help_text_speaks_to_users_and_says_what_unset_means():
+    """Descriptions come from the spec's fields: no Python or JSON words leak into them, and a
+    field whose default is unset says what that means (the README's default)."""
+    fields = {f.path: f for f in form_fields()}
+    for path, field in fields.items():
+        assert not re.search(r"\b(None|null|True|False)\b", field.description), path
+    assert fields["training.eval_every"].unset == "10 evaluations per stage"
+    assert fields["pruning.initial_sparsity"].unset == "0.7"
+    assert fields["pruning.init"].unset == "hard, soft when gradual"
+    assert fields["training.learning_rate"].unset.startswith("the budget rule")
+    assert fields["evaluation.ood_sets"].unset == "all of the task's"
+    assert fields["training.grad_clip"].unset is None  # it has a value: 1.0
+    readme = (ROOT / "README.md").read_text()
+    assert "| `training.eval_every` | 10 per stage |" in readme
+
+
 def test_every_spec_leaf_is_a_form_field():
     """A field added to JobSpec shows up in the form without touching the web code."""
 

@@ -31,6 +31,14 @@ export function niceDomain(min, max, count = 5) {
   return { min: lo, max: hi, ticks };
 }
 
+/** The fewest decimals that write every tick exactly: a 0.25 step shows 33.25, never 33.3. */
+export function tickDecimals(ticks) {
+  for (let digits = 0; digits < 10; digits += 1) {
+    if (ticks.every((t) => Math.abs(Number(t.toFixed(digits)) - t) < 1e-9)) return digits;
+  }
+  return 10;
+}
+
 function marker(shape, x, y, r, attrs) {
   if (shape === "square") {
     return svg("rect", { x: x - r, y: y - r, width: 2 * r, height: 2 * r, ...attrs });
@@ -87,13 +95,19 @@ export function chart({
   root.append(svg("title", { id: titleId }, title));
 
   const grid = svg("g", { class: "grid" });
+  // Ticks are written with the decimals their step needs (xFormat / yFormat are for the
+  // data: point titles and the table).
+  const yDigits = tickDecimals(yd.ticks);
+  const xDigits = tickDecimals(xd.ticks);
   for (const t of yd.ticks) {
     grid.append(svg("line", { x1: margin.left, x2: margin.left + plotW, y1: sy(t), y2: sy(t) }));
-    grid.append(svg("text", { x: margin.left - 8, y: sy(t), class: "tick y" }, yFormat(t)));
+    grid.append(svg("text", { x: margin.left - 8, y: sy(t), class: "tick y", "data-value": t },
+      t.toFixed(yDigits)));
   }
   for (const t of xd.ticks) {
     grid.append(svg("line", { x1: sx(t), x2: sx(t), y1: margin.top, y2: margin.top + plotH }));
-    grid.append(svg("text", { x: sx(t), y: margin.top + plotH + 16, class: "tick x" }, xFormat(t)));
+    grid.append(svg("text", { x: sx(t), y: margin.top + plotH + 16, class: "tick x", "data-value": t },
+      t.toFixed(xDigits)));
   }
   root.append(grid);
   root.append(svg("rect", {

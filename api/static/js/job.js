@@ -113,6 +113,13 @@ function setConnection(state) {
 
 // --- the log -------------------------------------------------------------------------------
 
+// The log shows the kind beside the message: "stage" + "stage dense (seed 1)" would read
+// "stage stage dense"; the message loses its leading kind word.
+function withoutKind(kind, message) {
+  const lead = new RegExp(`^${String(kind).replace(/[^a-z_]/gi, "")}:?\\s+`, "i");
+  return message.replace(lead, "");
+}
+
 function appendEvent(event) {
   const list = document.getElementById("event-log");
   if (!list) return;
@@ -122,13 +129,13 @@ function appendEvent(event) {
   list.append(el("li", { "data-kind": event.kind },
     el("time", { datetime: event.at }, fmtTime(event.at)), " ",
     el("span", { class: `kind kind-${String(event.kind).replace(/[^a-z]/g, "")}` }, event.kind), " ",
-    event.message || ""));
+    withoutKind(event.kind, event.message || "")));
   while (list.children.length > MAX_LOG) list.firstChild.remove();
 }
 
 // --- metrics -------------------------------------------------------------------------------
 
-// Tick labels: whole numbers as they are, others with one decimal (72.5 stays 72.5).
+// Values in point titles and tables: whole numbers as they are, others with one decimal.
 const pct = (v) => (Number.isInteger(Math.round(v * 1000) / 1000) ? String(Math.round(v))
   : v.toFixed(1));
 
@@ -266,8 +273,11 @@ function renderMetrics(metrics) {
   }
   const selected = metrics.selected;
   if (!selected.length) {
-    sparsityBox.append(notice("No selected points yet: they appear when a mask is chosen."));
-    hansBox.append(notice("HANS results appear with the selected points of an MNLI job."));
+    const over = TERMINAL.has(job?.status);
+    sparsityBox.append(notice(over ? "No mask was selected: the job ended before one was chosen."
+      : "No selected points yet: they appear when a mask is chosen."));
+    hansBox.append(notice(over ? "No HANS results: no mask was selected."
+      : "HANS results appear with the selected points of an MNLI job."));
     return;
   }
   sparsityBox.append(el("div", { class: "side-by-side" },

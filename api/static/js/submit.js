@@ -11,6 +11,17 @@ let idempotencyKey = null;
 const fieldId = (path) => `f-${path.replace(/[^A-Za-z0-9]+/g, "-")}`;
 const errorId = (path) => `e-${path.replace(/[^A-Za-z0-9]+/g, "-")}`;
 
+// A field's default in words: its value, or what leaving it unset means.
+function shownDefault(field) {
+  return field.default === null && field.unset ? field.unset : show(field.default);
+}
+
+// Placeholders are short: a long meaning is in the help text below the field.
+function shortDefault(field) {
+  const text = shownDefault(field);
+  return text.length > 36 ? "see below" : text;
+}
+
 function show(value) {
   if (value === null || value === undefined) return "none";
   if (Array.isArray(value)) return value.join(", ");
@@ -41,7 +52,7 @@ function inputFor(field) {
   const common = { id, name: field.path, "aria-describedby": described, "data-kind": field.kind };
   if (field.kind === "enum") {
     const options = [];
-    if (field.nullable) options.push(el("option", { value: "" }, `default (${show(field.default)})`));
+    if (field.nullable) options.push(el("option", { value: "" }, `default (${shortDefault(field)})`));
     for (const option of field.options) {
       options.push(el("option", { value: option }, option));
     }
@@ -56,7 +67,7 @@ function inputFor(field) {
   }
   if (field.kind === "json") {
     return el("textarea", {
-      ...common, rows: "2", spellcheck: "false", placeholder: `default: ${show(field.default)}`,
+      ...common, rows: "2", spellcheck: "false", placeholder: `default: ${shortDefault(field)}`,
       class: "json",
     });
   }
@@ -64,7 +75,7 @@ function inputFor(field) {
   return el("input", {
     ...common, type: "text", spellcheck: "false", autocomplete: "off",
     inputmode: numeric ? (field.kind === "integer" ? "numeric" : "decimal") : undefined,
-    placeholder: `default: ${show(field.default)}`,
+    placeholder: `default: ${shortDefault(field)}`,
   });
 }
 
@@ -76,12 +87,17 @@ function fieldRow(field) {
     string_list: "comma-separated",
     json: "JSON",
   }[field.kind];
-  const help = [field.description];
-  help.push(`Default: ${show(field.default)}.`);
+  // The description's "Not set: …" is the default's meaning: said once, as the default.
+  const help = [field.unset && field.default === null
+    ? field.description.slice(0, field.description.indexOf("Not set: ")).trim()
+    : field.description];
+  help.push(`Default: ${shownDefault(field)}.`);
   const limits = constraintText(field);
   if (limits) help.push(`${limits}.`);
-  if (kindNote) help.push(`(${kindNote}${field.nullable ? "; null for none" : ""})`);
-  else if (field.nullable && field.kind !== "enum") help.push("(null for none)");
+  // A field with a value by default that can also be turned off (grad_clip: 1.0 or none).
+  const canUnset = field.nullable && field.default !== null && field.kind !== "enum";
+  if (kindNote) help.push(`(${kindNote}${canUnset ? "; none to turn it off" : ""})`);
+  else if (canUnset) help.push("(none to turn it off)");
   const label = el("label", { for: input.id },
     el("span", { class: "field-name" }, field.label),
     el("code", { class: "field-path" }, field.path));
@@ -118,7 +134,7 @@ function readField(field) {
   }
   const text = input.value.trim();
   if (text === "") return { set: false };
-  if (field.nullable && text.toLowerCase() === "null") return { set: true, value: null };
+  if (field.nullable && ["none", "null"].includes(text.toLowerCase())) return { set: true, value: null };
   let value;
   switch (field.kind) {
     case "integer":
@@ -277,8 +293,13 @@ function applyPreset(preset) {
     input.closest("details")?.setAttribute("open", "");
   }
   changed();
-  const status = document.getElementById("submit-status");
-  clear(status).append(notice(`Preset applied: ${preset.title}. Review the fields, then submit.`));
+  // Said where the click was (beside the presets), not below a long form.
+  for (const button of document.querySelectorAll("button.preset")) {
+    button.setAttribute("aria-pressed", String(button.dataset.preset === preset.id));
+  }
+  clear(document.getElementById("submit-status"));
+  clear(document.getElementById("preset-status")).append(
+    notice(`Preset applied: ${preset.title}. Review the fields, then submit.`));
 }
 
 function changed() {
@@ -339,7 +360,8 @@ function render() {
     el("div", { class: "preset-list" }, form.presets.map((preset) => el("button", {
       type: "button", class: "preset", "data-preset": preset.id,
       onclick: () => applyPreset(preset),
-    }, el("strong", {}, preset.title), el("span", {}, preset.description)))));
+    }, el("strong", {}, preset.title), el("span", {}, preset.description)))),
+    el("div", { id: "preset-status", role: "status", "aria-live": "polite" }));
 
   const groups = form.groups.map((group) => {
     const fields = form.fields.filter((f) => f.group === group.id);
