@@ -4,6 +4,7 @@ of the routes that raise it, so clients know them."""
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, get_args
@@ -196,6 +197,21 @@ def _body_model(request: Request) -> type[BaseModel] | None:
     return _model_in(getattr(info, "annotation", None) or getattr(body_field, "type_", None))
 
 
+def json_safe(value: Any) -> Any:
+    """`value` with what strict JSON and UTF-8 cannot carry made printable: non-finite floats
+    as their names (`NaN`, `Infinity`), lone surrogates as `\\udxxx` escapes. An error that
+    echoes a bad input must not fail to encode (a 500) itself."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422 shape (`{"detail": [{"loc", "msg", "type", ...}]}`), with model-level
     errors of the spec pointed at the field they name, an unknown key named with close matches,
@@ -206,4 +222,4 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
         _name_the_extra_key(_without_value_error_prefix(_point_at_named_field(dict(error))), model)
         for error in exc.errors()
     ]
-    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+    return JSONResponse({"detail": json_safe(jsonable_encoder(errors))}, status_code=422)

@@ -25,7 +25,7 @@ from api.errors import (
 )
 from api.jobs import service
 from api.jobs.schemas import JobCreate, JobDetail, JobEventPublic, JobList, JobMetrics
-from api.jobs.stream import job_event_stream, parse_last_event_id
+from api.jobs.stream import MAX_EVENT_ID, job_event_stream, parse_last_event_id
 from persistence.tables import JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -121,7 +121,9 @@ def list_events(
     job: OwnedJob,
     session: SessionDep,
     settings: SettingsDep,
-    after: Annotated[int | None, Query(ge=0, description="Only events after this id")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_ID, description="Only events after this id")
+    ] = None,
 ) -> list[JobEventPublic]:
     return service.list_events(session, job, after=after, limit=settings.max_events_per_page)
 
@@ -147,7 +149,8 @@ async def stream_events(
     settings: SettingsDep,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id: Annotated[
-        int | None, Query(ge=0, description="For clients that cannot set Last-Event-ID")
+        int | None,
+        Query(ge=0, le=MAX_EVENT_ID, description="For clients that cannot set Last-Event-ID"),
     ] = None,
 ) -> StreamingResponse:
     after = parse_last_event_id(last_event_id_header)

@@ -18,6 +18,7 @@ from persistence.db import Database
 from persistence.repositories import JobEventRepository, JobRepository
 
 PAGE = 500
+MAX_EVENT_ID = 2**63 - 1  # the database's BIGINT: a larger cursor is a 422, not a 500
 
 
 def sse_message(data: Any, *, event: str | None = None, event_id: int | None = None) -> str:
@@ -38,7 +39,7 @@ def parse_last_event_id(value: str | None) -> int | None:
         parsed = int(value.strip())
     except ValueError:
         return None
-    return parsed if parsed >= 0 else None
+    return parsed if 0 <= parsed <= MAX_EVENT_ID else None
 
 
 def _poll(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -33,11 +33,71 @@ FormatName = Literal[
 ]
 
 ShortStr = Annotated[str, Field(max_length=200)]
+# Upper bounds of counts: far above any real job (MNLI has 393k training pairs; the paper's
+# mask training 61k steps), far below what breaks a database column or a float.
+MAX_STEPS = 10_000_000
+MAX_EXAMPLES = 100_000_000
 PathStr = Annotated[str, Field(min_length=1, max_length=1024)]
 
 
+def _num(value: float) -> str:
+    return f"{value:,}".replace(",", "_") if isinstance(value, int) else f"{value:g}"
+
+
+def _bound_text(schema: dict[str, Any]) -> str | None:
+    """`0 < x ≤ 100` from a number schema's bounds (None: it has none)."""
+    low = next(((k, schema[k]) for k in ("exclusiveMinimum", "minimum") if k in schema), None)
+    high = next(((k, schema[k]) for k in ("exclusiveMaximum", "maximum") if k in schema), None)
+    if low is None and high is None:
+        return None
+    text = "x"
+    if low is not None:
+        text = f"{_num(low[1])} {'<' if low[0] == 'exclusiveMinimum' else '≤'} x"
+    if high is not None:
+        text += f" {'<' if high[0] == 'exclusiveMaximum' else '≤'} {_num(high[1])}"
+    return text
+
+
+def _state_bounds(schema: dict[str, Any], _cls: type) -> None:
+    """Every number field's description ends with its range (from the schema's own bounds)."""
+    for prop in schema.get("properties", {}).values():
+        options = [prop, *prop.get("anyOf", [])]
+        options += [o["items"] for o in list(options) if isinstance(o.get("items"), dict)]
+        numbers = [o for o in options if o.get("type") in ("integer", "number")]
+        bounds = next((b for b in map(_bound_text, numbers) if b), None)
+        if bounds and "description" in prop and "Range:" not in prop["description"]:
+            each = " (each)" if any(o is not prop and "items" in o for o in options) or (
+                "items" in prop
+            ) else ""
+            prop["description"] = f"{prop['description']} Range{each}: {bounds}."
+
+
+def _no_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain a NUL byte")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _no_nul(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _no_nul(item)
+    return value
+
+
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys refused; numbers finite (no NaN, Infinity, 1e309) and bounded (the range in
+    each description); no string holds a NUL byte (lone surrogates are not valid strings)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, json_schema_extra=_state_bounds
+    )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _strings_without_nul(cls, value: Any) -> Any:
+        return _no_nul(value)
 
 
 def _check_load(kind: LoadKind, value: str | None) -> str | None:
@@ -149,11 +209,11 @@ class DataSpec(StrictModel):
         description='JSON {"name": {format, path, metric}}: extra or replacement OOD sets. '
         "Not set: the task's.",
     )
-    max_train_examples: Annotated[int, Field(ge=8)] | None = Field(
+    max_train_examples: Annotated[int, Field(ge=8, le=MAX_EXAMPLES)] | None = Field(
         default=None,
         description="Use at most this many training examples (quick runs). Not set: all.",
     )
-    max_eval_examples: Annotated[int, Field(ge=8)] | None = Field(
+    max_eval_examples: Annotated[int, Field(ge=8, le=MAX_EXAMPLES)] | None = Field(
         default=None,
         description="Evaluate on at most this many examples per set (quick runs). Not set: all.",
     )
@@ -338,7 +398,7 @@ class TrainingSpec(StrictModel):
     epochs: Annotated[float, Field(gt=0, le=100)] = Field(
         default=5.0, description="Epochs of the search training (paper: 5 for mask training)."
     )
-    max_steps: Annotated[int, Field(ge=1)] | None = Field(
+    max_steps: Annotated[int, Field(ge=1, le=MAX_STEPS)] | None = Field(
         default=None,
         description="Stop after this many steps (overrides epochs). Not set: the epochs decide.",
     )
@@ -357,7 +417,7 @@ class TrainingSpec(StrictModel):
     warmup_ratio: Annotated[float, Field(ge=0, lt=1.0)] = Field(
         default=0.06, description="Fraction of the steps spent warming the learning rate up."
     )
-    grad_clip: Annotated[float, Field(gt=0)] | None = Field(
+    grad_clip: Annotated[float, Field(gt=0, le=1e4)] | None = Field(
         default=1.0, description="Clip the gradient norm to this; none: no clipping."
     )
     max_length: Annotated[int, Field(ge=8, le=512)] = Field(
@@ -369,7 +429,7 @@ class TrainingSpec(StrictModel):
         "hardware multiplies bf16 natively (CUDA compute capability 8.0+, CPUs with AMX or "
         "AVX512-BF16), else fp32. Weights, optimizer state, masks and scores stay fp32.",
     )
-    eval_every: Annotated[int, Field(ge=1)] | None = Field(
+    eval_every: Annotated[int, Field(ge=1, le=MAX_STEPS)] | None = Field(
         default=None, description="Steps between evaluations. Not set: 10 evaluations per stage."
     )
     select_last_fraction: Annotated[float, Field(gt=0, le=1.0)] = Field(
@@ -399,7 +459,7 @@ class DenseSpec(StrictModel):
     epochs: Annotated[float, Field(gt=0, le=100)] = Field(
         default=3.0, description="Epochs of the dense fine-tune (paper: 3)."
     )
-    max_steps: Annotated[int, Field(ge=1)] | None = Field(
+    max_steps: Annotated[int, Field(ge=1, le=MAX_STEPS)] | None = Field(
         default=None,
         description="Stop the dense fine-tune after this many steps (overrides epochs). Not set: "
         "the epochs decide.",
@@ -410,7 +470,7 @@ class DenseSpec(StrictModel):
     loss: Literal["none", "job"] = Field(
         default="none", description="none: CE fine-tune; job: fine-tune with the job's loss."
     )
-    stop_at_step: Annotated[int, Field(ge=1)] | None = Field(
+    stop_at_step: Annotated[int, Field(ge=1, le=MAX_STEPS)] | None = Field(
         default=None,
         description="Search from an early checkpoint of the dense fine-tune. Not set: its end.",
     )
