@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from srcore.files import atomic_write_bytes, exclusive_lock, try_exclusive_lock
 from srcore.jobspec.callbacks import Callbacks
 from srcore.jobspec.layout import OutputLayout
 from srcore.jobspec.spec import spec_hash
@@ -86,9 +87,7 @@ def run_study(
     out_dir = Path(out_dir)
     children = expand_study(study)
     cache = out_dir / "cache"
-    points: list[SelectedPoint] = []
     timings_path = out_dir / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     # The dense references first: they hold every dense fine-tune the searches start from,
     # and the table has its reference lines early.
     order = [c for c in children if c.role == "reference"] + [
@@ -97,36 +96,63 @@ def run_study(
     run = None
     for i, child in enumerate(order, 1):
         child_dir = out_dir / "jobs" / slug(child.key)
-        metrics = OutputLayout(child_dir).metrics_path
-        if metrics.exists() and json.loads(metrics.read_text()).get("spec_hash") != spec_hash(
-            child.spec
-        ):
-            log(f"{child.label}: the study changed this job's spec; running it again")
-            metrics.unlink()
+        child_dir.mkdir(parents=True, exist_ok=True)
+        # Several `srnet study run` processes may share one study folder (one per core or
+        # GPU): each child is run by whichever takes its lock first; the others skip it.
+        with try_exclusive_lock(child_dir / ".running") as mine:
+            if not mine:
+                log(f"[{i}/{len(order)}] {child.label}: another runner has it")
+                continue
+            metrics = OutputLayout(child_dir).metrics_path
+            if metrics.exists() and json.loads(metrics.read_text()).get("spec_hash") != spec_hash(
+                child.spec
+            ):
+                log(f"{child.label}: the study changed this job's spec; running it again")
+                metrics.unlink()
+            if not metrics.exists():
+                log(f"[{i}/{len(order)}] {child.label}")
+                started = time.time()
+                callbacks = callbacks_for(child) if callbacks_for else Callbacks()
+                run_search(child.spec, child_dir, callbacks, cache_dir=cache)
+                clean_work(child_dir)
+                with exclusive_lock(out_dir / ".timings.lock"):
+                    timings = _read_json(timings_path)
+                    timings[child.key] = round(time.time() - started, 1)
+                    _write_json(timings_path, timings)
+        run = _write_outputs(study, children, out_dir, source)
+    return run if run is not None else _write_outputs(study, children, out_dir, source)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_json(path: Path, value: Any) -> None:
+    atomic_write_bytes(path, json.dumps(value, indent=1).encode())
+
+
+def finished_points(children: list[StudyChild], out_dir: Path) -> tuple[list[SelectedPoint], int]:
+    """The selected points of every child whose report exists (whoever ran it), and how many
+    children that is."""
+    points: list[SelectedPoint] = []
+    done = 0
+    for child in children:
+        metrics = OutputLayout(out_dir / "jobs" / slug(child.key)).metrics_path
         if not metrics.exists():
-            log(f"[{i}/{len(order)}] {child.label}")
-            started = time.time()
-            callbacks = callbacks_for(child) if callbacks_for else Callbacks()
-            run_search(child.spec, child_dir, callbacks, cache_dir=cache)
-            clean_work(child_dir)
-            timings[child.key] = round(time.time() - started, 1)
-            timings_path.parent.mkdir(parents=True, exist_ok=True)
-            timings_path.write_text(json.dumps(timings, indent=1))
-        points += points_from_report(child.key, json.loads(metrics.read_text()))
-        run = _write_outputs(study, children, points, timings, out_dir, i, source)
-    assert run is not None  # a study has at least one child
-    return run
+            continue
+        report = json.loads(metrics.read_text())
+        if report.get("spec_hash") != spec_hash(child.spec):
+            continue
+        points += points_from_report(child.key, report)
+        done += 1
+    return points, done
 
 
 def _write_outputs(
-    study: StudySpec,
-    children: list[StudyChild],
-    points: list[SelectedPoint],
-    timings: dict[str, float],
-    out_dir: Path,
-    done: int,
-    source: str | None,
+    study: StudySpec, children: list[StudyChild], out_dir: Path, source: str | None
 ) -> StudyRun:
+    points, done = finished_points(children, out_dir)
+    timings = _read_json(out_dir / "timings.json")
     info_path = out_dir / "run_info.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     info.update(machine_info())
@@ -141,16 +167,12 @@ def _write_outputs(
     if source is not None:
         info["study_file"] = source
         info["command"] = f"srnet study run {source} --out {out_dir.name}"
-    info_path.write_text(json.dumps(info, indent=1))
+    _write_json(info_path, info)
     rows = study_table(children, points)
     csv_path = out_dir / "table.csv"
-    csv_path.write_text(table_csv(rows))
+    atomic_write_bytes(csv_path, table_csv(rows).encode())
     json_path = out_dir / "table.json"
-    json_path.write_text(
-        json.dumps(
-            {"study": study.model_dump(mode="json"), "records": table_records(rows)}, indent=1
-        )
-    )
+    _write_json(json_path, {"study": study.model_dump(mode="json"), "records": table_records(rows)})
     plot_path = plot_study(rows, out_dir / "plot.png", title=study.name or "")
     seconds = {c.key: timings.get(c.key, 0.0) for c in children}
     return StudyRun(out_dir, rows, csv_path, json_path, plot_path, seconds)

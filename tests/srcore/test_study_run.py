@@ -63,3 +63,36 @@ def test_study_runs_every_child_and_tables_them_over_seeds(tiny_model, tmp_path)
     again = run_study(study, tmp_path / "study", log=logged.append)
     assert len(logged) == 4
     assert again.csv_path.read_text() == run.csv_path.read_text()
+
+
+def test_runners_sharing_a_study_folder_skip_a_child_another_one_holds(tiny_model, tmp_path):
+    from srcore.files import exclusive_lock
+    from srcore.jobspec.study import slug
+
+    base = {
+        "task": "mnli",
+        "model": {"name_or_path": tiny_model},
+        "data": {"max_train_examples": 48, "max_eval_examples": 24},
+        "pruning": {"sparsities": [0.5]},
+        "dense": {"max_steps": 2, "learning_rate": 1e-3},
+        "training": {"max_steps": 2, "batch_size": 16, "max_length": 32, "seeds": [1]},
+    }
+    study = StudySpec.model_validate(
+        {"base": base, "axes": [{"path": "debias.loss", "values": ["poe"]}]}
+    )
+    out = tmp_path / "study"
+    held = out / "jobs" / slug("debias.loss=poe")
+    held.mkdir(parents=True)
+    logged: list[str] = []
+    with torch_threads(1), exclusive_lock(held / ".running"):  # another runner has it
+        run = run_study(study, out, log=logged.append)
+    assert any("another runner has it" in line for line in logged)
+    info = json.loads((out / "run_info.json").read_text())
+    assert (info["jobs_done"], info["jobs"], info["complete"]) == (2, 3, False)
+    assert "loss poe" not in {
+        r["row"] for r in read_table_csv(run.csv_path.read_text()) if r["metric"] == "dev.accuracy"
+    }
+    with torch_threads(1):
+        run = run_study(study, out, log=logged.append)
+    assert json.loads((out / "run_info.json").read_text())["complete"] is True
+    assert "loss poe" in {r["row"] for r in read_table_csv(run.csv_path.read_text())}
