@@ -197,6 +197,33 @@ def _body_model(request: Request) -> type[BaseModel] | None:
     return _model_in(getattr(info, "annotation", None) or getattr(body_field, "type_", None))
 
 
+class DatabaseUnavailable(APIError):
+    status_code = 503
+    type = "database_unavailable"
+    description = "The database does not answer (restarting?); retry after Retry-After seconds"
+
+    def __init__(self, detail: str | None = None, retry_after_s: int = 5):
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """A database error that says the server is gone or busy, not that the query is wrong."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+async def database_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    """The database restarting is a JSON 503 with Retry-After, not a plain-text 500 (a query
+    the database refuses for what it says is still a 500, logged)."""
+    if not is_connection_error(exc):
+        raise exc
+    error = DatabaseUnavailable()
+    return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
+
+
 def json_safe(value: Any) -> Any:
     """`value` with what strict JSON and UTF-8 cannot carry made printable: non-finite floats
     as their names (`NaN`, `Infinity`), lone surrogates as `\\udxxx` escapes. An error that

@@ -12,12 +12,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.artifacts.endpoints import router as artifacts_router
 from api.errors import (
     APIError,
     api_error_handler,
+    database_error_handler,
     http_error_handler,
     validation_error_handler,
 )
@@ -79,6 +81,7 @@ def create_app(
     app.add_exception_handler(APIError, api_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(DBAPIError, database_error_handler)  # a restart: JSON 503
     app.include_router(jobs_router)
     app.include_router(studies_router)
     app.include_router(artifacts_router)
