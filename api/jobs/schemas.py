@@ -17,7 +17,7 @@ class JobCreate(JobSpec):
     """A job spec (`srcore.jobspec.spec.JobSpec`) plus where to run it."""
 
     queue: QueueName | None = Field(
-        default=None, description="Worker queue. Not set: the service's (usually gpu)."
+        default=None, description="Worker queue. Not set: the service's default, usually gpu."
     )
 
     def spec(self) -> JobSpec:

@@ -49,7 +49,7 @@ class FormField:
     options: list[Any] = field(default_factory=list)  # enum values
     constraints: dict[str, Any] = field(default_factory=dict)
     # What leaving the field unset means, in words ("10 evaluations per stage"): the
-    # description's closing "Not set: …" sentence. The form shows it as the default.
+    # description's "Not set: …" sentence. The form shows it as the default.
     unset: str | None = None
 
 
@@ -57,9 +57,9 @@ UNSET = "Not set: "
 
 
 def unset_text(description: str) -> str | None:
-    """The meaning of an unset field, from its description's last sentence."""
+    """The meaning of an unset field: the description's "Not set: …" sentence."""
     _, found, text = description.partition(UNSET)
-    return text.strip().rstrip(".") if found else None
+    return text.split(". ", 1)[0].strip().rstrip(".") if found else None
 
 
 _CONSTRAINTS = (

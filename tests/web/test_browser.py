@@ -247,12 +247,15 @@ def test_job_page_follows_the_stream_and_shows_curves_tables_and_downloads(
     assert css(driver, "#job-speed")[0].text == "512"
     # The bar is the whole job's (the stand-in: 20% + 75% of the search), the stage line the
     # search's step; the job has an ETA and an elapsed time.
-    running = int(css(driver, "#job-progress")[0].get_attribute("value"))
+    # Read in one go: the summary re-renders with every progress message.
+    running, stage, eta, elapsed = driver.execute_script(
+        "const t = (id) => document.getElementById(id).textContent;"
+        "return [document.getElementById('job-progress').value, t('job-stage'),"
+        " t('job-eta-job'), t('job-elapsed')];"
+    )
     assert 20 < running < 96
-    assert "search" in css(driver, "#job-stage")[0].text
-    assert "step" in css(driver, "#job-stage")[0].text
-    assert css(driver, "#job-eta-job")[0].text not in ("", "–")
-    assert css(driver, "#job-elapsed")[0].text.endswith(" s")
+    assert "search" in stage and "step" in stage
+    assert eta not in ("", "–") and elapsed.endswith(" s")
     save_screenshot(driver, "job-running")
     wait_for(
         driver,
@@ -315,6 +318,23 @@ def test_job_page_follows_the_stream_and_shows_curves_tables_and_downloads(
     time.sleep(0.2)
     assert target.read_bytes() == checkpoint
     assert row.find_element("css selector", ".dl-state").text == "saved · sha256 verified"
+    # The training loss the evaluations recorded: one line per curve (dense + 2 searches).
+    assert len(css(driver, "#loss svg g.series")) == 3
+    assert len(css(driver, "#loss svg .point")) == 2 + 4 + 4
+    assert {p.get_attribute("data-y") for p in css(driver, "#loss svg .point")} == {"0.42"}
+    assert not console_errors(driver)
+
+    # Clone into the form: the submit page starts from this job's spec.
+    css(driver, "#clone-job")[0].click()
+    wait_for(
+        driver,
+        lambda d: any("Cloned from job live-job" in e.text for e in css(d, "#preset-status")),
+        message="the form was not filled from the job",
+    )
+    assert css(driver, "#f-pruning-sparsities")[0].get_attribute("value") == "0.5, 0.7"
+    assert css(driver, "#f-name")[0].get_attribute("value") == "live-job"
+    assert css(driver, "#f-training-batch-size")[0].get_attribute("value") == ""  # a default
+    save_screenshot(driver, "submit-cloned")
     assert not console_errors(driver)
 
 

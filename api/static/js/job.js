@@ -166,6 +166,26 @@ function curveChart(curve) {
   });
 }
 
+// The training loss each evaluation recorded (the trainer's mean since the one before): one
+// line per curve, so a diverging or flat run shows at a glance.
+function renderLoss(curves) {
+  const box = document.getElementById("loss");
+  if (!box) return;
+  const series = curves.slice(-MAX_CURVES).map((curve) => ({
+    name: curveTitle(curve),
+    points: curve.points
+      .filter((p) => typeof p.payload?.train_loss === "number")
+      .map((p) => ({ x: p.step, y: p.payload.train_loss })),
+  })).filter((s) => s.points.length);
+  clear(box).append(series.length
+    ? chart({
+      title: "Training loss by step", xLabel: "step", yLabel: "loss", series,
+      xFormat: (v) => String(v), yFormat: (v) => v.toFixed(4), width: 760, height: 300,
+    })
+    : notice(TERMINAL.has(job?.status) ? "No training loss was recorded (nothing was trained)."
+      : "The training loss appears with the first evaluation."));
+}
+
 function sparsityChart(selected) {
   const groups = selectedBySparsity(selected);
   const names = setNames(selected);
@@ -254,6 +274,7 @@ function hansTable(selected) {
 }
 
 function renderMetrics(metrics) {
+  renderLoss(metrics.curves);
   const curvesBox = clear(document.getElementById("curves"));
   const sparsityBox = clear(document.getElementById("sparsity"));
   const hansBox = clear(document.getElementById("hans"));
@@ -422,11 +443,15 @@ async function render() {
   page.append(
     el("p", { class: "crumbs" }, el("a", { href: `${root}/web/jobs` }, "← All jobs"), " ",
       el("a", { href: `${root}/web/compare?jobs=${encodeURIComponent(jobId)}` }, "Compare with other jobs"),
+      " ",
+      el("a", { href: `${root}/web/submit?from=${encodeURIComponent(jobId)}`, id: "clone-job",
+        class: "button secondary small" }, "Clone into the form"),
       el("span", { id: "connection", class: "connection", role: "status" })),
     el("div", { id: "job-messages" }),
     section("summary", "Status", el("div", { id: "job-summary", class: "summary" })),
     section("curves", "Evaluation curves (ID dev and OOD sets vs step)",
       el("div", { id: "curves" }, notice("Loading…"))),
+    section("loss", "Training loss (mean since the previous evaluation)", el("div", { id: "loss" })),
     section("sparsity", "Sparsity vs accuracy", el("div", { id: "sparsity" })),
     section("hans", "HANS by heuristic", el("div", { id: "hans" })),
     section("artifacts", "Artifacts", el("div", { id: "artifacts" }, notice("Loading…"))),

@@ -2,7 +2,7 @@
 // API's 422 errors shown next to the field they name.
 
 import {
-  ApiError, api, app, clear, el, getKey, jobUrl, notice, onKey, publicJson, root,
+  ApiError, api, app, clear, el, errorNotice, getKey, jobUrl, notice, onKey, publicJson, root,
 } from "./core.js";
 
 let form = null; // {fields, groups, presets}
@@ -89,10 +89,11 @@ function fieldRow(field) {
   }[field.kind];
   // The description's "Not set: …" is the default's meaning: said once, as the default.
   const help = [field.unset && field.default === null
-    ? field.description.slice(0, field.description.indexOf("Not set: ")).trim()
+    ? field.description.replace(`Not set: ${field.unset}.`, "").replace(/\s+/g, " ").trim()
     : field.description];
   help.push(`Default: ${shownDefault(field)}.`);
-  const limits = constraintText(field);
+  // The range once: the spec's description may state it already.
+  const limits = field.description.includes("Range:") ? "" : constraintText(field);
   if (limits) help.push(`${limits}.`);
   // A field with a value by default that can also be turned off (grad_clip: 1.0 or none).
   const canUnset = field.nullable && field.default !== null && field.kind !== "enum";
@@ -285,6 +286,8 @@ function applyPreset(preset) {
   for (const [path, value] of flatten(preset.spec, "", [])) {
     const field = form.fields.find((f) => f.path === path);
     if (!field) continue;
+    // A whole spec (a cloned job): what equals the default stays empty, as if never typed.
+    if (value === null || JSON.stringify(value) === JSON.stringify(field.default)) continue;
     const input = document.getElementById(fieldId(path));
     if (field.kind === "boolean") input.checked = Boolean(value);
     else if (field.kind === "enum") input.value = value === null ? "" : String(value);
@@ -299,7 +302,23 @@ function applyPreset(preset) {
   }
   clear(document.getElementById("submit-status"));
   clear(document.getElementById("preset-status")).append(
-    notice(`Preset applied: ${preset.title}. Review the fields, then submit.`));
+    notice(preset.message || `Preset applied: ${preset.title}. Review the fields, then submit.`));
+}
+
+// /web/submit?from=JOB: the form starts from that job's spec (the job page's "Clone" button).
+async function cloneFromAddress() {
+  const from = new URLSearchParams(window.location.search).get("from");
+  if (!from || !getKey()) return;
+  try {
+    const job = await api(`/jobs/${encodeURIComponent(from)}`);
+    applyPreset({
+      id: null, spec: job.spec,
+      message: `Cloned from job ${job.name || job.id}: its spec is in the form. Change what you `
+        + "want, then submit a new job.",
+    });
+  } catch (error) {
+    clear(document.getElementById("preset-status")).append(errorNotice(error));
+  }
 }
 
 function changed() {
@@ -405,6 +424,7 @@ async function main() {
   onKey(() => {
     const status = document.getElementById("submit-status");
     if (status && getKey()) clear(status);
+    cloneFromAddress();
   });
 }
 
