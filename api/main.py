@@ -25,6 +25,7 @@ from api.errors import (
 )
 from api.health import router as health_router
 from api.jobs.endpoints import router as jobs_router
+from api.jobs.stream import ShutdownSignal
 from api.limits import BodySizeLimit
 from api.monitoring import MetricsMiddleware, Monitoring
 from api.studies.endpoints import router as studies_router
@@ -49,6 +50,7 @@ def create_app(
     enqueuer = enqueuer or CeleryJobSender.from_settings(settings)
     artifact_store = artifact_store or make_artifact_store(settings)
     monitoring = Monitoring(database)
+    shutdown = ShutdownSignal()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -58,9 +60,11 @@ def create_app(
                 if ensure_bootstrap_key(session, key, settings.bootstrap_owner):
                     session.commit()
                     log.info("bootstrap API key stored for owner %s", settings.bootstrap_owner)
+        shutdown.install()  # SIGTERM ends open event streams (api.jobs.stream)
         try:
             yield
         finally:
+            shutdown.uninstall()
             close = getattr(enqueuer, "close", None)
             if close is not None:
                 close()
@@ -77,6 +81,7 @@ def create_app(
     app.state.enqueuer = enqueuer
     app.state.artifact_store = artifact_store
     app.state.monitoring = monitoring
+    app.state.shutdown = shutdown
 
     app.add_exception_handler(APIError, api_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)

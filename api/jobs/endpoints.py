@@ -167,6 +167,7 @@ async def stream_events(
             last_event_id=after,
             poll_interval_s=settings.sse_poll_interval_s,
             keepalive_s=settings.sse_keepalive_s,
+            shutdown=getattr(request.app.state, "shutdown", None),
         ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

@@ -5,6 +5,8 @@ new events and progress, and end once the job has finished and everything was se
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,6 +21,48 @@ from persistence.repositories import JobEventRepository, JobRepository
 
 PAGE = 500
 MAX_EVENT_ID = 2**63 - 1  # the database's BIGINT: a larger cursor is a 422, not a 500
+
+
+class ShutdownSignal:
+    """Set when the server is told to stop (SIGTERM, SIGINT): open event streams end at once
+    (`event: end`, reason shutdown; clients reconnect with Last-Event-ID) instead of holding
+    the server past its graceful timeout. `install` chains the handlers the server put in
+    place (uvicorn's, which still stop it); outside the main thread it does nothing."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in self.SIGNALS:
+            previous = signal.getsignal(sig)
+            self._previous[sig] = previous
+
+            def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+                self._event.set()
+                if callable(previous):
+                    previous(signum, frame)
+                elif previous == signal.SIG_DFL:
+                    signal.default_int_handler(signum, frame)
+
+            signal.signal(sig, handler)
+
+    def uninstall(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
 
 
 def sse_message(data: Any, *, event: str | None = None, event_id: int | None = None) -> str:
@@ -63,12 +107,16 @@ async def job_event_stream(
     last_event_id: int | None,
     poll_interval_s: float,
     keepalive_s: float,
+    shutdown: ShutdownSignal | None = None,
 ) -> AsyncIterator[str]:
     after = last_event_id
     last_progress: tuple[Any, ...] | None = None
     last_sent = time.monotonic()
     yield "retry: 2000\n\n"
     while True:
+        if shutdown is not None and shutdown.is_set():
+            yield sse_message({"reason": "shutdown"}, event="end")
+            return
         job, events = await anyio.to_thread.run_sync(_poll, database, job_id, after)
         if job is None:  # deleted while streaming
             yield sse_message({"reason": "job deleted"}, event="end")
@@ -93,6 +141,9 @@ async def job_event_stream(
             last_sent = time.monotonic()
         if await request.is_disconnected():
             return
-        await anyio.sleep(poll_interval_s)
+        waited = 0.0
+        while waited < poll_interval_s and not (shutdown is not None and shutdown.is_set()):
+            await anyio.sleep(min(0.1, poll_interval_s - waited))
+            waited += 0.1
 
 
