@@ -80,6 +80,25 @@ def load_model(
         raise ModelNotFoundError(
             f"model.name_or_path: cannot load '{source}' (offline, or not a model): {exc}"
         ) from exc
+    except RuntimeError as exc:  # a classifier of another size: the same on every attempt
+        if "mismatch" not in str(exc):
+            raise
+        raise ModelNotFoundError(
+            f"model.name_or_path: '{source}' has a classifier for "
+            f"{_checkpoint_label_count(source, None if state_dir else revision)} labels, but "
+            f"the task has "
+            f"{len(labels)} labels ({', '.join(labels)}); use a checkpoint without a "
+            "classification head or one trained on this task's labels"
+        ) from exc
+
+
+def _checkpoint_label_count(source: str, revision: str | None) -> int | str:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(source, revision=revision).num_labels
+    except Exception:  # the count is for the message only
+        return "another number of"
 
 
 def _ood_training_examples(spec: JobSpec, labels: tuple[str, ...]) -> list[Example]:

@@ -203,6 +203,18 @@ def test_the_worker_re_checks_every_loaded_field(worker_context, tiny_model_dir,
     assert ("model.name_or_path" if field == "model" else "data.train.path") in job.error
 
 
+def test_a_classifier_of_another_size_fails_on_the_first_attempt(worker_context, tiny_model_dir):
+    """The tiny model has a 3-way classifier; QQP has 2 labels: an input error, not retried."""
+    ctx = worker_context
+    spec = tiny_job_spec(tiny_model_dir)
+    spec["task"] = "qqp"
+    job_id = create_job(ctx.database, spec, max_attempts=3)
+    assert execute_job(job_id, ctx) is Outcome.failed
+    job = job_state(ctx, job_id)[0]
+    assert job.status == "failed" and job.attempt == 1
+    assert "3 labels" in job.error and "2 labels" in job.error, job.error
+
+
 def test_an_unexpected_error_is_retried_then_fails(worker_context, sender, monkeypatch, tmp_path):
     ctx = worker_context
     job_id = create_job(ctx.database, tiny_job_spec(tmp_path / "unused"), max_attempts=2)
