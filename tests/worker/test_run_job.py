@@ -482,3 +482,29 @@ def test_checkpoints_from_other_settings_are_dropped_and_the_job_retried(
     assert not (ctx.worker_settings.job_dir(job_id) / "work").exists()
     assert sender.sent == [(job_id, "gpu")]
     assert job_state(ctx, job_id)[0].error.startswith("ResumeMismatchError: cannot resume")
+
+
+def test_a_second_delivery_of_a_claimed_job_is_a_no_op(worker_context, tiny_model_dir, sender):
+    """The reconciler may re-send a job in the seconds between a worker taking its message and
+    claiming it (the job still reads `queued`, sent long ago). The second message is dropped at
+    the claim: no attempt counted, no event, no work folder, nothing sent — while the first
+    worker runs it and after it has finished."""
+    ctx = worker_context
+    job_id = create_job(ctx.database, tiny_job_spec(tiny_model_dir), max_attempts=3)
+    with ctx.database.session() as session:  # worker A took the first message and claimed
+        assert JobRepository(session).claim(job_id, "worker-a") is not None
+        session.commit()
+    before = job_state(ctx, job_id)
+
+    assert execute_job(job_id, ctx) is Outcome.skipped  # the duplicate, on worker B
+    after = job_state(ctx, job_id)
+    assert after[0].worker_id == "worker-a" and after[0].attempt == before[0].attempt == 1
+    assert after[0].status == "running"
+    assert [e.id for e in after[1]] == [e.id for e in before[1]]
+    assert not ctx.worker_settings.job_dir(job_id).exists() and sender.sent == []
+
+    with ctx.database.session() as session:  # A finishes; a late duplicate still changes nothing
+        JobRepository(session).transition(job_id, JobStatus.succeeded, worker_id="worker-a")
+        session.commit()
+    assert execute_job(job_id, ctx) is Outcome.skipped
+    assert job_state(ctx, job_id)[0].status == "succeeded"
