@@ -27,11 +27,16 @@ log = logging.getLogger(__name__)
 
 
 def write_tar(source: Path, destination: Path, root: str) -> None:
-    """`source`'s files under `root/` in a plain tar (no owner names or ids leak out)."""
+    """`source`'s files under `root/` in a plain tar (no owner names or ids leak out), byte-
+    deterministic: files in sorted order, no times (mtime 0), modes 0644/0755, so identical
+    checkpoints get identical sha256."""
 
     def scrub(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0
         info.uname = info.gname = ""
+        info.mtime = 0
+        info.mode = 0o755 if info.isdir() else 0o644
+        info.pax_headers = {}
         return info
 
     with tarfile.open(destination, "w", format=tarfile.PAX_FORMAT) as tar:
@@ -118,7 +123,7 @@ def upload_results(
 
         # The report users download names artifacts, not the worker's folders.
         metrics_file = out_dir / ".metrics-public.json.tmp"
-        metrics_file.write_text(json.dumps(result.public_report(job), indent=1))
+        metrics_file.write_text(json.dumps(result.public_report(job), indent=1, sort_keys=True))
         try:
             uploaded.artifacts.append(
                 _put(

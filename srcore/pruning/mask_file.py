@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,6 +75,7 @@ def save_masks(
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={k: json.dumps(v) for k, v in header.items()})
+        _canonical_header(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -81,6 +83,22 @@ def save_masks(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _canonical_header(path: str) -> None:
+    """Rewrite the safetensors header with sorted keys: safetensors writes its metadata from a
+    hash map whose order changes per process, so identical masks got different bytes (and
+    sha256). Same tensors, same offsets; only the header's key order changes."""
+    with open(path, "r+b") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(length))
+        data = f.read()
+        text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        encoded = text.encode("utf-8")
+        encoded += b" " * (-len(encoded) % 8)  # safetensors pads the header to 8 bytes
+        f.seek(0)
+        f.write(struct.pack("<Q", len(encoded)) + encoded + data)
+        f.truncate()
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]]:

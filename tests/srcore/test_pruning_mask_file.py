@@ -128,3 +128,37 @@ def test_restore_refuses_weights_that_do_not_fit(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="does not fit"):
         restore_subnetwork(tiny_bert(), path)
+
+
+def test_identical_masks_give_identical_bytes_in_every_process(tmp_path):
+    """safetensors writes its metadata from a per-process hash map: the header is rewritten
+    with sorted keys, so the sha256 of a mask depends on its content only (the top-level
+    metadata's order included; the masks keep their model order in `shapes`)."""
+    import hashlib
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from srcore.pruning.mask_file import save_masks\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "masks = {f'layer.{i}.weight': torch.rand(8, 16, generator=g) > 0.5 for i in range(6)}\n"
+        "meta = {'sparsity': 0.5, 'spec_hash': 'ab' * 32, 'seed': 1, 'task': 'mnli', "
+        "'extra': {'z': 1, 'a': 2}}\n"
+        "if sys.argv[2] == 'reversed': meta = dict(reversed(list(meta.items())))\n"
+        "save_masks(sys.argv[1], masks, metadata=meta)\n"
+    )
+    digests = set()
+    for i, order in enumerate(["forward", "reversed", "forward", "reversed"]):
+        path = tmp_path / f"mask-{i}.safetensors"
+        env_seed = {"PYTHONHASHSEED": str(i)}
+        import os
+
+        subprocess.run([sys.executable, "-c", code, str(path), order], check=True,
+                       env={**os.environ, **env_seed}, timeout=120)  # fmt: skip
+        digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert len(digests) == 1
+    from srcore.pruning.mask_file import load_masks
+
+    masks, metadata = load_masks(tmp_path / "mask-0.safetensors")
+    assert len(masks) == 6 and metadata["extra"] == {"a": 2, "z": 1}
