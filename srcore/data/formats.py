@@ -274,6 +274,15 @@ def read_csv(path: Path, layout: Layout, delimiter: str = ",") -> Iterator[Recor
             rows += 1
             yield start, dict(zip(header, row, strict=True))
     except csv.Error as exc:
+        if reader.line_num > previous + 1 or "end of data" in str(exc):
+            # The record ran on past its first line: a quote opened there is never closed
+            # (csv notices only at the end of the file; report where the quote opened).
+            raise DataFormatError(
+                f"a quoted field opens on this line and is not closed where it should be: an "
+                f"unterminated quote? ({exc})",
+                path,
+                previous + 1,
+            ) from None
         raise DataFormatError(
             f"not valid {separated} text with CSV quoting ({exc})", path, reader.line_num
         ) from None

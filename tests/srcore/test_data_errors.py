@@ -234,3 +234,16 @@ def test_errors_are_value_errors_and_pickle(tmp_path):
     assert error.source == str(path) and error.line == 2
     copy = pickle.loads(pickle.dumps(error))
     assert str(copy) == str(error) and copy.line == 2
+
+
+@pytest.mark.parametrize("tail", ["", "d,e,entailment\nf,g,neutral\n", 'h,"i",neutral\n'])
+def test_an_unterminated_quote_names_the_line_where_it_opened(tmp_path, tail):
+    path = tmp_path / "pairs.csv"
+    path.write_text(
+        "text_a,text_b,label\na,b,entailment\nc,\"never closed,neutral\n" + tail, "utf-8"
+    )
+    source = SourceSpec(format="custom", path=str(path), columns=ColumnMap())
+    with pytest.raises(DataFormatError) as info:
+        load_split(source, ("entailment", "neutral"), "t")
+    message = str(info.value)
+    assert "line 3:" in message and "unterminated quote" in message, message
