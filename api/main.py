@@ -28,6 +28,7 @@ from api.jobs.endpoints import router as jobs_router
 from api.jobs.stream import ShutdownSignal
 from api.limits import BodySizeLimit
 from api.monitoring import MetricsMiddleware, Monitoring
+from api.runs.endpoints import router as runs_router
 from api.studies.endpoints import router as studies_router
 from api.web import install_web
 from persistence.artifacts import ArtifactStore, make_artifact_store
@@ -89,6 +90,7 @@ def create_app(
     app.add_exception_handler(DBAPIError, database_error_handler)  # a restart: JSON 503
     app.include_router(jobs_router)
     app.include_router(studies_router)
+    app.include_router(runs_router)
     app.include_router(artifacts_router)
     app.include_router(health_router)
     install_web(app)  # the web pages (/web/...) and their static files

@@ -24,7 +24,14 @@ from api.errors import (
     responses,
 )
 from api.jobs import service
-from api.jobs.schemas import JobCreate, JobDetail, JobEventPublic, JobList, JobMetrics
+from api.jobs.schemas import (
+    JobAnnotate,
+    JobCreate,
+    JobDetail,
+    JobEventPublic,
+    JobList,
+    JobMetrics,
+)
 from api.jobs.stream import MAX_EVENT_ID, job_event_stream, parse_last_event_id
 from persistence.tables import JobStatus
 
@@ -99,6 +106,23 @@ def list_jobs(
 )
 def get_job(job: OwnedJob) -> JobDetail:
     return JobDetail.of(job)
+
+
+@router.patch(
+    "/{job_id}",
+    response_model=JobDetail,
+    summary="Tag a job or write a note on it (the owner's own; the job itself is unchanged)",
+    description="Either field alone or both: `tags` replaces the list (`[]` clears it), `note` "
+    "replaces the note (`\"\"` or null clears it). Any status, finished jobs too. The tags and "
+    "note show on the job page, in `srnet status` and in the runs table (`GET /runs?tag=`).",
+    responses={
+        **responses(Unauthorized, JobNotFound),
+        422: {"description": "A tag or the note breaks its bound: `loc` names the field "
+              "(`body.tags.3`, `body.note`)"},
+    },
+)  # fmt: skip
+def annotate_job(job: OwnedJob, body: JobAnnotate, session: SessionDep) -> JobDetail:
+    return JobDetail.of(service.annotate_job(session, job, body))
 
 
 @router.post(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from persistence.settings import QueueName
 from persistence.tables import Job, JobEvent, JobStatus, Metric
@@ -60,6 +60,8 @@ class JobPublic(BaseModel):
     attempt: int
     max_attempts: int
     cancel_requested: bool
+    tags: list[str] = Field(default_factory=list, description="The lab's own tags (PATCH)")
+    note: str | None = Field(default=None, description="The lab's own free-text note (PATCH)")
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
@@ -105,6 +107,8 @@ def _job_fields(job: Job) -> dict[str, Any]:
         "attempt": job.attempt,
         "max_attempts": job.max_attempts,
         "cancel_requested": job.cancel_requested,
+        "tags": list(job.tags or []),
+        "note": job.note,
         "created_at": job.created_at,
         "updated_at": job.updated_at,
         "started_at": job.started_at,
@@ -117,6 +121,61 @@ def _elapsed_s(job: Job) -> float | None:
         return None
     end = job.finished_at or datetime.now(UTC)
     return max(0.0, (end - job.started_at).total_seconds())
+
+
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 40
+MAX_NOTE_LENGTH = 4000
+TAG_PATTERN = r"^[\w.:+/-]+$"  # letters, digits, _ . : + / - (no spaces: one word per tag)
+
+Tag = Annotated[
+    str, Field(min_length=1, max_length=MAX_TAG_LENGTH, pattern=TAG_PATTERN)
+]
+
+
+class JobAnnotate(BaseModel):
+    """The lab's own notes on a job: either field alone, or both. `tags` replaces the list
+    (`[]` clears it); `note` replaces the note (`""` or null clears it)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"tags": ["baseline", "paper-table-2"], "note": "PoE at 50%: HANS +6 points"},
+                {"note": ""},
+            ]
+        },
+    )
+
+    tags: list[Tag] | None = Field(
+        default=None,
+        max_length=MAX_TAGS,
+        description=f"At most {MAX_TAGS} tags of 1 to {MAX_TAG_LENGTH} characters: letters, "
+        "digits and _ . : + / - (no spaces); duplicates are dropped, the order kept",
+    )
+    note: str | None = Field(
+        default=None,
+        max_length=MAX_NOTE_LENGTH,
+        description=f"Free text, at most {MAX_NOTE_LENGTH} characters",
+    )
+
+    @field_validator("tags")
+    @classmethod
+    def _distinct(cls, tags: list[str] | None) -> list[str] | None:
+        return None if tags is None else list(dict.fromkeys(tags))
+
+    @field_validator("note")
+    @classmethod
+    def _no_nul(cls, note: str | None) -> str | None:
+        if note is not None and "\x00" in note:
+            raise ValueError("the note may not contain a NUL character")
+        return note
+
+    @model_validator(mode="after")
+    def _something(self) -> JobAnnotate:
+        if not self.model_fields_set & {"tags", "note"}:
+            raise ValueError("nothing to change: give tags, note or both")
+        return self
 
 
 class JobList(BaseModel):

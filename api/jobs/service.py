@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from api.errors import IdempotencyKeyReused, JobNotCancellable
 from api.jobs.schemas import (
+    JobAnnotate,
     JobCreate,
     JobEventPublic,
     JobList,
@@ -212,6 +213,14 @@ def cancel_job(session: Session, job: Job) -> Job:
             f"the job has already {_FINISHED_AS.get(exc.current.value, exc.current.value)}; "
             "only a queued or running job can be cancelled"
         ) from exc
+    session.commit()
+    return job
+
+
+def annotate_job(session: Session, job: Job, body: JobAnnotate) -> Job:
+    """Write the fields the request set (tags, note, or both), then commit."""
+    changes = {name: getattr(body, name) for name in body.model_fields_set & {"tags", "note"}}
+    job = JobRepository(session).annotate(job.id, **changes)
     session.commit()
     return job
 

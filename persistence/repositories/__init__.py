@@ -21,6 +21,7 @@ from persistence.repositories.jobs import (
 from persistence.repositories.metrics import MetricRepository
 from persistence.repositories.owners import ApiKeyRepository, OwnerRepository
 from persistence.repositories.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
+from persistence.repositories.runs import RunPoint, RunRepository
 from persistence.repositories.studies import StudyRepository
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "MetricRepository",
     "OwnerRepository",
     "Page",
+    "RunPoint",
+    "RunRepository",
     "StatusChange",
     "StudyRepository",
     "decode_cursor",

@@ -249,6 +249,25 @@ class JobRepository:
             counts[JobStatus(status)] = int(n)
         return counts
 
+    _UNSET: Any = object()
+
+    def annotate(self, job_id: uuid.UUID, *, tags: Any = _UNSET, note: Any = _UNSET) -> Job:
+        """Set the lab's own tags (a list of strings, None: none) and/or note on a job; only
+        those columns are written, so a worker's concurrent progress is never overwritten."""
+        values: dict[str, Any] = {}
+        if tags is not self._UNSET:
+            values["tags"] = list(tags) if tags else None
+        if note is not self._UNSET:
+            values["note"] = note or None
+        if values:
+            values["updated_at"] = self._clock()
+            self._session.execute(update(Job).where(Job.id == job_id).values(**values))
+            self._session.flush()
+        job = self.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
     # --- the worker's side -------------------------------------------------------------------
 
     def claim(
