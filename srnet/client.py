@@ -167,6 +167,8 @@ class Job:
     spec_hash: str | None = None
     job_eta_s: float | None = None  # seconds left for the whole job
     elapsed_s: float | None = None  # since it started running, until it finished
+    tags: tuple[str, ...] = ()  # the lab's own (annotate)
+    note: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -203,6 +205,8 @@ class Job:
             spec_hash=data.get("spec_hash"),
             job_eta_s=data.get("job_eta_s"),
             elapsed_s=data.get("elapsed_s"),
+            tags=tuple(data.get("tags") or ()),
+            note=data.get("note"),
             raw=dict(data),
         )
 
@@ -673,6 +677,28 @@ class SRNetClient:
         path = self._job_path(job_id) + "/cancel"
         return Job.from_json(self._request("POST", path).json())
 
+    def annotate(
+        self, job_id: str, *, tags: Iterable[str] | None = None, note: str | None = None
+    ) -> Job:
+        """Set a job's tags (replacing the list; `[]` clears it) and/or its note (`""` clears
+        it); a field left None is kept. A tag or note out of bounds raises ValidationFailed
+        naming it (`tags.2`, `note`)."""
+        body: dict[str, Any] = {}
+        if tags is not None:
+            body["tags"] = builtins.list(tags)
+        if note is not None:
+            body["note"] = note
+        return Job.from_json(self._request("PATCH", self._job_path(job_id), json=body).json())
+
+    def add_tags(self, job_id: str, *tags: str) -> Job:
+        """Add tags to those the job has (kept in order, no duplicates)."""
+        current = builtins.list(self.get(job_id).tags)
+        return self.annotate(job_id, tags=current + [t for t in tags if t not in current])
+
+    def remove_tags(self, job_id: str, *tags: str) -> Job:
+        current = self.get(job_id).tags
+        return self.annotate(job_id, tags=[t for t in current if t not in tags])
+
     def events(self, job_id: str, *, after: int | None = None) -> builtins.list[Event]:
         params = {"after": after} if after is not None else None
         data = self._request("GET", self._job_path(job_id) + "/events", params=params).json()
@@ -744,6 +770,50 @@ class SRNetClient:
     def cancel_study(self, study_id: str) -> Study:
         """Cancel every child job not finished. Conflict when all had finished."""
         return Study.from_json(self._request("POST", self._study_path(study_id) + "/cancel").json())
+
+    # --- the runs table ------------------------------------------------------------------------
+
+    @staticmethod
+    def _runs_params(filters: Mapping[str, Any]) -> builtins.list[tuple[str, Any]]:
+        params: builtins.list[tuple[str, Any]] = []
+        for name, value in filters.items():
+            if value is None:
+                continue
+            if name in ("tag", "sort") and not isinstance(value, str):
+                params += [(name, item) for item in value]
+            else:
+                params.append((name, value))
+        return params
+
+    def runs(
+        self,
+        *,
+        loss: str | None = None,
+        method: str | None = None,
+        scenario: str | None = None,
+        sparsity: float | None = None,
+        task: str | None = None,
+        tag: str | Iterable[str] | None = None,
+        study: str | None = None,
+        stage: str | None = None,
+        status: str | None = None,
+        sort: str | Iterable[str] | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        """The runs table across every job of this key: one row (a dict) per job, stage and
+        sparsity, the seeds' selected points averaged: job_id, job_name, task, loss, method,
+        scenario, stage, sparsity, n, id_metric, ood_metric, ood {set: value}, collapsed, tags,
+        note, study_name… `tag` may be several (every one must be on the job); `sort` takes
+        keys such as "-id_metric" or "ood.hans". `pandas.DataFrame(client.runs())` works."""
+        filters = dict(loss=loss, method=method, scenario=scenario, sparsity=sparsity, task=task,
+                       tag=tag, study=study, stage=stage, status=status, sort=sort)  # fmt: skip
+        response = self._request("GET", "/runs", params=self._runs_params(filters))
+        return builtins.list(response.json()["data"])
+
+    def runs_csv(self, **filters: Any) -> str:
+        """The runs table as CSV text (one `ood.<set>` column per OOD set); the filters of
+        `runs()`."""
+        params = self._runs_params({**filters, "format": "csv"})
+        return self._request("GET", "/runs", params=params).text
 
     # --- live ----------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""`srnet submit | list | status | watch | cancel | download`: the service from a terminal.
+"""`srnet submit | list | status | watch | cancel | download | push | tag | note | runs`: the
+service from a terminal.
 
 The service URL and API key come from `--url` / `--key` or $SRNET_URL / $SRNET_API_KEY (prefer
 the variable: a flag shows in the process list). Exit codes, as for every `srnet` command:
@@ -105,6 +106,43 @@ def register(sub: Any) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip the sha256 check")
     p.set_defaults(func=cmd_download)
 
+    p = sub.add_parser("tag", parents=[common], help="add tags to a job (or --remove, --clear)")
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("tags", metavar="TAG", nargs="*", help="tags: letters, digits, _ . : + / -")
+    p.add_argument(
+        "--remove", action="append", default=[], metavar="TAG", help="remove this tag (repeat)"
+    )
+    p.add_argument("--clear", action="store_true", help="remove every tag")
+    p.set_defaults(func=cmd_tag)
+
+    p = sub.add_parser("note", parents=[common], help="write a free-text note on a job")
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("text", metavar="TEXT", help='the note ("-": read it from stdin; "": clear)')
+    p.set_defaults(func=cmd_note)
+
+    p = sub.add_parser(
+        "runs",
+        parents=[common],
+        help="the runs table across your jobs and studies (a row per job, stage and sparsity)",
+    )
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--csv", action="store_true", help="print CSV")
+    shape.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    p.add_argument("--loss", help="only this loss (none, poe, reweight, conf_reg)")
+    p.add_argument("--method", help="only this pruning method")
+    p.add_argument("--scenario", help="only this scenario")
+    p.add_argument(
+        "--sparsity", type=_sparsity_or_dense, help="only this sparsity (0.5, 50%%; 0: dense)"
+    )
+    p.add_argument("--task", help="only this task")
+    p.add_argument("--tag", action="append", help="only jobs with this tag (repeat: all of them)")
+    p.add_argument("--study", metavar="STUDY_ID", help="only this study's jobs")
+    p.add_argument("--stage", choices=("dense", "search", "retrain"), help="only this stage")
+    p.add_argument(
+        "--sort", action="append", help="sort key, - for descending (-id_metric, ood.hans; repeat)"
+    )
+    p.set_defaults(func=cmd_runs)
+
     p = sub.add_parser(
         "push",
         parents=[common],
@@ -133,6 +171,11 @@ def _sparsity_arg(text: str) -> float:
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"a sparsity is between 0 and 100%, not {text!r}")
     return value
+
+
+def _sparsity_or_dense(text: str) -> float:
+    """A sparsity as --sparsity takes it, or 0 for the dense models."""
+    return 0.0 if text.strip().rstrip("%") in ("0", "0.0") else _sparsity_arg(text)
 
 
 # --- running a command -------------------------------------------------------------------------
@@ -302,6 +345,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("started", _when(job.started_at)),
         ("finished", _when(job.finished_at)),
     ]
+    if job.tags:
+        lines.append(("tags", " ".join(job.tags)))
+    if job.note:
+        lines.append(("note", job.note))
     if job.error:
         lines.append(("error", job.error))
     width = max(len(k) for k, _ in lines)
@@ -329,6 +376,79 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     note = " (the worker stops between two steps)" if job.status == "cancelling" else ""
     print(f"{job.id} {job.status}{note}")
     return EXIT_OK
+
+
+@_guarded
+def cmd_tag(args: argparse.Namespace) -> int:
+    if args.clear and (args.tags or args.remove):
+        raise _Fail("--clear takes no tags and no --remove", EXIT_BAD_INPUT)
+    if not args.clear and not args.tags and not args.remove:
+        raise _Fail("give at least one TAG (or --remove TAG, --clear)", EXIT_BAD_INPUT)
+    with _client(args) as client:
+        job_id = _job_id(client, args.job_id)
+        if args.clear:
+            job = client.annotate(job_id, tags=[])
+        else:
+            kept = [t for t in client.get(job_id).tags if t not in args.remove]
+            job = client.annotate(job_id, tags=kept + [t for t in args.tags if t not in kept])
+    print(f"{job.id} tags: {' '.join(job.tags) or '(none)'}")
+    return EXIT_OK
+
+
+@_guarded
+def cmd_note(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.text == "-" else args.text
+    with _client(args) as client:
+        job = client.annotate(_job_id(client, args.job_id), note=text.strip())
+    print(f"{job.id} note: {job.note or '(none)'}")
+    return EXIT_OK
+
+
+@_guarded
+def cmd_runs(args: argparse.Namespace) -> int:
+    filters = {"loss": args.loss, "method": args.method, "scenario": args.scenario,
+               "sparsity": args.sparsity, "task": args.task, "tag": args.tag,
+               "study": args.study, "stage": args.stage, "sort": args.sort}  # fmt: skip
+    with _client(args) as client:
+        if args.csv:
+            sys.stdout.write(client.runs_csv(**filters))
+            return EXIT_OK
+        rows = client.runs(**filters)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return EXIT_OK
+    print(format_runs(rows))
+    return EXIT_OK
+
+
+def format_runs(rows: Sequence[dict[str, Any]]) -> str:
+    """The runs table for a terminal: percentages, a ⚠ on collapsed rows, short job ids."""
+    if not rows:
+        return "no runs yet: rows appear once a job has selected a point"
+    ood_sets = sorted({name for row in rows for name in row.get("ood") or {}})
+    headers = ["JOB", "NAME", "TASK", "LOSS", "METHOD", "SCENARIO", "STAGE", "SPARSITY", "N",
+               "ID", *[name.upper() for name in ood_sets], "FLAG", "TAGS", "STUDY"]  # fmt: skip
+    lines = [
+        [
+            str(row["job_id"])[:8],
+            _clip(row.get("job_name") or "", 24),
+            row["task"],
+            row["loss"],
+            row["method"],
+            row["scenario"],
+            row["stage"],
+            f"{100 * row['sparsity']:g}%",
+            str(row["n"]),
+            _pct(row.get("id_metric")),
+            *[_pct((row.get("ood") or {}).get(name)) for name in ood_sets],
+            "⚠ collapsed" if row.get("collapsed") else "",
+            ",".join(row.get("tags") or []),
+            _clip(row.get("study_name") or "", 20),
+        ]
+        for row in rows
+    ]
+    note = "(accuracy %, F1 % where a set has no accuracy; mean over N seeds)"
+    return _table(headers, lines) + "\n" + note
 
 
 @_guarded

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from persistence.settings import QueueName
 from persistence.tables import Job, JobEvent, JobStatus, Metric
@@ -128,8 +129,19 @@ MAX_TAG_LENGTH = 40
 MAX_NOTE_LENGTH = 4000
 TAG_PATTERN = r"^[\w.:+/-]+$"  # letters, digits, _ . : + / - (no spaces: one word per tag)
 
+
+def _tag_word(tag: str) -> str:
+    if not re.fullmatch(TAG_PATTERN, tag):
+        raise ValueError(
+            f"a tag is one word of letters, digits and _ . : + / - (not {tag[:60]!r})"
+        )
+    return tag
+
+
 Tag = Annotated[
-    str, Field(min_length=1, max_length=MAX_TAG_LENGTH, pattern=TAG_PATTERN)
+    str,
+    Field(min_length=1, max_length=MAX_TAG_LENGTH, json_schema_extra={"pattern": TAG_PATTERN}),
+    AfterValidator(_tag_word),
 ]
 
 
