@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.artifacts.endpoints import router as artifacts_router
+from api.docs import install_docs
 from api.errors import (
     APIError,
     api_error_handler,
@@ -76,6 +77,8 @@ def create_app(
         summary="Find sparse and robust subnetworks in BERT-family models",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # api.docs serves /docs from the package, under the web pages' policy
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = database
@@ -94,6 +97,7 @@ def create_app(
     app.include_router(artifacts_router)
     app.include_router(health_router)
     install_web(app)  # the web pages (/web/...) and their static files
+    install_docs(app)  # /docs: Swagger UI from the package, no CDN
     app.add_route("/metrics", monitoring.endpoint, include_in_schema=False)
 
     # The last added is the outermost: metrics see every answer, the body limit's 413 too.
