@@ -250,3 +250,36 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
         for error in exc.errors()
     ]
     return JSONResponse({"detail": json_safe(jsonable_encoder(errors))}, status_code=422)
+
+
+def declare_database_unavailable(app: Any) -> None:
+    """Add the 503 `database_unavailable` (ErrorBody, Retry-After) to the OpenAPI answers of
+    every operation that needs an API key: the key is looked up in the database, so each of
+    them answers that 503 while the database restarts (/healthz documents its own 503). Done on
+    the generated document, so the routers need not repeat it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        answer = {
+            "description": f"`{DatabaseUnavailable.type}`: {DatabaseUnavailable.description}",
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds to wait before retrying",
+                    "schema": {"type": "integer"},
+                }
+            },
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+            },
+        }
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                if isinstance(operation, dict) and operation.get("security"):
+                    operation.setdefault("responses", {}).setdefault("503", answer)
+        schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(
+            "ErrorBody", ErrorBody.model_json_schema()
+        )
+        return schema
+
+    app.openapi = openapi

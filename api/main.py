@@ -21,6 +21,7 @@ from api.errors import (
     APIError,
     api_error_handler,
     database_error_handler,
+    declare_database_unavailable,
     http_error_handler,
     validation_error_handler,
 )
@@ -98,6 +99,7 @@ def create_app(
     app.include_router(health_router)
     install_web(app)  # the web pages (/web/...) and their static files
     install_docs(app)  # /docs: Swagger UI from the package, no CDN
+    declare_database_unavailable(app)  # the JSON 503 in every DB route's answers
     app.add_route("/metrics", monitoring.endpoint, include_in_schema=False)
 
     # The last added is the outermost: metrics see every answer, the body limit's 413 too.
