@@ -89,6 +89,11 @@ def study_page(request: Request, study_id: str) -> HTMLResponse:
     return _page(request, "study")
 
 
+@router.get("/web/runs", response_class=HTMLResponse)
+def runs_page(request: Request) -> HTMLResponse:
+    return _page(request, "runs")
+
+
 @router.get("/web/compare", response_class=HTMLResponse)
 def compare_page(request: Request) -> HTMLResponse:
     return _page(request, "compare")

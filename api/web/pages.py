@@ -37,6 +37,13 @@ PAGES: dict[str, Page] = {
         "over their seeds.",
     ),
     "study": Page("study", "Study", "Study", ""),
+    "runs": Page(
+        "runs",
+        "Runs",
+        "Runs across your jobs and studies",
+        "One row per job, stage and sparsity: the selected point of each seed, averaged. Filter, "
+        "sort, export.",
+    ),
     "compare": Page(
         "compare",
         "Compare jobs",
@@ -49,6 +56,7 @@ NAV = (
     ("submit", "/web/submit", "Submit"),
     ("jobs", "/web/jobs", "Jobs"),
     ("studies", "/web/studies", "Studies"),
+    ("runs", "/web/runs", "Runs"),
     ("compare", "/web/compare", "Compare"),
 )
 

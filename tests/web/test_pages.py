@@ -23,6 +23,7 @@ PAGES = [
     "/web/submit",
     "/web/jobs",
     "/web/compare",
+    "/web/runs",
     "/web/jobs/0b5c1c32-8d51-4a57-9a8c-14a0c34c1a53",
     "/web/studies",
     "/web/studies/0b5c1c32-8d51-4a57-9a8c-14a0c34c1a53",

@@ -111,6 +111,45 @@ function setConnection(state) {
   node.dataset.state = state;
 }
 
+// --- tags and note (the lab's own; PATCH /jobs/{id}) ----------------------------------------
+
+function renderAnnotations() {
+  const box = document.getElementById("annotations");
+  if (!box || !job) return;
+  const tags = el("input", { id: "job-tags", type: "text", spellcheck: "false",
+    value: (job.tags || []).join(" "), placeholder: "baseline paper-table-2",
+    "aria-describedby": "annotate-help" });
+  const note = el("textarea", { id: "job-note", maxlength: "4000", placeholder: "What this run is for, what you saw" },
+    job.note || "");
+  const message = el("span", { id: "annotate-state", class: "dl-state", role: "status" });
+  const form = el("form", { id: "annotate-form", class: "annotations" },
+    el("p", { class: "current-tags", id: "current-tags" }, (job.tags || []).length
+      ? job.tags.map((tag) => el("a", { class: "tag", href: `${root}/web/runs?tag=${encodeURIComponent(tag)}` }, tag))
+      : el("span", { class: "muted" }, "No tags.")),
+    el("label", { for: "job-tags" }, "Tags (separated by spaces)"), tags,
+    el("p", { id: "annotate-help", class: "muted small" },
+      "Up to 20 tags of letters, digits and _ . : + / -; they filter the runs table."),
+    el("label", { for: "job-note" }, "Note"), note,
+    el("p", {}, el("button", { type: "submit", id: "save-annotations" }, "Save"), " ", message));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    message.textContent = "saving…";
+    message.dataset.state = "";
+    try {
+      const body = { tags: tags.value.split(/[\s,]+/).filter(Boolean), note: note.value.trim() };
+      const fresh = await api(`/jobs/${encodeURIComponent(jobId)}`, { method: "PATCH", body });
+      job = { ...job, tags: fresh.tags, note: fresh.note };
+      renderAnnotations();
+      document.getElementById("annotate-state").textContent = "saved";
+      document.getElementById("annotate-state").dataset.state = "saved";
+    } catch (error) {
+      message.textContent = error.detail || String(error);
+      message.dataset.state = "error";
+    }
+  });
+  clear(box).append(form);
+}
+
 // --- the log -------------------------------------------------------------------------------
 
 // The log shows the kind beside the message: "stage" + "stage dense (seed 1)" would read
@@ -443,12 +482,14 @@ async function render() {
   page.append(
     el("p", { class: "crumbs" }, el("a", { href: `${root}/web/jobs` }, "← All jobs"), " ",
       el("a", { href: `${root}/web/compare?jobs=${encodeURIComponent(jobId)}` }, "Compare with other jobs"),
+      " ", el("a", { href: `${root}/web/runs` }, "All runs"),
       " ",
       el("a", { href: `${root}/web/submit?from=${encodeURIComponent(jobId)}`, id: "clone-job",
         class: "button secondary small" }, "Clone into the form"),
       el("span", { id: "connection", class: "connection", role: "status" })),
     el("div", { id: "job-messages" }),
     section("summary", "Status", el("div", { id: "job-summary", class: "summary" })),
+    section("annotations", "Tags and note", el("div", { id: "annotations" })),
     section("curves", "Evaluation curves (ID dev and OOD sets vs step)",
       el("div", { id: "curves" }, notice("Loading…"))),
     section("loss", "Training loss (mean since the previous evaluation)", el("div", { id: "loss" })),
@@ -459,6 +500,7 @@ async function render() {
     el("details", { class: "panel" }, el("summary", {}, "Spec"),
       el("pre", { id: "job-spec" }, JSON.stringify(job.spec, null, 2))));
   renderSummary();
+  renderAnnotations();
   await Promise.all([refreshMetrics(), refreshArtifacts()]);
   pollMetricsWhileRunning();
   live();
