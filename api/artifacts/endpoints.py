@@ -20,6 +20,11 @@ router = APIRouter(prefix="/jobs/{job_id}/artifacts", tags=["artifacts"])
     "",
     response_model=ArtifactList,
     summary="The job's artifacts: masks, checkpoint archives, report, plot",
+    description=(
+        "What the worker stored so far: a bit-packed mask and a checkpoint archive per seed and"
+        " sparsity, the metrics report and its plot, each with size, sha256 and its download "
+        "URL."
+    ),
     responses=responses(Unauthorized, JobNotFound),
 )
 def list_artifacts(request: Request, job: OwnedJob, session: SessionDep) -> ArtifactList:
@@ -47,6 +52,11 @@ def list_artifacts(request: Request, job: OwnedJob, session: SessionDep) -> Arti
     "/{artifact_id}",
     name="download_artifact",
     summary="Download an artifact (honours If-None-Match and a single bytes Range)",
+    description=(
+        "Streams the bytes from the artifact store. `ETag` is the sha256 (`If-None-Match` "
+        "answers 304); a single `bytes=` Range answers 206 with `Content-Range` (416 when it "
+        "does not fit), so a broken download can continue."
+    ),
     response_class=StreamingResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The bytes"},

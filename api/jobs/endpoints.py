@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from api.deps import (
@@ -33,6 +33,7 @@ from api.jobs.schemas import (
     JobMetrics,
 )
 from api.jobs.stream import MAX_EVENT_ID, job_event_stream, parse_last_event_id
+from api.web.presets import openapi_examples
 from persistence.tables import JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -45,13 +46,21 @@ MAX_PAGE_SIZE = 100  # the OpenAPI bound; Settings.max_page_size may lower it
     status_code=status.HTTP_201_CREATED,
     response_model=JobDetail,
     summary="Submit a search job",
+    description=(
+        "The body is a job spec (every field optional; defaults filled in and returned in "
+        "`spec`) plus an optional `queue`. It is checked against the task registry, the "
+        "service's data roots and, offline, the hub cache before anything is stored: an invalid"
+        " spec answers 422 with `loc` naming the field, and nothing is queued. The job is sent "
+        "to the workers after its row is committed. The examples are the web form's presets "
+        "(the paper's settings)."
+    ),
     responses={
         200: {"model": JobDetail, "description": "Idempotent replay: the job made earlier"},
         **responses(Unauthorized, IdempotencyKeyReused, PayloadTooLarge),
     },
 )
 def create_job(
-    body: JobCreate,
+    body: Annotated[JobCreate, Body(openapi_examples=openapi_examples())],
     response: Response,
     session: SessionDep,
     owner: CurrentOwner,
@@ -81,7 +90,12 @@ def create_job(
     return JobDetail.of(job)
 
 
-@router.get("", response_model=JobList, summary="List jobs", responses=responses(Unauthorized))
+@router.get("", response_model=JobList, summary="List jobs",
+    description=(
+        "This key's jobs, newest first, keyset-paginated: pass `next_cursor` back as `cursor` "
+        "for the next page. `status` may repeat. Each job carries its progress and ETA; the "
+        "spec is only in `GET /jobs/{job_id}`."
+    ), responses=responses(Unauthorized))
 def list_jobs(
     session: SessionDep,
     owner: CurrentOwner,
@@ -102,6 +116,12 @@ def list_jobs(
     "/{job_id}",
     response_model=JobDetail,
     summary="A job: status, stage, progress, ETA, error, timestamps, attempt",
+    description=(
+        "The job with its spec (defaults filled in), `spec_hash`, the current stage's progress "
+        "and the whole job's (`progress.job_fraction`, `job_eta_s`, `elapsed_s`), the error of "
+        "a failed job, and the lab's tags and note. Another key's job, or an id that is not "
+        "one, answers 404."
+    ),
     responses=responses(Unauthorized, JobNotFound),
 )
 def get_job(job: OwnedJob) -> JobDetail:
@@ -129,6 +149,11 @@ def annotate_job(job: OwnedJob, body: JobAnnotate, session: SessionDep) -> JobDe
     "/{job_id}/cancel",
     response_model=JobDetail,
     summary="Cancel a job (queued: at once; running: the worker stops between two steps)",
+    description=(
+        "A queued job becomes `cancelled` at once; a running one `cancelling` until the worker "
+        "stops between two steps (then `cancelled`). A finished job answers 409 "
+        "`job_not_cancellable`."
+    ),
     responses=responses(Unauthorized, JobNotFound, JobNotCancellable),
 )
 def cancel_job(job: OwnedJob, session: SessionDep) -> JobDetail:
@@ -139,6 +164,10 @@ def cancel_job(job: OwnedJob, session: SessionDep) -> JobDetail:
     "/{job_id}/events",
     response_model=list[JobEventPublic],
     summary="The job's lifecycle log",
+    description=(
+        "Every event in order (created, status changes, stages, checkpoints, artifacts, log "
+        "lines), at most a page at a time: pass the last `id` seen as `after` for the rest."
+    ),
     responses=responses(Unauthorized, JobNotFound),
 )
 def list_events(
@@ -155,6 +184,12 @@ def list_events(
 @router.get(
     "/{job_id}/events/stream",
     summary="The job's events as server-sent events",
+    description=(
+        "The lifecycle log live: `event: event` per log entry (its `id` is the event id, so a "
+        "reconnect with `Last-Event-ID` or `last_event_id` resumes without loss), `event: "
+        "progress` with the job whenever it changes, and a final `event: end` once the job has "
+        "finished (or the server shuts down). Comment lines keep the connection alive."
+    ),
     response_class=StreamingResponse,
     responses={
         200: {
@@ -202,6 +237,12 @@ async def stream_events(
     "/{job_id}/metrics",
     response_model=JobMetrics,
     summary="Evaluation curves and the selected point per seed and sparsity",
+    description=(
+        "Every evaluation the worker recorded, grouped into curves by (stage, seed, sparsity), "
+        "each with its selected point (best ID score late in training), and the selected points"
+        " together. A payload holds one entry per evaluated set (`dev`, `hans`, …) with "
+        "accuracy or F1 and the set's own metrics, plus `train_loss`."
+    ),
     responses=responses(Unauthorized, JobNotFound),
 )
 def job_metrics(job: OwnedJob, session: SessionDep, settings: SettingsDep) -> JobMetrics:

@@ -42,13 +42,20 @@ class Progress(BaseModel):
 class JobPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: uuid.UUID
-    name: str | None
-    status: JobStatus
-    queue: str
-    stage: str | None
-    progress: Progress
-    examples_per_s: float | None
+    id: uuid.UUID = Field(description="The job's id")
+    name: str | None = Field(description="The spec's name")
+    status: JobStatus = Field(
+        description="queued, running, cancelling, succeeded, failed or cancelled"
+    )
+    queue: str = Field(description="The worker queue it was sent to (gpu or cpu)")
+    stage: str | None = Field(
+        description="The pipeline stage running now or last (bias, teacher, dense, search, "
+        "retrain, export)"
+    )
+    progress: Progress = Field(description="Where the current stage and the whole job are")
+    examples_per_s: float | None = Field(
+        description="Training or evaluation speed of the current stage"
+    )
     eta_s: float | None = Field(description="Seconds left in the current stage (estimate)")
     job_eta_s: float | None = Field(
         default=None, description="Seconds left for the whole job (estimate from measured speed)"
@@ -57,16 +64,22 @@ class JobPublic(BaseModel):
         default=None,
         description="Seconds since the job started running, until it finished (or now)",
     )
-    error: str | None
-    attempt: int
-    max_attempts: int
-    cancel_requested: bool
+    error: str | None = Field(description="Why the job failed (a failed job always has one)")
+    attempt: int = Field(
+        description="Claims by a worker so far (a retry after a dead worker adds one)"
+    )
+    max_attempts: int = Field(description="Claims allowed before the job fails")
+    cancel_requested: bool = Field(
+        description="A cancel was asked for; a running job stops between two steps"
+    )
     tags: list[str] = Field(default_factory=list, description="The lab's own tags (PATCH)")
     note: str | None = Field(default=None, description="The lab's own free-text note (PATCH)")
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: datetime = Field(description="When it was submitted")
+    updated_at: datetime = Field(description="Its last change")
+    started_at: datetime | None = Field(description="When a worker first started it")
+    finished_at: datetime | None = Field(
+        description="When it reached succeeded, failed or cancelled"
+    )
 
     @classmethod
     def of(cls, job: Job) -> JobPublic:
@@ -75,7 +88,10 @@ class JobPublic(BaseModel):
 
 class JobDetail(JobPublic):
     spec: dict[str, Any] = Field(description="The job spec with every default filled in")
-    spec_hash: str
+    spec_hash: str = Field(
+        description="The spec's identity (sha256 of its canonical JSON), written into its masks "
+        "and reports"
+    )
 
     @classmethod
     def of(cls, job: Job) -> JobDetail:
@@ -191,7 +207,7 @@ class JobAnnotate(BaseModel):
 
 
 class JobList(BaseModel):
-    data: list[JobPublic]
+    data: list[JobPublic] = Field(description="One page of jobs, newest first")
     count: int = Field(description="Jobs matching the filter, all pages together")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last")
 
@@ -199,12 +215,14 @@ class JobList(BaseModel):
 class JobEventPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
-    at: datetime
-    kind: str
-    status: JobStatus | None
-    message: str | None
-    data: dict[str, Any] | None
+    id: int = Field(description="Orders the events; the SSE id to resume from (Last-Event-ID)")
+    at: datetime = Field(description="When it happened")
+    kind: str = Field(description="created, status, stage, checkpoint, artifact or log")
+    status: JobStatus | None = Field(description="The job's status after the event")
+    message: str | None = Field(description="What happened, for people")
+    data: dict[str, Any] | None = Field(
+        description="The event's details (a stage's name and detail, a transition's from)"
+    )
 
     @classmethod
     def of(cls, event: JobEvent) -> JobEventPublic:
@@ -214,14 +232,20 @@ class JobEventPublic(BaseModel):
 class MetricPoint(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
-    at: datetime
-    stage: str
-    step: int
-    seed: int | None
-    sparsity: float | None
-    selected: bool
-    payload: dict[str, Any]
+    id: int = Field(description="Orders the points")
+    at: datetime = Field(description="When it was evaluated")
+    stage: str = Field(description="The stage that evaluated (dense, search, retrain, teacher)")
+    step: int = Field(description="The training step of the evaluation")
+    seed: int | None = Field(description="The seed of the run")
+    sparsity: float | None = Field(description="The target sparsity of the run; null for dense")
+    selected: bool = Field(
+        description="The point chosen for its curve (best ID score late in training)"
+    )
+    payload: dict[str, Any] = Field(
+        description="Per evaluated set (dev, hans, paws, …) its metrics (accuracy or F1, per-"
+        "heuristic or per-class, n, collapsed), plus selection, sparsity, train_loss "
+        "and, on a selected mask, movement"
+    )
 
     @classmethod
     def of(cls, metric: Metric) -> MetricPoint:
@@ -231,15 +255,17 @@ class MetricPoint(BaseModel):
 class MetricCurve(BaseModel):
     """The evaluations of one (stage, seed, sparsity) and the point selected among them."""
 
-    stage: str
-    seed: int | None
-    sparsity: float | None
-    points: list[MetricPoint]
-    selected: MetricPoint | None
+    stage: str = Field(description="The stage")
+    seed: int | None = Field(description="The seed")
+    sparsity: float | None = Field(description="The target sparsity; null for dense")
+    points: list[MetricPoint] = Field(description="Its evaluations in order")
+    selected: MetricPoint | None = Field(description="The selected one; null until chosen")
 
 
 class JobMetrics(BaseModel):
-    job_id: uuid.UUID
-    curves: list[MetricCurve]
+    job_id: uuid.UUID = Field(description="The job")
+    curves: list[MetricCurve] = Field(
+        description="One per stage, seed and sparsity, in the order they began"
+    )
     selected: list[MetricPoint] = Field(description="The selected point of every curve")
 

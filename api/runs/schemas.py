@@ -18,12 +18,12 @@ SORT_KEYS = ("created_at", "job_name", "task", "loss", "method", "scenario", "st
 class RunRow(BaseModel):
     """One job × stage × sparsity: the selected points of its seeds, averaged."""
 
-    job_id: uuid.UUID
-    job_name: str | None
-    status: JobStatus
-    created_at: datetime
+    job_id: uuid.UUID = Field(description="The job")
+    job_name: str | None = Field(description="The job's name")
+    status: JobStatus = Field(description="The job's status (a running job's rows grow)")
+    created_at: datetime = Field(description="When the job was submitted")
     study_id: uuid.UUID | None = Field(description="The study the job belongs to, if any")
-    study_name: str | None
+    study_name: str | None = Field(description="The study's name, if any")
     task: str = Field(description="The job's task (mnli, qqp, fever, custom)")
     loss: str = Field(
         description="The debiasing loss of this model: the job's debias.loss, or `none` for a "
@@ -56,7 +56,7 @@ class RunRow(BaseModel):
 
 
 class RunTable(BaseModel):
-    data: list[RunRow]
+    data: list[RunRow] = Field(description="The rows, filtered and sorted")
     count: int = Field(description="Rows after the filters")
     ood_sets: list[str] = Field(description="Every OOD set some row has (the CSV's ood.* columns)")
     truncated: bool = Field(

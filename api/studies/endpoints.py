@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Body, Header, Query, Response, status
 
 from api.deps import CurrentOwner, EnqueuerDep, OwnedStudy, SessionDep, SettingsDep
 from api.errors import (
@@ -18,6 +18,7 @@ from api.errors import (
 )
 from api.studies import service
 from api.studies.schemas import StudyCreate, StudyDetail, StudyList, StudyTable
+from api.web.presets import study_openapi_examples
 from srcore.jobspec.study import MAX_STUDY_JOBS, table_csv
 
 router = APIRouter(prefix="/studies", tags=["studies"])
@@ -37,6 +38,12 @@ _VALIDATION = {
     status_code=status.HTTP_201_CREATED,
     response_model=StudyDetail,
     summary="Submit a study: a base job spec, axes and rows, expanded to child jobs",
+    description=(
+        "The study is validated and expanded (every axis value and row applied to the base "
+        "spec, dense references added per loss) before anything is stored; every child must "
+        "pass what a job must pass. The study and its child jobs are stored in one transaction "
+        "and enqueued after commit."
+    ),
     responses={
         200: {"model": StudyDetail, "description": "Idempotent replay: the study made earlier"},
         **responses(Unauthorized, IdempotencyKeyReused, PayloadTooLarge),
@@ -44,7 +51,7 @@ _VALIDATION = {
     },
 )
 def create_study(
-    body: StudyCreate,
+    body: Annotated[StudyCreate, Body(openapi_examples=study_openapi_examples())],
     response: Response,
     session: SessionDep,
     owner: CurrentOwner,
@@ -70,7 +77,11 @@ def create_study(
     return service.study_detail(session, study)
 
 
-@router.get("", response_model=StudyList, summary="List studies", responses=responses(Unauthorized))
+@router.get("", response_model=StudyList, summary="List studies",
+    description=(
+        "This key's studies, newest first, keyset-paginated, each with its status and how many "
+        "children are in each status."
+    ), responses=responses(Unauthorized))
 def list_studies(
     session: SessionDep,
     owner: CurrentOwner,
@@ -86,6 +97,10 @@ def list_studies(
     "/{study_id}",
     response_model=StudyDetail,
     summary="A study: status from its children, the children, the results table",
+    description=(
+        "Status and counts from the children, each child (job id, key, label, role, status) and"
+        " the results table so far (mean ± sd (n) over seeds per row, sparsity and metric)."
+    ),
     responses=responses(Unauthorized, StudyNotFound),
 )
 def get_study(study: OwnedStudy, session: SessionDep) -> StudyDetail:
@@ -96,6 +111,11 @@ def get_study(study: OwnedStudy, session: SessionDep) -> StudyDetail:
     "/{study_id}/table",
     response_model=StudyTable,
     summary="The results table: mean ± sd (n) over seeds per row, sparsity and metric",
+    description=(
+        "Built from the children's selected points in the database now: the search rows, then "
+        "per loss its dense reference and one-shot magnitude subnetworks. `collapsed` counts "
+        "the seeds whose model answered one class for almost all of a set."
+    ),
     responses={
         200: {
             "content": {"text/csv": {}},
@@ -123,6 +143,9 @@ def study_table(
 @router.get(
     "/{study_id}/plot.png",
     summary="The study plot: ID and OOD accuracy against sparsity, dense models dashed",
+    description=(
+        "A PNG rendered from the results table on request (matplotlib on the API host)."
+    ),
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}}, "description": "Rendered from the table now"},
@@ -138,6 +161,10 @@ def study_plot(study: OwnedStudy, session: SessionDep) -> Response:
     "/{study_id}/cancel",
     response_model=StudyDetail,
     summary="Cancel every child job not finished",
+    description=(
+        "Queued children are cancelled at once, running ones stop between two steps. 409 "
+        "`study_not_cancellable` when every child had already finished."
+    ),
     responses=responses(Unauthorized, StudyNotFound, StudyNotCancellable),
 )
 def cancel_study(study: OwnedStudy, session: SessionDep) -> StudyDetail:

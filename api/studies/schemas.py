@@ -28,58 +28,63 @@ class StudyCreate(StudySpec):
 
 
 class StudyChildPublic(BaseModel):
-    job_id: uuid.UUID
+    job_id: uuid.UUID = Field(description="The child's job (an ordinary job: /jobs/{id})")
     key: str = Field(description="Stable within the study, e.g. `debias.loss=poe`")
     label: str = Field(description="The row label in the table")
-    role: Literal["search", "reference"]
+    role: Literal["search", "reference"] = Field(
+        description="search: a grid point; reference: a dense model per loss with its magnitude "
+        "subnetworks"
+    )
     setting: dict[str, Any] = Field(description="The spec paths this child sets on the base")
-    status: JobStatus
+    status: JobStatus = Field(description="The child job's status")
 
 
 class StudyPublic(BaseModel):
-    id: uuid.UUID
-    name: str | None
+    id: uuid.UUID = Field(description="The study's id")
+    name: str | None = Field(description="The study's name")
     status: StudyStatus = Field(
         description="From the children: queued (none started), running (some not finished), "
         "else failed if any failed, cancelled if any was cancelled, succeeded"
     )
     counts: dict[JobStatus, int] = Field(description="Children per status")
     jobs: int = Field(description="Number of child jobs")
-    queue: str
-    created_at: datetime
+    queue: str = Field(description="The worker queue of its jobs")
+    created_at: datetime = Field(description="When it was submitted")
 
 
 class TableRecord(BaseModel):
     """One (row, sparsity, metric) of the results table: mean ± sd over seeds with n."""
 
-    row: str
-    role: Literal["search", "reference", "magnitude"]
+    row: str = Field(description="The row label (loss poe, dense CE, magnitude CE, …)")
+    role: Literal["search", "reference", "magnitude"] = Field(
+        description="search row, dense reference or its one-shot magnitude subnetwork"
+    )
     setting: str = Field(description="The row's setting as JSON text")
     sparsity: float = Field(description="0 for a dense model")
     metric: str = Field(
         description="`set.metric`, e.g. `hans.non_entailed`, `mask.differ_fraction`"
     )
-    mean: float
-    sd: float
-    n: int
+    mean: float = Field(description="Mean over seeds")
+    sd: float = Field(description="Sample standard deviation over seeds (0 for one seed)")
+    n: int = Field(description="Seeds averaged")
     collapsed: int = Field(description="Seeds whose model collapsed onto one class on this set")
 
 
 class StudyDetail(StudyPublic):
     spec: dict[str, Any] = Field(description="The study with every default filled in")
-    children: list[StudyChildPublic]
+    children: list[StudyChildPublic] = Field(description="Its jobs in table order")
     table: list[TableRecord] = Field(
         description="The results table from the children's selected points so far"
     )
 
 
 class StudyList(BaseModel):
-    data: list[StudyPublic]
+    data: list[StudyPublic] = Field(description="One page of studies, newest first")
     count: int = Field(description="All this key's studies, every page together")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last")
 
 
 class StudyTable(BaseModel):
-    study_id: uuid.UUID
+    study_id: uuid.UUID = Field(description="The study")
     study: dict[str, Any] = Field(description="The study spec")
-    records: list[TableRecord]
+    records: list[TableRecord] = Field(description="One per row, sparsity and metric")
