@@ -306,9 +306,20 @@ class WorkerSettings(_SrnetSettings):
     work_dir: Path | None = Field(default=None, validation_alias=env("WORK_DIR"))
     # Bias models and dense fine-tunes shared by every job of the host (WORK_DIR/cache when
     # unset): two jobs with the same model, data and dense settings fine-tune once — a sweep
-    # over sparsities or losses reuses one dense model. The worker never cleans it (a BERT-base
-    # entry is ~440 MB); delete old entries by hand or point it at a shared volume.
+    # over sparsities or losses reuses one dense model. A BERT-base entry is ~440 MB: after
+    # each job the worker evicts least recently used entries down to stage_cache_max_gb.
     stage_cache_dir: Path | None = Field(default=None, validation_alias=env("STAGE_CACHE_DIR"))
+    stage_cache_max_gb: float = Field(
+        default=20.0,
+        ge=0,
+        allow_inf_nan=False,
+        validation_alias=env("STAGE_CACHE_MAX_GB"),
+        description=(
+            "Bound of the stage cache in GB (10^9 bytes): after each job the worker evicts "
+            "least recently used entries (never one a running job or build holds) until the "
+            "cache fits; 0: no bound."
+        ),
+    )
     keep_work_dir: bool = Field(
         default=False,
         validation_alias=env("KEEP_WORK_DIR"),

@@ -165,6 +165,7 @@ class EmbeddedService:
                 database, sender,
                 stale_after_s=self.settings.heartbeat_stale_s,
                 resend_after_s=self.worker_settings.reconcile_resend_after_s,
+                work=self.worker_settings,
             )  # fmt: skip
 
             def loop() -> None:

@@ -120,6 +120,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         CeleryJobSender.from_settings(settings, name="srnet-reconciler"),
         stale_after_s=settings.heartbeat_stale_s,
         resend_after_s=worker_settings.reconcile_resend_after_s,
+        work=worker_settings,  # failed jobs' work folders, where this host sees them
     )
     try:
         if args.once:

@@ -3,7 +3,9 @@
 Each pass
 1. recovers `running` jobs whose heartbeat stopped (their worker died): back to `queued` and
    sent again while attempts remain (the next attempt resumes from the checkpoints), else
-   `failed` with the reason; `cancelling` ones become `cancelled`;
+   `failed` with the reason; `cancelling` ones become `cancelled`; the work folder of a job
+   it ends that way is removed where this host can see it (WORK_DIR/jobs/<id>, unless an
+   attempt still holds its lock or SRNET_KEEP_WORK_DIR is set; worker.workdir);
 2. sends `queued` jobs the broker does not have: never sent (the broker was down when the API
    committed them), or sent a while ago when the broker's queue now holds fewer messages than
    there are queued jobs for it (Redis restarted and kept nothing).
@@ -25,6 +27,7 @@ from datetime import datetime, timedelta
 from persistence.broker import JobSender
 from persistence.db import Database
 from persistence.repositories import JobRepository
+from persistence.settings import WorkerSettings
 from persistence.tables import Job, JobStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ class ReconcileReport:
     failed: list[uuid.UUID] = field(default_factory=list)  # attempts used up
     cancelled: list[uuid.UUID] = field(default_factory=list)  # died while cancelling
     resent: list[uuid.UUID] = field(default_factory=list)  # queued, the broker lost them
+    cleaned: list[uuid.UUID] = field(default_factory=list)  # failed/cancelled: folder removed
     send_errors: int = 0
 
     def __bool__(self) -> bool:
@@ -57,8 +61,10 @@ class Reconciler:
         stale_after_s: float,
         resend_after_s: float,
         clock: Callable[[], datetime] = utcnow,
+        work: WorkerSettings | None = None,
     ):
         self.database = database
+        self.work = work  # where the jobs' work folders are (None: not cleaned here)
         self.sender = sender
         self.stale_after = timedelta(seconds=stale_after_s)
         self.resend_after = timedelta(seconds=resend_after_s)
@@ -109,8 +115,22 @@ class Reconciler:
                 self._send(recovered, report)
             elif status is JobStatus.failed:
                 report.failed.append(job.id)
+                self._clean(job.id, report)
             elif status is JobStatus.cancelled:
                 report.cancelled.append(job.id)
+                self._clean(job.id, report)
+
+    def _clean(self, job_id: uuid.UUID, report: ReconcileReport) -> None:
+        """The dead attempt's work folder: nothing resumes from it any more."""
+        if self.work is None:
+            return
+        from worker.workdir import remove_job_dir
+
+        try:
+            if remove_job_dir(self.work, job_id):
+                report.cleaned.append(job_id)
+        except OSError as exc:
+            log.warning("job %s: work folder not removed (%s)", job_id, exc)
 
     # --- 2. lost messages ---------------------------------------------------------------------
 

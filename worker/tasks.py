@@ -139,7 +139,20 @@ def execute_job(job_id: str | uuid.UUID, ctx: WorkerContext) -> Outcome:
         return Outcome.skipped
     log.info("job %s claimed by %s (attempt %d/%d)", job.id, worker_id, job.attempt,
              job.max_attempts)  # fmt: skip
-    return JobRun(ctx, job, worker_id).run()
+    try:
+        return JobRun(ctx, job, worker_id).run()
+    finally:
+        _bound_work_folder(ctx)
+
+
+def _bound_work_folder(ctx: WorkerContext) -> None:
+    """After each job: the stage cache back under SRNET_STAGE_CACHE_MAX_GB (worker.workdir)."""
+    from worker.workdir import bound_stage_cache
+
+    try:
+        bound_stage_cache(ctx.worker_settings)
+    except Exception:  # a full or read-only disk must not turn a finished job into an error
+        log.exception("stage cache eviction failed")
 
 
 class JobRun:

@@ -118,6 +118,7 @@ def run_search(
         title=f"{data.task.name}: {spec.pruning.method}, "
         f"{spec.pruning.scenario}, loss {spec.debias.loss}",
     )
+    cache.close()  # the stage cache entries this search used may be evicted from now on
     return result
 
 
