@@ -29,7 +29,7 @@ import tempfile
 import time
 import unicodedata
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -332,6 +332,52 @@ class Metrics:
             curves=curves,
             selected=[MetricPoint.from_json(p) for p in data.get("selected", [])],
         )
+
+
+def flatten_payload(payload: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"hans": {"accuracy": .6, "heuristics": {"lexical_overlap": {...}}}} →
+    {"hans.accuracy": .6, "hans.heuristics.lexical_overlap.entailed": …}: numbers, strings and
+    flags as they are, nested dicts joined by ".", lists left out."""
+    flat: dict[str, Any] = {}
+    for key, value in payload.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_payload(value, f"{name}."))
+        elif isinstance(value, str | int | float | bool) or value is None:
+            flat[name] = value
+    return flat
+
+
+def metric_rows(
+    metrics: Metrics, *, selected_only: bool = False, job: Job | None = None
+) -> builtins.list[dict[str, Any]]:
+    """One flat dict per evaluation, for `pandas.DataFrame(rows)` (no pandas needed here):
+    job_id, stage, seed, sparsity (the effective one; dense 0), step, selected, then every
+    metric of the payload flattened (`dev.accuracy`, `hans.non_entailed`, `train_loss`, …).
+    With `job`, its name, loss and method ride along on every row."""
+    extra: dict[str, Any] = {}
+    if job is not None:
+        spec = job.spec or {}
+        extra = {
+            "job_name": job.name,
+            "task": spec.get("task"),
+            "loss": (spec.get("debias") or {}).get("loss"),
+            "method": (spec.get("pruning") or {}).get("method"),
+        }
+    points = metrics.selected if selected_only else [p for c in metrics.curves for p in c.points]
+    return [
+        {
+            "job_id": metrics.job_id,
+            **extra,
+            "stage": point.stage,
+            "seed": point.seed,
+            "sparsity": point.effective_sparsity,
+            "step": point.step,
+            "selected": point.selected,
+            **flatten_payload(point.payload),
+        }
+        for point in points
+    ]
 
 
 @dataclass(frozen=True)
@@ -707,6 +753,12 @@ class SRNetClient:
     def metrics(self, job_id: str) -> Metrics:
         return Metrics.from_json(self._request("GET", self._job_path(job_id) + "/metrics").json())
 
+    def metrics_rows(
+        self, job_id: str, *, selected_only: bool = False
+    ) -> builtins.list[dict[str, Any]]:
+        """The job's evaluations as flat dicts (see `metric_rows`): `pandas.DataFrame(rows)`."""
+        return metric_rows(self.metrics(job_id), selected_only=selected_only, job=self.get(job_id))
+
     def artifacts(self, job_id: str) -> builtins.list[Artifact]:
         data = self._request("GET", self._job_path(job_id) + "/artifacts").json()
         return [Artifact.from_json(a) for a in data["data"]]
@@ -749,6 +801,16 @@ class SRNetClient:
             count=int(data["count"]),
             next_cursor=data.get("next_cursor"),
         )
+
+    def iterate_studies(self, *, page_size: int = 100) -> Iterator[Study]:
+        """Every study (newest first), page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.list_studies(limit=page_size, cursor=cursor)
+            yield from page.studies
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def get_study(self, study_id: str) -> Study:
         return Study.from_json(self._request("GET", self._study_path(study_id)).json())
@@ -1195,3 +1257,199 @@ def describe_artifacts(artifacts: Iterable[Artifact]) -> str:
 def _content_range_start(header: str | None) -> int | None:
     match = re.match(r"^\s*bytes\s+(\d+)-\d+/(?:\d+|\*)\s*$", header or "")
     return int(match.group(1)) if match else None
+
+
+# --- the async twin ----------------------------------------------------------------------------
+
+
+class AsyncSRNetClient:
+    """`SRNetClient`'s main methods on `httpx.AsyncClient`, for asyncio code (a notebook's
+    event loop, a service of one's own): the same arguments, answers and typed errors.
+
+        async with AsyncSRNetClient(url, key) as client:
+            job = await client.submit(spec)
+            job = await client.wait(job.id)
+            async for job in client.iterate(): ...
+
+    Downloads stay on the synchronous client (they write files and resume with Range).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        verify: bool | str = True,
+    ) -> None:
+        self.url = (url or os.environ.get("SRNET_URL") or DEFAULT_URL).rstrip("/")
+        key = key if key is not None else os.environ.get("SRNET_API_KEY")
+        headers = {"User-Agent": "srnet-client/0.1", "Accept": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self.timeout = timeout
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport, verify=verify
+        )
+
+    def __repr__(self) -> str:  # never the key
+        return f"AsyncSRNetClient({self.url!r})"
+
+    async def __aenter__(self) -> AsyncSRNetClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise Unreachable(f"{self.url} did not answer: {exc or type(exc).__name__}") from exc
+        _raise_for(response)
+        return response
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return (await self._request(method, path, **kwargs)).json()
+
+    # --- jobs ----------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        spec: Mapping[str, Any] | str | os.PathLike[str] | Any,
+        *,
+        idempotency_key: str | None = None,
+        queue: Literal["gpu", "cpu"] | None = None,
+    ) -> Job:
+        body = SRNetClient._spec_body(spec)
+        if queue is not None:
+            body["queue"] = queue
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return Job.from_json(await self._json("POST", "/jobs", json=body, headers=headers))
+
+    async def list(
+        self,
+        status: str | Iterable[str] | None = None,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> JobPage:
+        params: builtins.list[tuple[str, str | int]] = []
+        statuses = [status] if isinstance(status, str) else builtins.list(status or [])
+        params += [("status", s) for s in statuses]
+        if limit is not None:
+            params.append(("limit", limit))
+        if cursor is not None:
+            params.append(("cursor", cursor))
+        data = await self._json("GET", "/jobs", params=params)
+        return JobPage(
+            jobs=[Job.from_json(j) for j in data["data"]],
+            count=int(data["count"]),
+            next_cursor=data.get("next_cursor"),
+        )
+
+    async def iterate(
+        self, status: str | Iterable[str] | None = None, *, page_size: int = 100
+    ) -> AsyncIterator[Job]:
+        """Every job (newest first), page after page: `async for job in client.iterate()`."""
+        statuses = [status] if isinstance(status, str) else builtins.list(status or [])
+        cursor: str | None = None
+        while True:
+            page = await self.list(statuses, limit=page_size, cursor=cursor)
+            for job in page.jobs:
+                yield job
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def get(self, job_id: str) -> Job:
+        return Job.from_json(await self._json("GET", SRNetClient._job_path(job_id)))
+
+    async def cancel(self, job_id: str) -> Job:
+        return Job.from_json(await self._json("POST", SRNetClient._job_path(job_id) + "/cancel"))
+
+    async def annotate(
+        self, job_id: str, *, tags: Iterable[str] | None = None, note: str | None = None
+    ) -> Job:
+        body: dict[str, Any] = {}
+        if tags is not None:
+            body["tags"] = builtins.list(tags)
+        if note is not None:
+            body["note"] = note
+        path = SRNetClient._job_path(job_id)
+        return Job.from_json(await self._json("PATCH", path, json=body))
+
+    async def events(self, job_id: str, *, after: int | None = None) -> builtins.list[Event]:
+        params = {"after": after} if after is not None else None
+        path = SRNetClient._job_path(job_id) + "/events"
+        return [Event.from_json(e) for e in await self._json("GET", path, params=params)]
+
+    async def metrics(self, job_id: str) -> Metrics:
+        path = SRNetClient._job_path(job_id) + "/metrics"
+        return Metrics.from_json(await self._json("GET", path))
+
+    async def metrics_rows(
+        self, job_id: str, *, selected_only: bool = False
+    ) -> builtins.list[dict[str, Any]]:
+        job = await self.get(job_id)
+        return metric_rows(await self.metrics(job_id), selected_only=selected_only, job=job)
+
+    async def artifacts(self, job_id: str) -> builtins.list[Artifact]:
+        data = await self._json("GET", SRNetClient._job_path(job_id) + "/artifacts")
+        return [Artifact.from_json(a) for a in data["data"]]
+
+    async def runs(self, **filters: Any) -> builtins.list[dict[str, Any]]:
+        """The runs table's rows; the filters of `SRNetClient.runs`."""
+        params = SRNetClient._runs_params(filters)
+        return builtins.list((await self._json("GET", "/runs", params=params))["data"])
+
+    async def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 2.0,
+        on_update: Callable[[Job], None] | None = None,
+    ) -> Job:
+        """Until the job has finished (polling every `poll_interval` s); its final state.
+        `on_update` gets each new state once; WaitTimeout after `timeout` seconds."""
+        import asyncio
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last: Job | None = None
+        while True:
+            job = await self.get(job_id)
+            if on_update is not None and (last is None or _state(job) != _state(last)):
+                on_update(job)
+            last = job
+            if job.is_finished:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise WaitTimeout(job)
+            await asyncio.sleep(poll_interval)
+
+    # --- studies -------------------------------------------------------------------------------
+
+    async def submit_study(
+        self,
+        study: Mapping[str, Any] | str | os.PathLike[str] | Any,
+        *,
+        idempotency_key: str | None = None,
+        queue: Literal["gpu", "cpu"] | None = None,
+    ) -> Study:
+        body = SRNetClient._spec_body(study)
+        if queue is not None:
+            body["queue"] = queue
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return Study.from_json(await self._json("POST", "/studies", json=body, headers=headers))
+
+    async def get_study(self, study_id: str) -> Study:
+        return Study.from_json(await self._json("GET", SRNetClient._study_path(study_id)))
+
+    async def study_table(self, study_id: str) -> builtins.list[dict[str, Any]]:
+        path = SRNetClient._study_path(study_id) + "/table"
+        return builtins.list((await self._json("GET", path, params={"format": "json"}))["records"])
