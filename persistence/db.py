@@ -1,11 +1,15 @@
 """Engine and session factory, and the migration entry point (`upgrade_database`).
 
 SQLite gets WAL (readers never block the writer), foreign keys (off by default in SQLite) and a
-busy timeout, so the API, a worker and the reconciler can share one file on one machine.
+busy timeout, so the API, a worker and the reconciler can share one file on one machine. Within
+one process, writers to a SQLite file also take turns on a lock (`SQLiteWriteLock`): SQLite's
+own busy handler polls with sleeps growing to 100 ms and no queue, so under concurrent
+requests a writer could wait a second for a lock held a few milliseconds (the API's p99 tail).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +41,76 @@ def ensure_sqlite_folder(url: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
 
 
+_WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+_file_locks: dict[str, threading.Lock] = {}
+_file_locks_guard = threading.Lock()
+
+
+def _raw(connection: Any) -> Any:
+    """The DBAPI connection behind a pool proxy (SQLAlchemy passes either)."""
+    return getattr(connection, "dbapi_connection", None) or connection
+
+
+class SQLiteWriteLock:
+    """One write transaction at a time per SQLite file in this process, queued on a lock.
+
+    Taken before a transaction's first write statement, given back right after its COMMIT or
+    ROLLBACK (every way a transaction ends goes through the dialect's do_commit / do_rollback,
+    the pool's reset on check-in included). Other processes still meet SQLite's busy timeout.
+    A wait longer than the busy timeout goes ahead without the lock (SQLite decides then), so a
+    mistake here can cost time but never deadlock.
+    """
+
+    def __init__(self, path: Path, timeout_s: float):
+        key = str(path.resolve())
+        with _file_locks_guard:
+            self.lock = _file_locks.setdefault(key, threading.Lock())
+        self.timeout_s = timeout_s
+        self.holders: set[int] = set()  # id() of the DBAPI connections holding the lock
+
+    def install(self, engine: Engine) -> None:
+        dialect = engine.dialect
+        commit, rollback = dialect.do_commit, dialect.do_rollback
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _before_write(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if statement.lstrip()[:7].upper().startswith(_WRITE_VERBS):
+                self.acquire(conn.connection)
+
+        def do_commit(dbapi_connection: Any) -> None:
+            try:
+                commit(dbapi_connection)
+            finally:
+                self.release(dbapi_connection)
+
+        def do_rollback(dbapi_connection: Any) -> None:
+            try:
+                rollback(dbapi_connection)
+            finally:
+                self.release(dbapi_connection)
+
+        dialect.do_commit = do_commit  # type: ignore[method-assign]
+        dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+        @event.listens_for(engine.pool, "close")
+        @event.listens_for(engine.pool, "invalidate")
+        def _gone(dbapi_connection: Any, *_args: Any) -> None:
+            self.release(dbapi_connection)
+
+    def acquire(self, connection: Any) -> None:
+        key = id(_raw(connection))
+        if key in self.holders:
+            return
+        if self.lock.acquire(timeout=self.timeout_s):
+            self.holders.add(key)
+
+    def release(self, connection: Any) -> None:
+        key = id(_raw(connection))
+        if key in self.holders:
+            self.holders.discard(key)
+            self.lock.release()
+
+
 def make_engine(
     url: str, *, echo: bool = False, sqlite_busy_timeout_ms: int = 15_000, **engine_kwargs: Any
 ) -> Engine:
@@ -58,6 +132,10 @@ def make_engine(
                 cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.close()
 
+        if file_backed:
+            path = _sqlite_file(url)
+            assert path is not None
+            SQLiteWriteLock(path, sqlite_busy_timeout_ms / 1000).install(engine)
         return engine
     # Connections idle behind a load balancer or a restarted PostgreSQL go stale.
     return create_engine(url, pool_pre_ping=True, **kwargs)
