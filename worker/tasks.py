@@ -46,6 +46,7 @@ from srcore.jobspec.layout import OutputLayout
 from srcore.jobspec.results import SearchResult
 from worker.celery_app import shutdown_requested
 from worker.lease import JobLease
+from worker.mlflow_export import export_finished_job
 from worker.reporting import JobReporter, json_safe, key_of
 from worker.results import record_selected_points, upload_results
 
@@ -270,6 +271,8 @@ class JobRun:
         except BaseException:
             uploaded.discard()
             raise
+        # Optional tracking (MLFLOW_TRACKING_URI): before _clean, which removes the files.
+        export_finished_job(self.ctx.database, self.job, result)
         self._clean()
         log.info("job %s succeeded", self.job.id)
         return Outcome.succeeded
