@@ -12,8 +12,10 @@ dense model and of the 50 % subnetwork for both, and the bf16 − fp32 differenc
 The two runs follow different training trajectories (every step's rounding differs), so the
 difference mixes two effects; to separate them it then evaluates the fp32 run's exported 50 %
 subnetwork in bf16 and fp32 inference (the same weights): the inference-only difference.
-The goal (issue 9): every bf16 − fp32 difference within 1 point. Defaults take ~10 minutes on
-2 shared CPU cores; --quick (1,024 rows, 32 + 32 steps, 500 eval rows) about 2.
+The goal (issue 9): every bf16 − fp32 difference within 1 point. The defaults took 34 minutes
+on 2 busy CPU cores (load 5; the bf16 half 13 of them); --quick (1,024 rows, 32 + 32 steps, 500
+eval rows) is a smoke run of a few minutes. The defaults' dense model barely learns: to test the
+mask search's fidelity use a budget where it does (e.g. --dense-steps 600 --search-steps 300).
 """
 
 from __future__ import annotations
