@@ -103,7 +103,10 @@ def test_failed_commit_queues_nothing(setup, redis_broker, monkeypatch, service_
     monkeypatch.setattr(Session, "commit", failing_commit)
     response = client.post("/jobs", json=SPEC, headers=auth)
     monkeypatch.undo()
-    assert response.status_code == 500
+    # a lost database connection is a JSON 503 with Retry-After (issue 11), never a queued job
+    assert response.status_code == 503
+    assert response.json()["type"] == "database_unavailable"
+    assert response.headers["retry-after"]
     assert redis_broker.llen("gpu") == 0 and enqueuer.observed == []
     database = Database(service_settings.database_url)
     try:
