@@ -92,7 +92,7 @@ def mask_training(ctx: StageContext, start: Callable[[], nn.Module]) -> Iterator
     frozen = p.scenario == "pretrained_frozen"
     t = spec.training
     total = planned_steps(ctx, t.epochs, t.max_steps)
-    lr = search_learning_rate(t.learning_rate, p.method, total)
+    lr = search_learning_rate(t.learning_rate, p.method)
     for target in p.sparsities:
         model = start()
         names = prunable_weights(model, include_classifier=p.mask_classifier)
@@ -182,7 +182,7 @@ def imp(ctx: StageContext, start: Callable[[], nn.Module]) -> Iterator[Found]:
             curve=curve,
             seed=ctx.seed + rnd.index,
             epochs=spec.training.imp_round_epochs,
-            lr=search_learning_rate(spec.training.learning_rate, p.method, 1),
+            lr=search_learning_rate(spec.training.learning_rate, p.method),
             max_steps=None,
             checkpoint_dir=round_dir / "ckpt",
             detail=f"{ctx.detail(rnd.sparsity)} (IMP round {rnd.index})",

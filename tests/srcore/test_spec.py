@@ -19,7 +19,14 @@ def test_defaults_follow_the_paper():
     assert spec.training.batch_size == 32 and spec.training.max_length == 128
     assert spec.training.epochs == 5 and spec.dense.epochs == 3
     assert spec.pruning.threshold == 0.01 and spec.pruning.sparsities == [0.5]
-    assert spec.pruning.score_init == "hard"
+    # soft scores by default (the studies: hard scores do not cross τ at small budgets)
+    assert spec.pruning.score_init == "soft"
+    assert (
+        spec.model_copy(
+            update={"pruning": spec.pruning.model_copy(update={"init": "hard"})}
+        ).pruning.score_init
+        == "hard"
+    )
 
 
 def test_unknown_field_is_named():
@@ -33,8 +40,9 @@ def test_sparsity_outside_open_interval(value):
 
 
 def test_imp_with_gradual_is_rejected():
-    assert "gradual" in _errors({"pruning": {"method": "imp", "schedule": "gradual",
-                                             "sparsities": [0.9]}})
+    assert "gradual" in _errors(
+        {"pruning": {"method": "imp", "schedule": "gradual", "sparsities": [0.9]}}
+    )
 
 
 def test_imp_sparsity_must_be_reachable():
