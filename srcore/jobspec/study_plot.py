@@ -42,6 +42,7 @@ def plot_study(rows: Sequence[TableRow], path: Path, title: str = "") -> Path:
     nrows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 3.6 * nrows), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    sparsity_ticks = sorted({100 * s for row in rows for s in row.cells if s > 0}) or [50.0]
     for ax, (metric, panel_title) in zip(axes.flat, panels, strict=False):
         for i, row in enumerate(rows):
             colour = colours[i % len(colours)]
@@ -58,7 +59,8 @@ def plot_study(rows: Sequence[TableRow], path: Path, title: str = "") -> Path:
             for sparsity in sorted(s for s in row.cells if s > 0):
                 stats = row.cells[sparsity].stats(metric)
                 if stats:
-                    xs.append(100 * sparsity)
+                    # a small offset per row keeps settings at the same sparsity apart
+                    xs.append(100 * sparsity + 0.35 * (i - len(rows) / 2))
                     ys.append(100 * stats[0])
                     es.append(100 * stats[1])
             if xs:
@@ -66,6 +68,7 @@ def plot_study(rows: Sequence[TableRow], path: Path, title: str = "") -> Path:
                 ax.errorbar(
                     xs, ys, yerr=es, marker="o", ls=style, capsize=3, color=colour, label=row.label
                 )
+        ax.set_xticks(sparsity_ticks)
         ax.set_title(panel_title)
         ax.set_xlabel("sparsity (%)")
         ax.set_ylabel("%")
