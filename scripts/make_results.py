@@ -60,6 +60,11 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
+def _vs(value: float, bound: float) -> str:
+    """`value ≥ bound` when it holds, `value < bound` when it does not."""
+    return f"{_pct(value)} {'≥' if value >= bound else '<'} {_pct(bound)}"
+
+
 def goal_lines(task: str, records: Sequence[Mapping[str, Any]]) -> list[str]:
     """The issue's fidelity goals for every debiased mask-training row of the study."""
     roles = ROLES.get(task)
@@ -93,13 +98,13 @@ def goal_lines(task: str, records: Sequence[Mapping[str, Any]]) -> list[str]:
                 if rec["row"] == row and float(rec["sparsity"]) == sparsity
             )
             checks = [row_id >= ce_id - id_margin]
-            text = f"ID {_pct(row_id)} ≥ {_pct(ce_id - id_margin)}"
+            text = f"ID {_vs(row_id, ce_id - id_margin)}"
             if poe_robust is not None and robust is not None:
                 checks.append(robust >= poe_robust)
-                text += f"; {roles['robust_name']} {_pct(robust)} ≥ {_pct(poe_robust)}"
+                text += f"; {roles['robust_name']} {_vs(robust, poe_robust)}"
             if sparsity == 0.5 and ce_all is not None and overall is not None:
                 checks.append(overall >= ce_all)
-                text += f"; overall {_pct(overall)} ≥ {_pct(ce_all)}"
+                text += f"; overall {_vs(overall, ce_all)}"
             goal = f"ID ≥ dense CE − {round(100 * id_margin)}, robust ≥ dense PoE" + (
                 ", overall ≥ dense CE" if sparsity == 0.5 else ""
             )
@@ -147,7 +152,19 @@ def study_section(folder: Path) -> list[str]:
     ]
     if any(r["metric"].startswith("hans.lexical_overlap") for r in records):
         lines += ["HANS by heuristic:", "", hans_heuristics_table(records), ""]
-    lines += ["Fidelity goals:", "", *goal_lines(task, records), ""]
+    goals = goal_lines(task, records)
+    verdicts = [
+        line.rsplit("|", 2)[-2].strip()
+        for line in goals
+        if line.startswith("| ") and not line.startswith("| row")
+    ]
+    lines += ["Fidelity goals:", "", *goals, ""]
+    if verdicts:
+        lines += [
+            f"Goals met by {verdicts.count('yes')} of {len(verdicts)} rows "
+            f"({verdicts.count('collapsed')} collapsed).",
+            "",
+        ]
     if (folder / "plot.png").exists():
         lines += [f"![{name}](../results/studies/{folder.name}/plot.png)", ""]
     return lines

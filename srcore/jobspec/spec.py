@@ -411,7 +411,7 @@ class TrainingSpec(StrictModel):
         default=None,
         description="Peak learning rate (AdamW, linear warm-up and decay). Not set: 5e-5, "
         "the paper's rate, for mask scores and IMP survivors (a budget-scaled score rate "
-        "collapsed the masks in the studies: docs/results.md).",
+        "scrambled the masks in the studies: docs/results.md).",
     )
     weight_decay: Annotated[float, Field(ge=0, le=1.0)] = Field(
         default=0.0, description="AdamW weight decay."
