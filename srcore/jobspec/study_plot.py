@@ -42,6 +42,8 @@ def plot_study(rows: Sequence[TableRow], path: Path, title: str = "") -> Path:
     nrows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 3.6 * nrows), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    if len(rows) > len(colours):  # one colour per row: no two settings look alike
+        colours = [plt.get_cmap("tab20")(i % 20) for i in range(len(rows))]
     sparsity_ticks = sorted({100 * s for row in rows for s in row.cells if s > 0}) or [50.0]
     for ax, (metric, panel_title) in zip(axes.flat, panels, strict=False):
         for i, row in enumerate(rows):
