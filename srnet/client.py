@@ -579,6 +579,17 @@ def _raise_for(response: httpx.Response) -> None:
     raise error_class(status, text, type_, body)
 
 
+def connection(url: str | None, key: str | None) -> tuple[str, dict[str, str]]:
+    """The base URL and headers of both clients: `url` and `key` default to $SRNET_URL and
+    $SRNET_API_KEY; the key goes in `Authorization: Bearer`, never in a URL."""
+    base = (url or os.environ.get("SRNET_URL") or DEFAULT_URL).rstrip("/")
+    key = key if key is not None else os.environ.get("SRNET_API_KEY")
+    headers = {"User-Agent": "srnet-client/0.1", "Accept": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return base, headers
+
+
 class SRNetClient:
     """One service, one API key. Thread-safe for reads (httpx.Client is); use as a context
     manager or call `close()`.
@@ -596,11 +607,7 @@ class SRNetClient:
         transport: httpx.BaseTransport | None = None,
         verify: bool | str = True,
     ) -> None:
-        self.url = (url or os.environ.get("SRNET_URL") or DEFAULT_URL).rstrip("/")
-        key = key if key is not None else os.environ.get("SRNET_API_KEY")
-        headers = {"User-Agent": "srnet-client/0.1", "Accept": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        self.url, headers = connection(url, key)
         self.timeout = timeout
         self._http = httpx.Client(
             base_url=self.url,
@@ -1283,11 +1290,7 @@ class AsyncSRNetClient:
         transport: httpx.AsyncBaseTransport | None = None,
         verify: bool | str = True,
     ) -> None:
-        self.url = (url or os.environ.get("SRNET_URL") or DEFAULT_URL).rstrip("/")
-        key = key if key is not None else os.environ.get("SRNET_API_KEY")
-        headers = {"User-Agent": "srnet-client/0.1", "Accept": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        self.url, headers = connection(url, key)
         self.timeout = timeout
         self._http = httpx.AsyncClient(
             base_url=self.url, headers=headers, timeout=timeout, transport=transport, verify=verify
