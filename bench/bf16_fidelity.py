@@ -16,12 +16,22 @@ The goal (issue 9): every bf16 − fp32 difference within 1 point. The defaults 
 on 2 busy CPU cores (load 5; the bf16 half 13 of them); --quick (1,024 rows, 32 + 32 steps, 500
 eval rows) is a smoke run of a few minutes. The defaults' dense model barely learns: to test the
 mask search's fidelity use a budget where it does (e.g. --dense-steps 600 --search-steps 300).
+
+    .venv/bin/python bench/bf16_fidelity.py --start DIR [--loss poe] [--search-steps 282]
+
+isolates the mask search: both precisions search from the same fine-tuned model, DIR (a
+`save_pretrained` directory with a trained classifier, e.g. a study's cached dense fine-tune
+under OUT/cache/<key>/). The spec is scenario `pretrained_frozen` on that model, which is the
+scenario-1 search (scores on frozen fine-tuned weights, the classifier kept) with selection over
+the whole run. The bundled tokenizer is saved beside a copy of DIR, since the stage cache keeps
+only the model.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -32,26 +42,39 @@ from transformers import AutoModelForSequenceClassification
 
 from srcore.evaluation import make_evaluate_fn
 from srcore.jobspec.spec import JobSpec
+from srcore.models import resolve_model_path
 from srcore.pipeline import run_search
-from srcore.pipeline.inputs import DEV_SET, load_job_data
+from srcore.pipeline.inputs import DEV_SET, load_job_data, load_tokenizer
 from srcore.training import configure_cpu_threads, describe_precision, pick_device
 
 
 def job_spec(args: argparse.Namespace, precision: str) -> JobSpec:
-    return JobSpec.model_validate(
-        {
-            "task": "mnli",
-            "data": {"max_train_examples": args.train, "max_eval_examples": args.eval},
-            "pruning": {"sparsities": [0.5]},
-            "dense": {"max_steps": args.dense_steps},
-            "training": {
-                "max_steps": args.search_steps,
-                "eval_every": max(1, args.search_steps // 2),
-                "seeds": [args.seed],
-                "precision": precision,
-            },
-        }
-    )
+    raw: dict[str, Any] = {
+        "task": "mnli",
+        "data": {"max_train_examples": args.train, "max_eval_examples": args.eval},
+        "pruning": {"sparsities": [0.5]},
+        "dense": {"max_steps": args.dense_steps},
+        "training": {
+            "max_steps": args.search_steps,
+            "eval_every": max(1, args.search_steps // 2),
+            "seeds": [args.seed],
+            "precision": precision,
+        },
+    }
+    if args.start_model is not None:  # the search alone, from one fine-tuned model
+        raw["model"] = {"name_or_path": str(args.start_model)}
+        raw["pruning"]["scenario"] = "pretrained_frozen"
+        raw["debias"] = {"loss": args.loss}
+        del raw["dense"]
+    return JobSpec.model_validate(raw)
+
+
+def prepare_start(source: Path, root: Path) -> Path:
+    """A copy of the fine-tuned model directory with the bundled tokenizer saved beside it."""
+    target = root / "start-model"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("result.json", ".*"))
+    load_tokenizer(resolve_model_path("all-MiniLM-L6-v2")).save_pretrained(target)
+    return target
 
 
 def headline(metrics: dict[str, Any]) -> dict[str, float]:
@@ -70,9 +93,9 @@ def run(args: argparse.Namespace, precision: str, root: Path) -> tuple[dict[str,
     start = time.perf_counter()
     result = run_search(spec, root / precision)
     wall = time.perf_counter() - start
-    dense, unit = result.dense[0], result.units[0]
+    unit = result.units[0]
     return {
-        "dense": headline(dense.metrics),
+        **({"dense": headline(result.dense[0].metrics)} if result.dense else {}),
         "mask 50%": headline(unit.metrics),
         "checkpoint": unit.checkpoint,
         "spec": spec,
@@ -89,7 +112,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--start",
+        type=Path,
+        default=None,
+        help="search only, in both precisions, from this fine-tuned model dir",
+    )
+    parser.add_argument("--loss", default="poe", help="with --start: the search's loss")
     args = parser.parse_args()
+    args.start_model = None
     if args.quick:
         args.train, args.eval, args.dense_steps, args.search_steps = 1024, 500, 32, 32
     threads = configure_cpu_threads(args.threads)
@@ -97,12 +128,18 @@ def main() -> None:
     print(f"device {device}, {threads} threads, bf16 here: {describe_precision('bf16', device)}"
           f" / auto would be {describe_precision('auto', device)}; load avg "
           f"{os.getloadavg()[0]:.2f}")  # fmt: skip
-    print(f"{args.train} MNLI train rows, {args.eval} dev + {args.eval} HANS rows, dense "
-          f"{args.dense_steps} steps, mask training {args.search_steps} steps to 50%, "
-          f"seed {args.seed}")  # fmt: skip
+    start = (
+        f"from {args.start} (loss {args.loss})"
+        if args.start
+        else (f"after a dense fine-tune of {args.dense_steps} steps")
+    )
+    print(f"{args.train} MNLI train rows, {args.eval} dev + {args.eval} HANS rows, mask "
+          f"training {args.search_steps} steps to 50% {start}, seed {args.seed}")  # fmt: skip
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        if args.start is not None:
+            args.start_model = prepare_start(args.start, root)
         results, walls = {}, {}
         for precision in ("bf16", "fp32"):
             results[precision], walls[precision] = run(args, precision, root)
@@ -111,7 +148,7 @@ def main() -> None:
 
         print(f"\n{'model':10s} {'metric':9s} {'bf16':>7s} {'fp32':>7s} {'diff':>7s}")
         worst = 0.0
-        for model in ("dense", "mask 50%"):
+        for model in [m for m in ("dense", "mask 50%") if m in results["fp32"]]:
             for key, b in results["bf16"][model].items():
                 f = results["fp32"][model][key]
                 if key in ("dev", "hans"):

@@ -3,8 +3,8 @@ hand. Run: .venv/bin/python scripts/make_results.py
 
 Each study folder holds what `srnet study run` (or `srnet study table ID --csv` for a study run
 by the service) wrote: table.csv, table.json (with the study spec), run_info.json,
-timings.json and plot.png. The fidelity goals of the issue are checked here against the
-tables, and a goal that is not met is reported with its numbers.
+timings.json, plot.png and bias_models.json. The fidelity goals of the issue are checked here
+against the tables, and a goal that is not met is reported with its numbers.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from srcore.jobspec.study_format import (  # noqa: E402
 
 STUDIES = ROOT / "results" / "studies"
 OUT = ROOT / "docs" / "results.md"
+# The headline study first; any other study folder follows in name order.
+ORDER = ("mnli-hans-full", "mnli-hans", "mnli-bias-model", "qqp-paws")
 
 # How each task's goals read its table: the ID metric, OOD "overall" and the robust class.
 ROLES = {
@@ -113,6 +115,85 @@ def goal_lines(task: str, records: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def bias_lines(folder: Path) -> list[str]:
+    """What each bias model of the study predicts: on its own training rows (mean
+    p(entailment) of entailed vs other pairs) and on the OOD sets (share called entailment)."""
+    path = folder / "bias_models.json"
+    models = json.loads(path.read_text()) if path.exists() else []
+    if not models:
+        return []
+    lines = [
+        "Bias models (an overlap model should call nearly every HANS pair entailment):",
+        "",
+        "| bias model | train: mean p(ent) entailed / other | OOD: accuracy, share called "
+        "entailment | used by |",
+        "|---|---|---|---|",
+    ]
+    for m in models:
+        pe = m.get("mean_p_entailment") or {}
+        train = (
+            f"{pe['gold_entailment']:.3f} / {pe['gold_not_entailment']:.3f}"
+            if {"gold_entailment", "gold_not_entailment"} <= set(pe)
+            else f"mean p(gold) {m.get('mean_gold_prob', float('nan')):.3f}"
+        )
+        ood = "; ".join(
+            f"{name}: skipped"
+            if "skipped" in o
+            else f"{name}: {_pct(o.get('accuracy'))}"
+            + (
+                f", {_pct(o['entailment_share'])} entailment"
+                if o.get("entailment_share") is not None
+                else ""
+            )
+            for name, o in (m.get("ood") or {}).items()
+        )
+        name = f"{m.get('kind')}, {m.get('fit')}, class weight {m.get('class_weight')}"
+        lines.append(f"| {name} | {train} | {ood or '–'} | {', '.join(m['rows'])} |")
+    return [*lines, ""]
+
+
+def verdicts_of(goals: Sequence[str]) -> list[str]:
+    """The `met` column of a goal table's rows."""
+    return [
+        line.rsplit("|", 2)[-2].strip()
+        for line in goals
+        if line.startswith("| ") and not line.startswith("| row")
+    ]
+
+
+def summary_lines(folders: Sequence[Path]) -> list[str]:
+    """One line per study: its scale and how many of its rows met the fidelity goals."""
+    lines = [
+        "| study | train rows | seeds | rows meeting every goal | collapsed |",
+        "|---|---|---|---|---|",
+    ]
+    for folder in folders:
+        meta = json.loads((folder / "table.json").read_text())["study"]
+        base = meta["base"]
+        records = read_table_csv((folder / "table.csv").read_text())
+        verdicts = verdicts_of(goal_lines(base["task"], records))
+        met = [
+            row.split("|")[1].strip() + " (" + row.split("|")[2].strip() + ")"
+            for row in goal_lines(base["task"], records)
+            if row.startswith("| ") and row.rstrip(" |").endswith("yes")
+        ]
+        lines.append(
+            f"| [{folder.name}](#{_anchor(meta.get('name') or folder.name)}) | "
+            f"{base['data'].get('max_train_examples') or 'all'} | "
+            f"{len(base['training']['seeds'])} | "
+            f"{verdicts.count('yes')} of {len(verdicts)}"
+            + (f": {', '.join(met)}" if met else "")
+            + f" | {verdicts.count('collapsed')} |"
+        )
+    return [*lines, ""]
+
+
+def _anchor(title: str) -> str:
+    """GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens."""
+    kept = "".join(c for c in title.lower() if c.isalnum() or c in " -_")
+    return kept.replace(" ", "-")
+
+
 def study_section(folder: Path) -> list[str]:
     records = read_table_csv((folder / "table.csv").read_text())
     meta = json.loads((folder / "table.json").read_text())["study"]
@@ -152,12 +233,9 @@ def study_section(folder: Path) -> list[str]:
     ]
     if any(r["metric"].startswith("hans.lexical_overlap") for r in records):
         lines += ["HANS by heuristic:", "", hans_heuristics_table(records), ""]
+    lines += bias_lines(folder)
     goals = goal_lines(task, records)
-    verdicts = [
-        line.rsplit("|", 2)[-2].strip()
-        for line in goals
-        if line.startswith("| ") and not line.startswith("| row")
-    ]
+    verdicts = verdicts_of(goals)
     lines += ["Fidelity goals:", "", *goals, ""]
     if verdicts:
         lines += [
@@ -171,7 +249,10 @@ def study_section(folder: Path) -> list[str]:
 
 
 def main() -> int:
-    folders = sorted(p for p in STUDIES.glob("*") if (p / "table.csv").exists())
+    found = {p.name: p for p in STUDIES.glob("*") if (p / "table.csv").exists()}
+    folders = [found[n] for n in ORDER if n in found] + [
+        found[n] for n in sorted(found) if n not in ORDER
+    ]
     lines = [
         "# Results",
         "",
@@ -183,6 +264,8 @@ def main() -> int:
     ]
     if not folders:
         lines.append("No study has been run yet.")
+    else:
+        lines += summary_lines(folders)
     for folder in folders:
         lines += study_section(folder)
     OUT.write_text("\n".join(lines).rstrip() + "\n")

@@ -1,5 +1,6 @@
 """Run a whole study on this machine (`srnet study run`): every child job in turn through
-`run_search`, one shared stage cache, then the results table, its CSV/JSON and the plot.
+`run_search`, one shared stage cache, then the results table, its CSV/JSON, the plot and the
+bias models' summary (bias_models.json: what each row's bias model predicts).
 
 Running it again on the same folder resumes: finished children are read back, an interrupted
 one continues from its last checkpoint.
@@ -19,7 +20,6 @@ from srcore.jobspec.callbacks import Callbacks
 from srcore.jobspec.layout import OutputLayout
 from srcore.jobspec.spec import spec_hash
 from srcore.jobspec.study import (
-    SelectedPoint,
     StudyChild,
     StudySpec,
     TableRow,
@@ -131,27 +131,49 @@ def _write_json(path: Path, value: Any) -> None:
     atomic_write_bytes(path, json.dumps(value, indent=1).encode())
 
 
-def finished_points(children: list[StudyChild], out_dir: Path) -> tuple[list[SelectedPoint], int]:
-    """The selected points of every child whose report exists (whoever ran it), and how many
-    children that is."""
-    points: list[SelectedPoint] = []
-    done = 0
+def finished_reports(children: list[StudyChild], out_dir: Path) -> list[tuple[StudyChild, dict]]:
+    """Every child whose report exists for its current spec (whoever ran it), with the report."""
+    found = []
     for child in children:
         metrics = OutputLayout(out_dir / "jobs" / slug(child.key)).metrics_path
         if not metrics.exists():
             continue
         report = json.loads(metrics.read_text())
-        if report.get("spec_hash") != spec_hash(child.spec):
+        if report.get("spec_hash") == spec_hash(child.spec):
+            found.append((child, report))
+    return found
+
+
+BIAS_FIELDS = ("kind", "fit", "class_weight", "n", "mean_gold_prob", "mean_p_entailment")
+BIAS_OOD_FIELDS = ("accuracy", "entailment_share", "mean_p_entailment_by_gold", "skipped")
+
+
+def bias_summaries(found: list[tuple[StudyChild, dict]]) -> list[dict[str, Any]]:
+    """One entry per distinct bias model of the finished children: its settings, how it scores
+    its own training rows, what it predicts on the OOD sets, and the rows that used it."""
+    by_model: dict[str, dict[str, Any]] = {}
+    for child, report in found:
+        bias = report.get("bias")
+        if not bias:
             continue
-        points += points_from_report(child.key, report)
-        done += 1
-    return points, done
+        summary = {k: bias[k] for k in BIAS_FIELDS if k in bias}
+        summary["ood"] = {
+            name: {k: v for k, v in ood.items() if k in BIAS_OOD_FIELDS}
+            for name, ood in (bias.get("ood") or {}).items()
+        }
+        entry = by_model.setdefault(json.dumps(summary, sort_keys=True), {**summary, "rows": []})
+        if child.label not in entry["rows"]:
+            entry["rows"].append(child.label)
+    return list(by_model.values())
 
 
 def _write_outputs(
     study: StudySpec, children: list[StudyChild], out_dir: Path, source: str | None
 ) -> StudyRun:
-    points, done = finished_points(children, out_dir)
+    found = finished_reports(children, out_dir)
+    points = [p for child, report in found for p in points_from_report(child.key, report)]
+    done = len(found)
+    _write_json(out_dir / "bias_models.json", bias_summaries(found))
     timings = _read_json(out_dir / "timings.json")
     info_path = out_dir / "run_info.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}

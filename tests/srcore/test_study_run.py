@@ -59,6 +59,16 @@ def test_study_runs_every_child_and_tables_them_over_seeds(tiny_model, tmp_path)
     assert len(dense_entries) == 2 * 2  # CE and PoE per seed
     assert run.plot_path.stat().st_size > 10_000
     assert json.loads(run.json_path.read_text())["study"]["name"] == "tiny"
+    # one bias model (the overlap model of PoE), with its HANS predictions and its rows
+    (bias,) = json.loads((tmp_path / "study/bias_models.json").read_text())
+    assert (bias["kind"], bias["fit"], bias["class_weight"]) == (
+        "overlap_2way",
+        "out_of_fold",
+        "none",
+    )
+    assert set(bias["mean_p_entailment"]) == {"gold_entailment", "gold_not_entailment"}
+    assert 0.0 <= bias["ood"]["hans"]["entailment_share"] <= 1.0
+    assert sorted(bias["rows"]) == ["dense poe", "loss poe"]
     # a second run reads every child back
     again = run_study(study, tmp_path / "study", log=logged.append)
     assert len(logged) == 4
