@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Header, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -129,3 +129,17 @@ def get_owned_study(
 
 
 OwnedStudy = Annotated[Study, Depends(get_owned_study)]
+
+
+def idempotency_key_header(what: str) -> object:
+    """The optional `Idempotency-Key` header of a create endpoint (`what`: job, study)."""
+    return Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            pattern=r"^[\x21-\x7e]+$",
+            description=f"Same key and body: the same {what} again; same key, other body: 409",
+        ),
+    ]

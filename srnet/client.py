@@ -590,6 +590,15 @@ def connection(url: str | None, key: str | None) -> tuple[str, dict[str, str]]:
     return base, headers
 
 
+def _resource_path(collection: str, kind: str, value: str) -> str:
+    """`/collection/<id>`. Ids go into the path: quote nothing, refuse what is not an id-like
+    token (a 404 of the kind's own code, as the service would answer)."""
+    text = str(value).strip()
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", text):
+        raise NotFound(404, f"not a {kind} id: {text[:80]!r}", f"{kind}_not_found")
+    return f"/{collection}/{text}"
+
+
 class SRNetClient:
     """One service, one API key. Thread-safe for reads (httpx.Client is); use as a context
     manager or call `close()`.
@@ -641,11 +650,7 @@ class SRNetClient:
 
     @staticmethod
     def _job_path(job_id: str) -> str:
-        # Ids go into the path: quote nothing, refuse what is not an id-like token.
-        text = str(job_id).strip()
-        if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", text):
-            raise NotFound(404, f"not a job id: {text[:80]!r}", "job_not_found")
-        return f"/jobs/{text}"
+        return _resource_path("jobs", "job", job_id)
 
     # --- jobs ----------------------------------------------------------------------------------
 
@@ -774,10 +779,7 @@ class SRNetClient:
 
     @staticmethod
     def _study_path(study_id: str) -> str:
-        text = str(study_id).strip()
-        if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", text):
-            raise NotFound(404, f"not a study id: {text[:80]!r}", "study_not_found")
-        return f"/studies/{text}"
+        return _resource_path("studies", "study", study_id)
 
     def submit_study(
         self,

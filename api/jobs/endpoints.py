@@ -14,6 +14,7 @@ from api.deps import (
     OwnedJob,
     SessionDep,
     SettingsDep,
+    idempotency_key_header,
 )
 from api.errors import (
     IdempotencyKeyReused,
@@ -37,6 +38,7 @@ from api.web.presets import openapi_examples
 from persistence.tables import JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+IdempotencyKey = idempotency_key_header("job")
 
 MAX_PAGE_SIZE = 100  # the OpenAPI bound; Settings.max_page_size may lower it
 
@@ -66,16 +68,7 @@ def create_job(
     owner: CurrentOwner,
     settings: SettingsDep,
     enqueuer: EnqueuerDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            min_length=1,
-            max_length=200,
-            pattern=r"^[\x21-\x7e]+$",
-            description="Same key and body: the same job again; same key, other body: 409",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobDetail:
     job, created = service.create_job(
         session,
@@ -90,12 +83,17 @@ def create_job(
     return JobDetail.of(job)
 
 
-@router.get("", response_model=JobList, summary="List jobs",
+@router.get(
+    "",
+    response_model=JobList,
+    summary="List jobs",
     description=(
         "This key's jobs, newest first, keyset-paginated: pass `next_cursor` back as `cursor` "
         "for the next page. `status` may repeat. Each job carries its progress and ETA; the "
         "spec is only in `GET /jobs/{job_id}`."
-    ), responses=responses(Unauthorized))
+    ),
+    responses=responses(Unauthorized),
+)
 def list_jobs(
     session: SessionDep,
     owner: CurrentOwner,
@@ -107,9 +105,7 @@ def list_jobs(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> JobList:
     page_size = min(limit or settings.default_page_size, settings.max_page_size)
-    return service.list_jobs(
-        session, owner, statuses=status_filter, limit=page_size, cursor=cursor
-    )
+    return service.list_jobs(session, owner, statuses=status_filter, limit=page_size, cursor=cursor)
 
 
 @router.get(

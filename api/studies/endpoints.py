@@ -5,9 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Header, Query, Response, status
+from fastapi import APIRouter, Body, Query, Response, status
 
-from api.deps import CurrentOwner, EnqueuerDep, OwnedStudy, SessionDep, SettingsDep
+from api.deps import (
+    CurrentOwner,
+    EnqueuerDep,
+    OwnedStudy,
+    SessionDep,
+    SettingsDep,
+    idempotency_key_header,
+)
 from api.errors import (
     IdempotencyKeyReused,
     PayloadTooLarge,
@@ -22,6 +29,7 @@ from api.web.presets import study_openapi_examples
 from srcore.jobspec.study import MAX_STUDY_JOBS, table_csv
 
 router = APIRouter(prefix="/studies", tags=["studies"])
+IdempotencyKey = idempotency_key_header("study")
 
 MAX_PAGE_SIZE = 100  # the OpenAPI bound; Settings.max_page_size may lower it
 _VALIDATION = {
@@ -57,16 +65,7 @@ def create_study(
     owner: CurrentOwner,
     settings: SettingsDep,
     enqueuer: EnqueuerDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            min_length=1,
-            max_length=200,
-            pattern=r"^[\x21-\x7e]+$",
-            description="Same key and body: the same study again; same key, other body: 409",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> StudyDetail:
     study, created = service.create_study(
         session, owner, body, idempotency_key=idempotency_key, settings=settings,
@@ -77,11 +76,16 @@ def create_study(
     return service.study_detail(session, study)
 
 
-@router.get("", response_model=StudyList, summary="List studies",
+@router.get(
+    "",
+    response_model=StudyList,
+    summary="List studies",
     description=(
         "This key's studies, newest first, keyset-paginated, each with its status and how many "
         "children are in each status."
-    ), responses=responses(Unauthorized))
+    ),
+    responses=responses(Unauthorized),
+)
 def list_studies(
     session: SessionDep,
     owner: CurrentOwner,
@@ -143,9 +147,7 @@ def study_table(
 @router.get(
     "/{study_id}/plot.png",
     summary="The study plot: ID and OOD accuracy against sparsity, dense models dashed",
-    description=(
-        "A PNG rendered from the results table on request (matplotlib on the API host)."
-    ),
+    description=("A PNG rendered from the results table on request (matplotlib on the API host)."),
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}}, "description": "Rendered from the table now"},
