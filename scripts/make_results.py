@@ -139,9 +139,9 @@ def bias_lines(folder: Path) -> list[str]:
         ood = "; ".join(
             f"{name}: skipped"
             if "skipped" in o
-            else f"{name}: {_pct(o.get('accuracy'))}"
+            else f"{name}: {_pct(o.get('accuracy'))}%"
             + (
-                f", {_pct(o['entailment_share'])} entailment"
+                f", {_pct(o['entailment_share'])}% called entailment"
                 if o.get("entailment_share") is not None
                 else ""
             )
