@@ -13,7 +13,7 @@ Torch-free (numpy + scikit-learn).
 from srcore.bias.cache import BIAS_CODE_VERSION, BiasCache, cache_key_parts, training_digest
 from srcore.bias.features import feature_names, overlap_features, pair_features, tokenize
 from srcore.bias.files import BiasFileError, load_probability_file
-from srcore.bias.models import BIAS_MODEL_KINDS, bias_probabilities
+from srcore.bias.probabilities import BIAS_MODEL_KINDS, bias_probabilities
 from srcore.bias.result import BiasResult
 
 __all__ = [
