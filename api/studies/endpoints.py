@@ -147,7 +147,7 @@ def study_table(
 @router.get(
     "/{study_id}/plot.png",
     summary="The study plot: ID and OOD accuracy against sparsity, dense models dashed",
-    description=("A PNG rendered from the results table on request (matplotlib on the API host)."),
+    description="A PNG rendered from the results table on request (matplotlib on the API host).",
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}}, "description": "Rendered from the table now"},
