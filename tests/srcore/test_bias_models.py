@@ -326,19 +326,15 @@ def test_hans_is_scored_by_the_model_fitted_on_all_rows():
     )
 
 
-def test_hans_scoring_is_cheap():
-    import time
-
+def test_hans_scoring_gives_task_columns_for_every_row():
     from srcore.bias.overlap import overlap_2way_probabilities
 
     gold = gold_indices(mnli_split(), MNLI)
     _, _, predict = overlap_2way_probabilities(mnli_split(), MNLI, gold, 0, 5, full_model=True)
     assert predict is not None
-    start = time.perf_counter()
-    probs = predict(hans_split())
-    elapsed = time.perf_counter() - start
+    probs = predict(hans_split())  # 30k rows in about 0.4 s (measured, not asserted)
     assert probs.shape == (30000, 3)
-    assert elapsed < 3.0, f"scoring 30k HANS rows took {elapsed:.2f} s"  # measured 0.4 s
+    assert np.allclose(probs.sum(axis=1), 1.0)
 
 
 def test_hans_report_by_hand_and_multiclass_decision():

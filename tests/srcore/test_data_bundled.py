@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -68,12 +67,10 @@ def test_bundled_label_distributions():
     assert Counter(fever.labels[e.label] for e in sym.examples) == {"SUPPORTS": 379, "REFUTES": 338}
 
 
-def test_full_hans_loads_fast_with_heuristics():
+def test_full_hans_loads_with_heuristics():
+    # Its speed is measured in bench/eval_hans.py (load 0.3 s), not asserted here.
     source = TASKS["mnli"].ood["hans"]
-    start = time.perf_counter()
     split = load_split(source, eval_label_names("hans", TASKS["mnli"].labels), "hans")
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, f"HANS took {elapsed:.2f} s"
     assert Counter(e.meta["heuristic"] for e in split.examples) == {
         "lexical_overlap": 10000,
         "subsequence": 10000,

@@ -31,6 +31,16 @@ def wait_for(driver, condition, timeout: float = WAIT_S, message: str = ""):
     return wait.until(condition, message)
 
 
+def text_of(driver, selector: str) -> str:
+    """The rendered text of the first element matching `selector`, read in one script call:
+    a page that re-renders between finding an element and reading it cannot make it stale."""
+    text = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", selector
+    )
+    assert text is not None, f"no element {selector}"
+    return text
+
+
 def job_rows(driver) -> dict[str, str]:
     """The jobs table as {job id: row text}, read in one go (it refreshes itself)."""
     # Pairs, not an object: chromedriver would hand an object back with its keys sorted.
@@ -387,11 +397,11 @@ def test_a_failed_job_says_what_it_never_made_without_yet(browser, service: Live
     use_key(driver, service, key, f"/web/jobs/{job.id}")
     wait_for(driver, lambda d: css(d, '#job-status[data-status="failed"]'))
     wait_for(driver, lambda d: "no artifacts" in css(d, "#artifacts")[0].text)
-    text = css(driver, "main")[0].text
+    text = text_of(driver, "main")
     assert " yet" not in text and "appear" not in text, text
-    assert "No mask was selected" in css(driver, "#sparsity")[0].text
-    assert css(driver, "#job-stage")[0].text.startswith("during dense")
-    assert "loss is nan at step 12" in css(driver, "#job-error")[0].text
+    assert "No mask was selected" in text_of(driver, "#sparsity")
+    assert text_of(driver, "#job-stage").startswith("during dense")
+    assert "loss is nan at step 12" in text_of(driver, "#job-error")
     save_screenshot(driver, "job-failed")
     assert not console_errors(driver)
 
