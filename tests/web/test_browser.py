@@ -223,7 +223,7 @@ def test_jobs_page_lists_filters_and_cancels(browser, service: LiveService):
 
     Select(css(driver, "#status-filter")[0]).select_by_value("succeeded")
     wait_for(driver, lambda d: list(job_rows(d)) == [done.id])
-    assert "1 of 1 job" in css(driver, "#jobs-count")[0].text
+    assert "1 of 1 job" in text_of(driver, "#jobs-count")
     assert not console_errors(driver)
 
 
@@ -254,7 +254,7 @@ def test_job_page_follows_the_stream_and_shows_curves_tables_and_downloads(
     worker.start()
     wait_for(driver, lambda d: css(d, '#job-status[data-status="running"]'))
     wait_for(driver, lambda d: "% of the job" in css(d, "#job-summary .bar-text")[0].text)
-    assert css(driver, "#job-speed")[0].text == "512"
+    assert text_of(driver, "#job-speed") == "512"
     # The bar is the whole job's (the stand-in: 20% + 75% of the search), the stage line the
     # search's step; the job has an ETA and an elapsed time.
     # Read in one go: the summary re-renders with every progress message.
@@ -275,7 +275,7 @@ def test_job_page_follows_the_stream_and_shows_curves_tables_and_downloads(
     worker.join()
     # Finished: its final state and how long it took, not "stage export".
     wait_for(driver, lambda d: css(d, "#job-stage")[0].text.startswith("took "))
-    assert "export" not in css(driver, "#job-summary")[0].text
+    assert "export" not in text_of(driver, "#job-summary")
     assert not css(driver, "#job-progress")  # no bar once finished
     assert driver.execute_script("return window.__stay") == 42
     seen = driver.execute_script("return window.__seen")
@@ -308,7 +308,7 @@ def test_job_page_follows_the_stream_and_shows_curves_tables_and_downloads(
     assert len(css(driver, "#hans-table tbody tr")) == 3
     # Artifacts and the log.
     wait_for(driver, lambda d: len(css(d, "#artifacts-table tbody tr")) == 5)
-    log = css(driver, "#event-log")[0].text
+    log = text_of(driver, "#event-log")
     # the kind column says "stage" once: "stage search (…)", never "stage stage search (…)"
     assert "stage search (seed 1: mask_training, finetuned)" in log
     assert "stage stage" not in log and "artifact artifact" not in log
