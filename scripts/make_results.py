@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,20 @@ ROLES = {
 }
 
 
+@dataclass(frozen=True)
+class Study:
+    """A study folder's table and spec, read once."""
+
+    folder: Path
+    records: list[dict[str, Any]]
+    meta: dict[str, Any]  # the study spec (table.json's "study")
+
+    @classmethod
+    def read(cls, folder: Path) -> Study:
+        records = read_table_csv((folder / "table.csv").read_text())
+        return cls(folder, records, json.loads((folder / "table.json").read_text())["study"])
+
+
 def _index(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, float, str], Mapping]:
     return {(r["row"], float(r["sparsity"]), r["metric"]): r for r in records}
 
@@ -67,25 +82,40 @@ def _vs(value: float, bound: float) -> str:
     return f"{_pct(value)} {'≥' if value >= bound else '<'} {_pct(bound)}"
 
 
-def goal_lines(task: str, records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The issue's fidelity goals for every debiased mask-training row of the study."""
+@dataclass(frozen=True)
+class GoalRow:
+    """One debiased row × sparsity checked against the issue's fidelity goals."""
+
+    row: str
+    sparsity: float
+    goal: str
+    numbers: str
+    met: str  # yes, no or collapsed
+
+    def line(self) -> str:
+        return (
+            f"| {self.row} | {100 * self.sparsity:g}% | {self.goal} | {self.numbers} | {self.met} |"
+        )
+
+
+def goal_check(task: str, records: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[GoalRow]]:
+    """The references the goals are measured against (as text) and every debiased
+    mask-training row's verdict."""
     roles = ROLES.get(task)
     if roles is None:
-        return []
+        return [], []
     index = _index(records)
     ce, poe = "dense CE", "dense poe"
     ce_id = _mean(index, ce, 0.0, roles["id"])
     ce_all = _mean(index, ce, 0.0, roles["overall"])
     poe_robust = _mean(index, poe, 0.0, roles["robust"])
     if ce_id is None:
-        return ["No dense CE reference in this study: goals not checked."]
-    lines = [
+        return ["No dense CE reference in this study: goals not checked."], []
+    preamble = [
         f"Dense CE: {roles['id']} {_pct(ce_id)}, {roles['overall']} {_pct(ce_all)}; "
         f"dense PoE {roles['robust_name']} {_pct(poe_robust)} (seed means).",
-        "",
-        "| row | sparsity | goal | numbers (seed means) | met |",
-        "|---|---|---|---|---|",
     ]
+    checked = []
     rows = [r for r in dict.fromkeys(rec["row"] for rec in records if rec["role"] == "search")]
     for row in rows:
         for sparsity, id_margin in ((0.5, 0.01), (0.7, 0.03)):
@@ -111,8 +141,26 @@ def goal_lines(task: str, records: Sequence[Mapping[str, Any]]) -> list[str]:
                 ", overall ≥ dense CE" if sparsity == 0.5 else ""
             )
             met = "collapsed" if collapsed else ("yes" if all(checks) else "no")
-            lines.append(f"| {row} | {100 * sparsity:g}% | {goal} | {text} | {met} |")
-    return lines
+            checked.append(GoalRow(row, sparsity, goal, text, met))
+    return preamble, checked
+
+
+def format_goals(preamble: list[str], checked: Sequence[GoalRow]) -> list[str]:
+    """The goal table as markdown lines, under its references."""
+    if not checked:
+        return preamble
+    return [
+        *preamble,
+        "",
+        "| row | sparsity | goal | numbers (seed means) | met |",
+        "|---|---|---|---|---|",
+        *(g.line() for g in checked),
+    ]
+
+
+def goal_lines(task: str, records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The issue's fidelity goals for every debiased mask-training row of the study."""
+    return format_goals(*goal_check(task, records))
 
 
 def bias_lines(folder: Path) -> list[str]:
@@ -152,33 +200,19 @@ def bias_lines(folder: Path) -> list[str]:
     return [*lines, ""]
 
 
-def verdicts_of(goals: Sequence[str]) -> list[str]:
-    """The `met` column of a goal table's rows."""
-    return [
-        line.rsplit("|", 2)[-2].strip()
-        for line in goals
-        if line.startswith("| ") and not line.startswith("| row")
-    ]
-
-
-def summary_lines(folders: Sequence[Path]) -> list[str]:
+def summary_lines(studies: Sequence[Study]) -> list[str]:
     """One line per study: its scale and how many of its rows met the fidelity goals."""
     lines = [
         "| study | train rows | seeds | rows meeting every goal | collapsed |",
         "|---|---|---|---|---|",
     ]
-    for folder in folders:
-        meta = json.loads((folder / "table.json").read_text())["study"]
-        base = meta["base"]
-        records = read_table_csv((folder / "table.csv").read_text())
-        verdicts = verdicts_of(goal_lines(base["task"], records))
-        met = [
-            row.split("|")[1].strip() + " (" + row.split("|")[2].strip() + ")"
-            for row in goal_lines(base["task"], records)
-            if row.startswith("| ") and row.rstrip(" |").endswith("yes")
-        ]
+    for study in studies:
+        base = study.meta["base"]
+        _, checked = goal_check(base["task"], study.records)
+        verdicts = [g.met for g in checked]
+        met = [f"{g.row} ({100 * g.sparsity:g}%)" for g in checked if g.met == "yes"]
         lines.append(
-            f"| [{folder.name}](#{_anchor(meta.get('name') or folder.name)}) | "
+            f"| [{study.folder.name}](#{_anchor(study.meta.get('name') or study.folder.name)}) | "
             f"{base['data'].get('max_train_examples') or 'all'} | "
             f"{len(base['training']['seeds'])} | "
             f"{verdicts.count('yes')} of {len(verdicts)}"
@@ -194,9 +228,8 @@ def _anchor(title: str) -> str:
     return kept.replace(" ", "-")
 
 
-def study_section(folder: Path) -> list[str]:
-    records = read_table_csv((folder / "table.csv").read_text())
-    meta = json.loads((folder / "table.json").read_text())["study"]
+def study_section(study: Study) -> list[str]:
+    folder, records, meta = study.folder, study.records, study.meta
     info = json.loads((folder / "run_info.json").read_text())
     task = meta["base"]["task"]
     name = meta.get("name") or folder.name
@@ -234,9 +267,9 @@ def study_section(folder: Path) -> list[str]:
     if any(r["metric"].startswith("hans.lexical_overlap") for r in records):
         lines += ["HANS by heuristic:", "", hans_heuristics_table(records), ""]
     lines += bias_lines(folder)
-    goals = goal_lines(task, records)
-    verdicts = verdicts_of(goals)
-    lines += ["Fidelity goals:", "", *goals, ""]
+    preamble, checked = goal_check(task, records)
+    verdicts = [g.met for g in checked]
+    lines += ["Fidelity goals:", "", *format_goals(preamble, checked), ""]
     if verdicts:
         lines += [
             f"Goals met by {verdicts.count('yes')} of {len(verdicts)} rows "
@@ -253,6 +286,7 @@ def main() -> int:
     folders = [found[n] for n in ORDER if n in found] + [
         found[n] for n in sorted(found) if n not in ORDER
     ]
+    studies = [Study.read(folder) for folder in folders]
     lines = [
         "# Results",
         "",
@@ -262,12 +296,12 @@ def main() -> int:
         "selection.",
         "",
     ]
-    if not folders:
+    if not studies:
         lines.append("No study has been run yet.")
     else:
-        lines += summary_lines(folders)
-    for folder in folders:
-        lines += study_section(folder)
+        lines += summary_lines(studies)
+    for study in studies:
+        lines += study_section(study)
     OUT.write_text("\n".join(lines).rstrip() + "\n")
     print(f"wrote {OUT} from {len(folders)} studies")
     return 0
@@ -277,4 +311,4 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["cell_text", "goal_lines", "study_section"]
+__all__ = ["cell_text", "goal_check", "goal_lines", "study_section"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("make_results", ROOT / "scripts/make_results.py")
 make_results = importlib.util.module_from_spec(_spec)
+sys.modules["make_results"] = make_results  # dataclasses look their module up there
 _spec.loader.exec_module(make_results)
 
 
