@@ -48,7 +48,7 @@ from srcore.pipeline.inputs import DEV_SET, load_job_data, load_tokenizer
 from srcore.training import configure_cpu_threads, describe_precision, pick_device
 
 
-def job_spec(args: argparse.Namespace, precision: str) -> JobSpec:
+def job_spec(args: argparse.Namespace, precision: str, start_model: Path | None) -> JobSpec:
     raw: dict[str, Any] = {
         "task": "mnli",
         "data": {"max_train_examples": args.train, "max_eval_examples": args.eval},
@@ -61,8 +61,8 @@ def job_spec(args: argparse.Namespace, precision: str) -> JobSpec:
             "precision": precision,
         },
     }
-    if args.start_model is not None:  # the search alone, from one fine-tuned model
-        raw["model"] = {"name_or_path": str(args.start_model)}
+    if start_model is not None:  # the search alone, from one fine-tuned model
+        raw["model"] = {"name_or_path": str(start_model)}
         raw["pruning"]["scenario"] = "pretrained_frozen"
         raw["debias"] = {"loss": args.loss}
         del raw["dense"]
@@ -88,8 +88,10 @@ def headline(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def run(args: argparse.Namespace, precision: str, root: Path) -> tuple[dict[str, Any], float]:
-    spec = job_spec(args, precision)
+def run(
+    args: argparse.Namespace, precision: str, root: Path, start_model: Path | None
+) -> tuple[dict[str, Any], float]:
+    spec = job_spec(args, precision, start_model)
     start = time.perf_counter()
     result = run_search(spec, root / precision)
     wall = time.perf_counter() - start
@@ -120,7 +122,6 @@ def main() -> None:
     )
     parser.add_argument("--loss", default="poe", help="with --start: the search's loss")
     args = parser.parse_args()
-    args.start_model = None
     if args.quick:
         args.train, args.eval, args.dense_steps, args.search_steps = 1024, 500, 32, 32
     threads = configure_cpu_threads(args.threads)
@@ -138,11 +139,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        if args.start is not None:
-            args.start_model = prepare_start(args.start, root)
+        start_model = prepare_start(args.start, root) if args.start is not None else None
         results, walls = {}, {}
         for precision in ("bf16", "fp32"):
-            results[precision], walls[precision] = run(args, precision, root)
+            results[precision], walls[precision] = run(args, precision, root, start_model)
             print(f"  {precision}: {walls[precision]:.0f} s wall "
                   f"(load avg {os.getloadavg()[0]:.2f})", flush=True)  # fmt: skip
 
