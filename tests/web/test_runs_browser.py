@@ -13,7 +13,7 @@ import pytest
 from srnet.client import SRNetClient
 from tests.client.live_service import LiveService, metric_payload
 from tests.web.conftest import save_screenshot
-from tests.web.test_browser import console_errors, css, use_key, wait_for
+from tests.web.test_browser import console_errors, css, text_of, use_key, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -48,8 +48,8 @@ def test_tags_on_the_job_page_then_the_runs_table(browser, service: LiveService,
     css(driver, "#job-note")[0].send_keys("PoE at 50% looks right")
     css(driver, "#save-annotations")[0].click()
     wait_for(driver, lambda d: css(d, '#annotate-state[data-state="error"]'))
-    assert "tags.1" in css(driver, "#annotate-state")[0].text
-    assert "one word" in css(driver, "#annotate-state")[0].text
+    assert "tags.1" in text_of(driver, "#annotate-state")
+    assert "one word" in text_of(driver, "#annotate-state")
     field = css(driver, "#job-tags")[0]
     field.clear()
     field.send_keys("paper poe")
@@ -90,7 +90,7 @@ def test_tags_on_the_job_page_then_the_runs_table(browser, service: LiveService,
     driver.get(driver.current_url)
     wait_for(driver, lambda d: len(table_rows(d)) == 2, message="the address lost the filters")
     assert css(driver, "#filter-tag")[0].get_attribute("value") == "poe"
-    assert "tag=poe" in css(driver, "#api-link")[0].text
+    assert "tag=poe" in text_of(driver, "#api-link")
     save_screenshot(driver, "runs-filtered")
 
     # The CSV export is the filtered table.

@@ -13,7 +13,7 @@ import pytest
 from srnet.client import SRNetClient
 from tests.client.live_service import LiveService, metric_payload
 from tests.web.conftest import save_screenshot
-from tests.web.test_browser import console_errors, css, use_key, wait_for
+from tests.web.test_browser import console_errors, css, text_of, use_key, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -74,8 +74,8 @@ def test_a_study_from_submission_to_its_table_and_plot(browser, service: LiveSer
     wait_for(driver, lambda d: css(d, '#study-status[data-status="queued"]'))
     study_id = driver.current_url.rsplit("/", 1)[-1]
     assert len(css(driver, "#children-table tbody tr")) == 4
-    assert "4 jobs: 4 queued" in css(driver, "#study-counts")[0].text
-    assert "Rows appear" in css(driver, "#results")[0].text
+    assert "4 jobs: 4 queued" in text_of(driver, "#study-counts")
+    assert "Rows appear" in text_of(driver, "#results")
     driver.execute_script("window.__stay = 7;")
 
     run_children(service, study_id, key)
@@ -96,7 +96,7 @@ def test_a_study_from_submission_to_its_table_and_plot(browser, service: LiveSer
         "magnitude CE" in c.find_element("xpath", "..").text for c in collapsed
     )  # only the collapsed row's HANS cells
     assert "1 collapsed" in collapsed[0].text
-    assert "not a robustness gain" in css(driver, "#collapse-note")[0].text
+    assert "not a robustness gain" in text_of(driver, "#collapse-note")
     plot = wait_for(driver, lambda d: [i for i in css(d, "#study-plot")
                                        if d.execute_script("return arguments[0].naturalWidth", i)])
     assert plot[0].get_attribute("src").startswith("blob:")
@@ -111,7 +111,7 @@ def test_a_study_from_submission_to_its_table_and_plot(browser, service: LiveSer
     # The list shows it finished; the job page flags the collapsed set of its selected point.
     driver.get(service.url + "/web/studies")
     wait_for(driver, lambda d: css(d, f'#studies-body tr[data-study="{study_id}"]'))
-    assert "4 of 4" in css(driver, f'#studies-body tr[data-study="{study_id}"]')[0].text
+    assert "4 of 4" in text_of(driver, f'#studies-body tr[data-study="{study_id}"]')
     with SRNetClient(service.url, key) as client:
         reference = next(c for c in client.get_study(study_id).children
                          if c.key == "reference:none")  # fmt: skip
