@@ -28,6 +28,19 @@ from srcore.jobspec.study_format import (  # noqa: E402
 
 STUDIES = ROOT / "results" / "studies"
 OUT = ROOT / "docs" / "results.md"
+README = ROOT / "README.md"
+# The README's headline table, written between these markers: (label, study, row, sparsity).
+HEADLINE_BEGIN = "<!-- headline table: written by scripts/make_results.py -->"
+HEADLINE_END = "<!-- end of headline table -->"
+HEADLINE = (
+    ("dense CE", "mnli-hans-full", "dense CE", 0.0),
+    ("dense PoE", "mnli-hans-full", "dense poe", 0.0),
+    ("50% mask, CE loss", "mnli-hans-full", "loss none", 0.5),
+    ("**50% mask, PoE loss (SRNet)**", "mnli-hans-full", "loss poe", 0.5),
+    ("50% mask, PoE, class-balanced bias model", "mnli-bias-model", "class_weight balanced", 0.5),
+    ("70% mask, PoE, gradual 50→70%", "mnli-hans-full", "poe gradual 50→70%", 0.7),
+)
+HEADLINE_METRICS = ("dev.accuracy", "hans.accuracy", "hans.entailed", "hans.non_entailed")
 # The headline study first; any other study folder follows in name order.
 ORDER = ("mnli-hans-full", "mnli-hans", "mnli-bias-model", "qqp-paws")
 
@@ -281,6 +294,28 @@ def study_section(study: Study) -> list[str]:
     return lines
 
 
+def headline_table(studies: Sequence[Study]) -> str:
+    """The README's headline rows (mean ± sd over seeds, n in the first column)."""
+    by_name = {study.folder.name: _index(study.records) for study in studies}
+    lines = [
+        "| model | n | MNLI dev | HANS | entailed | non-entailed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, name, row, sparsity in HEADLINE:
+        index = by_name[name]
+        cells = [index[(row, sparsity, metric)] for metric in HEADLINE_METRICS]
+        text = [f"{_pct(c['mean'])} ± {_pct(c['sd'] or 0.0)}" for c in cells]
+        lines.append(f"| {label} | {cells[0]['n']} | " + " | ".join(text) + " |")
+    return "\n".join(lines)
+
+
+def write_readme_headline(table: str) -> None:
+    """Replace the README's headline table between its markers."""
+    text = README.read_text()
+    start, end = text.index(HEADLINE_BEGIN), text.index(HEADLINE_END)
+    README.write_text(text[: start + len(HEADLINE_BEGIN)] + "\n" + table + "\n" + text[end:])
+
+
 def main() -> int:
     found = {p.name: p for p in STUDIES.glob("*") if (p / "table.csv").exists()}
     folders = [found[n] for n in ORDER if n in found] + [
@@ -303,6 +338,8 @@ def main() -> int:
     for study in studies:
         lines += study_section(study)
     OUT.write_text("\n".join(lines).rstrip() + "\n")
+    if all(name in found for _, name, _, _ in HEADLINE):
+        write_readme_headline(headline_table(studies))
     print(f"wrote {OUT} from {len(folders)} studies")
     return 0
 

@@ -96,3 +96,40 @@ def test_bias_models_table_reads_bias_models_json(tmp_path):
     assert "hans: 47.9%, 100.0% called entailment" in row
     assert row.rstrip().endswith("| dense poe, loss poe |")
     assert make_results.bias_lines(tmp_path / "missing") == []
+
+
+def test_headline_table_is_built_from_the_study_records(tmp_path):
+    records = [
+        {**rec, "sd": 0.004}
+        for rec in references()
+        + search("loss none", 0.5, dev=0.632, overall=0.485, non=0.112)
+        + search("loss poe", 0.5, dev=0.630, overall=0.489, non=0.144)
+        + search("poe gradual 50→70%", 0.7, dev=0.522, overall=0.475, non=0.17)
+        + search("class_weight balanced", 0.5, dev=0.625, overall=0.501, non=0.233)
+    ]
+    records += [
+        record("dense CE", "reference", 0.0, "hans.entailed", 0.918),
+        record("dense poe", "reference", 0.0, "dev.accuracy", 0.594),
+        record("dense poe", "reference", 0.0, "hans.accuracy", 0.481),
+        record("dense poe", "reference", 0.0, "hans.entailed", 0.838),
+    ]
+    records += [
+        record(row, "search", sp, "hans.entailed", 0.8)
+        for row, sp in (
+            ("loss none", 0.5),
+            ("loss poe", 0.5),
+            ("poe gradual 50→70%", 0.7),
+            ("class_weight balanced", 0.5),
+        )
+    ]
+    studies = [
+        make_results.Study(tmp_path / name, records, {"base": {}})
+        for name in ("mnli-hans-full", "mnli-bias-model")
+    ]
+    lines = make_results.headline_table(studies).splitlines()
+    assert lines[0].startswith("| model | n | MNLI dev")
+    srnet = next(line for line in lines if "PoE loss (SRNet)" in line)
+    assert srnet == (
+        "| **50% mask, PoE loss (SRNet)** | 3 | 63.0 ± 0.4 | 48.9 ± 0.4 | 80.0 ± 0.0 | 14.4 ± 0.4 |"
+    )
+    assert len(lines) == 2 + len(make_results.HEADLINE)
