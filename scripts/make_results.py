@@ -19,12 +19,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from srcore.jobspec.study import read_table_csv  # noqa: E402
 from srcore.jobspec.study_format import (  # noqa: E402
     cell_text,
     hans_heuristics_table,
     markdown_table,
 )
+from srcore.jobspec.study_table import read_table_csv  # noqa: E402
 
 STUDIES = ROOT / "results" / "studies"
 OUT = ROOT / "docs" / "results.md"

@@ -42,8 +42,8 @@ def read_study(path: str):
 def cmd_study_run(args: argparse.Namespace) -> int:
     study = read_study(args.study)
     from srcore.jobspec.callbacks import Cancelled
-    from srcore.jobspec.study import table_records
     from srcore.jobspec.study_format import markdown_table
+    from srcore.jobspec.study_table import table_records
     from srcore.pipeline.study_run import run_study
     from srnet.progress import TerminalProgress
 

@@ -26,7 +26,8 @@ from api.errors import (
 from api.studies import service
 from api.studies.schemas import StudyCreate, StudyDetail, StudyList, StudyTable
 from api.web.presets import study_openapi_examples
-from srcore.jobspec.study import MAX_STUDY_JOBS, table_csv
+from srcore.jobspec.study import MAX_STUDY_JOBS
+from srcore.jobspec.study_table import table_csv
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 IdempotencyKey = idempotency_key_header("study")

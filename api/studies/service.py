@@ -36,16 +36,8 @@ from persistence.repositories import (
 from persistence.settings import Settings
 from persistence.tables import TERMINAL_STATUSES, Job, JobStatus, Owner, Study
 from srcore.jobspec.spec import JobSpec, spec_hash
-from srcore.jobspec.study import (
-    SelectedPoint,
-    StudyChild,
-    StudyError,
-    StudySpec,
-    TableRow,
-    expand_study,
-    study_table,
-    table_records,
-)
+from srcore.jobspec.study import StudyChild, StudyError, StudySpec, expand_study
+from srcore.jobspec.study_table import SelectedPoint, TableRow, study_table, table_records
 
 _PLOT_LOCK = threading.Lock()  # pyplot keeps global state: one rendering at a time
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from srcore.jobspec.study import TableRow
+from srcore.jobspec.study_table import TableRow
 
 # metric → panel title; only the metrics a study actually has are drawn
 PANELS = (

@@ -19,18 +19,15 @@ from srcore.files import atomic_write_bytes, exclusive_lock, try_exclusive_lock
 from srcore.jobspec.callbacks import Callbacks
 from srcore.jobspec.layout import OutputLayout
 from srcore.jobspec.spec import spec_hash
-from srcore.jobspec.study import (
-    StudyChild,
-    StudySpec,
+from srcore.jobspec.study import StudyChild, StudySpec, expand_study, slug
+from srcore.jobspec.study_plot import plot_study
+from srcore.jobspec.study_table import (
     TableRow,
-    expand_study,
     points_from_report,
-    slug,
     study_table,
     table_csv,
     table_records,
 )
-from srcore.jobspec.study_plot import plot_study
 
 
 @dataclass

@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from persistence.repositories import JobRepository, MetricRepository
 from persistence.tables import Job, JobStatus, Study
-from srcore.jobspec.study import MAX_STUDY_JOBS, read_table_csv
+from srcore.jobspec.study import MAX_STUDY_JOBS
+from srcore.jobspec.study_table import read_table_csv
 
 BASE = {"pruning": {"sparsities": [0.5]}, "training": {"seeds": [1, 2], "max_steps": 5}}
 STUDY = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from srcore.jobspec.study import read_table_csv
+from srcore.jobspec.study_table import read_table_csv
 from srnet.cli import main
 from srnet.client import Conflict, NotFound, SRNetClient, Study, ValidationFailed
 from tests.client.live_service import LiveService, metric_payload

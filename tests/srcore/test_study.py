@@ -1,19 +1,13 @@
-"""Studies: expansion of a base spec and axes into jobs, validation, and the results table."""
+"""Studies: expansion of a base spec and axes into jobs, and validation."""
 
-import math
 
 import pytest
 
 from srcore.jobspec.study import (
     MAX_STUDY_JOBS,
-    SelectedPoint,
     StudyError,
     StudySpec,
     expand_study,
-    flatten_metrics,
-    read_table_csv,
-    study_table,
-    table_csv,
 )
 
 BASE = {
@@ -115,81 +109,3 @@ def test_grid_size_is_capped_and_the_cap_is_stated():
     )
     with pytest.raises(StudyError, match=f"at most {MAX_STUDY_JOBS}"):
         expand_study(study)
-
-
-def _hans(acc, ent, non, collapsed=False):
-    return {
-        "accuracy": acc,
-        "entailed": ent,
-        "non_entailed": non,
-        "n": 10,
-        "heuristics": {"lexical_overlap": {"accuracy": acc, "entailed": ent, "non_entailed": non}},
-        "majority_share": 0.99 if collapsed else 0.6,
-        "collapsed": collapsed,
-    }
-
-
-def test_table_gives_mean_sd_and_n_over_seeds_and_counts_collapses():
-    study = _study(axes=[{"path": "debias.loss", "values": ["poe"]}])
-    children = expand_study(study)
-    poe, ref_ce = children[0].key, "reference:none"
-    points = [
-        SelectedPoint(
-            poe,
-            "subnetwork",
-            1,
-            0.5,
-            {"dev": {"accuracy": 0.60}, "hans": _hans(0.5, 0.9, 0.1)},
-            {"differ_fraction": 0.02, "flipped_fraction": 0.03},
-        ),
-        SelectedPoint(
-            poe,
-            "subnetwork",
-            2,
-            0.5,
-            {"dev": {"accuracy": 0.64}, "hans": _hans(0.6, 0.8, 0.4, True)},
-            {"differ_fraction": 0.04, "flipped_fraction": 0.05},
-        ),
-        SelectedPoint(poe, "dense", 1, 0.0, {"dev": {"accuracy": 0.9}}),  # not repeated
-        SelectedPoint(
-            ref_ce, "dense", 1, 0.0, {"dev": {"accuracy": 0.66}, "hans": _hans(0.5, 1, 0)}
-        ),
-        SelectedPoint(ref_ce, "subnetwork", 1, 0.5, {"dev": {"accuracy": 0.55}}),
-    ]
-    rows = study_table(children, points)
-    labels = [r.label for r in rows]
-    assert labels == ["loss poe", "dense CE", "magnitude CE", "dense poe", "magnitude poe"]
-    cell = rows[0].cells[0.5]
-    mean, sd, n = cell.stats("dev.accuracy")
-    assert (mean, n) == (pytest.approx(0.62), 2) and sd == pytest.approx(math.sqrt(0.0008))
-    assert cell.stats("hans.lexical_overlap.non_entailed")[0] == pytest.approx(0.25)
-    assert cell.stats("mask.differ_fraction")[0] == pytest.approx(0.03)
-    assert cell.collapsed == {"hans": 1}
-    assert 0.0 not in rows[0].cells
-    assert rows[1].cells[0.0].stats("dev.accuracy") == (0.66, 0.0, 1)
-    assert rows[2].cells[0.5].stats("dev.accuracy") == (0.55, 0.0, 1)
-    records = read_table_csv(table_csv(rows))
-    hans_non = [r for r in records if r["row"] == "loss poe" and r["metric"] == "hans.non_entailed"]
-    assert hans_non == [{**hans_non[0], "mean": pytest.approx(0.25), "n": 2, "collapsed": 1}]
-
-
-def test_flatten_metrics_keeps_numbers_only():
-    flat = flatten_metrics(
-        {
-            "paws_qqp": {
-                "accuracy": 0.5,
-                "f1": 0.4,
-                "per_class": {"0": 0.3, "1": 0.7},
-                "n": 5,
-                "collapsed": False,
-                "majority_label": "1",
-            },
-            "selection": 0.5,
-        }
-    )
-    assert flat == {
-        "paws_qqp.accuracy": 0.5,
-        "paws_qqp.f1": 0.4,
-        "paws_qqp.0": 0.3,
-        "paws_qqp.1": 0.7,
-    }

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from srcore.jobspec.study import StudySpec, read_table_csv
+from srcore.jobspec.study import StudySpec
+from srcore.jobspec.study_table import read_table_csv
 from srcore.pipeline.study_run import run_study
 from tests.helpers.tiny_bert import torch_threads
 from tests.helpers.tiny_model_dir import save_tiny_model
