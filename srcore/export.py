@@ -78,7 +78,8 @@ def export_checkpoint(
     head); model.safetensors holds the weights with every pruned entry of `masks` set to zero;
     the tokenizer files sit beside them; `card` becomes README.md (srcore.model_card). Files
     are 0644 and folders 0755 (readable by the group, whatever the temporary folder had). The
-    model itself is not modified.
+    model itself is not modified. Weights are written as float32 (F32 in the safetensors
+    header) whatever dtype the model holds.
     """
     out_dir = Path(out_dir)
     num_labels = getattr(model.config, "num_labels", len(label_names))
@@ -89,9 +90,11 @@ def export_checkpoint(
         if name not in state:
             raise KeyError(f"mask for unknown parameter {name}")
         state[name] = state[name].masked_fill(~keep.to(state[name].device, torch.bool), 0.0)
-    state = {key: value.detach().cpu().contiguous() for key, value in state.items()}
+    # fp32 whatever the model holds (a half-precision model would export half weights).
+    state = {key: _fp32(value.detach().cpu()).contiguous() for key, value in state.items()}
 
     config = copy.deepcopy(model.config)
+    config.dtype = torch.float32  # config.json's "dtype": what dtype="auto" loads
     config.id2label = dict(enumerate(label_names))
     config.label2id = {name: i for i, name in enumerate(label_names)}
     # The loaded base config may name the bare encoder (["BertModel"]); this is the head's.
@@ -112,6 +115,11 @@ def export_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def _fp32(tensor: Tensor) -> Tensor:
+    """Floating-point tensors as float32; integer buffers (position ids) as they are."""
+    return tensor.float() if tensor.is_floating_point() else tensor
 
 
 def _readable_by_the_group(folder: Path) -> None:

@@ -16,6 +16,9 @@ from srcore.jobspec.task_registry import ResolvedTask, resolve_task
 from srcore.models import ModelNotFoundError, resolve_model_path
 from srcore.training import EncodedSplit, encode_split
 
+# The dtype of every loaded model's weights (and so of the optimizer state and the export).
+MASTER_DTYPE = torch.float32
+
 DEV_SET = "dev"  # the name of the ID dev set in metrics
 
 
@@ -75,6 +78,10 @@ def load_model(
             num_labels=len(labels),
             id2label=dict(enumerate(labels)),
             label2id={name: i for i, name in enumerate(labels)},
+            # Master weights are fp32 whatever the checkpoint stores: transformers keeps a
+            # bf16/fp16 file's dtype, which would train (and keep AdamW state) in half
+            # precision. Mixed precision is autocast's job (training.precision).
+            dtype=MASTER_DTYPE,
         )
     except OSError as exc:
         raise ModelNotFoundError(

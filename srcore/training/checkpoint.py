@@ -32,23 +32,41 @@ from srcore.files import atomic_write_bytes
 LATEST = "latest"
 
 
-def capture_rng_state() -> dict[str, Any]:
+def capture_rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """Python, numpy and CPU torch generators, and on CUDA `device`'s generator."""
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device is not None and device.type == "cuda":
+        # Only the training device's generator: a resume may see another number of GPUs.
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def restore_rng_state(state: dict[str, Any]) -> None:
+def cuda_rng_state_for(saved: Any, device: torch.device) -> torch.Tensor:
+    """The CUDA generator state of `device` in a checkpoint's `rng["cuda"]`.
+
+    Checkpoints hold one state (a tensor). Older ones hold a list with every visible GPU's:
+    take the entry of `device`'s index when there is one, else the first (the job ran on
+    the first visible device: `pick_device` takes "cuda").
+    """
+    if isinstance(saved, torch.Tensor):
+        return saved
+    states = list(saved)
+    if not states:
+        raise ValueError("checkpoint has an empty list of CUDA RNG states")
+    index = device.index if device.index is not None else 0
+    return states[index] if index < len(states) else states[0]
+
+
+def restore_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if device is not None and device.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state(cuda_rng_state_for(state["cuda"], device), device)
 
 
 def seed_everything(seed: int) -> None:

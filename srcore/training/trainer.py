@@ -227,6 +227,14 @@ class Trainer:
         self.trainable = [p for g in self.groups for p in g["params"]]
         if not self.trainable:
             raise ValueError("no trainable parameters")
+        half = sorted({str(p.dtype) for p in self.trainable if p.dtype != torch.float32})
+        if half:
+            # AdamW keeps its moments in the parameters' dtype: bf16/fp16 masters lose the
+            # small updates (and fp16 would need a loss scaler). Mixed precision is autocast.
+            raise ValueError(
+                f"trainable parameters must be float32 (master weights), got {', '.join(half)}: "
+                "load the model with dtype=torch.float32"
+            )
         in_model = {id(p) for p in model.parameters()}
         self.outside = [p for p in self.trainable if id(p) not in in_model]
         self.sampler = LengthGroupedSampler(
@@ -456,7 +464,7 @@ class Trainer:
             "batch_index": self.batch_index,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "rng": capture_rng_state(),
+            "rng": capture_rng_state(self.device),
             "history": self.history,
             "best_step": self.best_step,
             "best_metrics": self.best_metrics,
@@ -504,4 +512,4 @@ class Trainer:
         self.loss_sum.fill_(state["loss_sum"])
         self.loss_count = state["loss_count"]
         self._saved_step = self.step
-        restore_rng_state(state["rng"])
+        restore_rng_state(state["rng"], self.device)
