@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from srcore.jobspec.results import SearchResult
 from srcore.jobspec.study import Role, StudyChild
 
 
@@ -29,15 +30,33 @@ class SelectedPoint:
     sparsity: float
     metrics: Mapping[str, Any]  # {set name: {accuracy, entailed, ..., collapsed}}
     movement: Mapping[str, Any] | None = None
+    # where the point comes from, so a cell can be traced back and recomputed:
+    job: str | None = None  # the service's job id; a local study: the child's folder
+    selected_step: int | None = None
+    mask_sha256: str | None = None  # the subnetwork's mask artifact (None: a dense model)
+
+
+@dataclass(frozen=True)
+class SeedEntry:
+    """One seed of one cell: its numbers and where they come from."""
+
+    seed: int
+    child: str
+    job: str | None
+    selected_step: int | None
+    mask_sha256: str | None
+    values: dict[str, float]  # flat metric → value
+    collapsed: frozenset[str]  # sets this seed's model collapsed on
 
 
 @dataclass
 class Cell:
-    """Mean ± sd over seeds of every metric of one (row, sparsity)."""
+    """Mean ± sd over seeds of every metric of one (row, sparsity), and the seeds behind it."""
 
     values: dict[str, list[float]] = field(default_factory=dict)
     collapsed: dict[str, int] = field(default_factory=dict)  # set → seeds that collapsed
     seeds: list[int] = field(default_factory=list)
+    entries: list[SeedEntry] = field(default_factory=list)
 
     def stats(self, metric: str) -> tuple[float, float, int] | None:
         values = self.values.get(metric)
@@ -45,6 +64,38 @@ class Cell:
             return None
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         return statistics.fmean(values), sd, len(values)
+
+    def add(self, point: SelectedPoint) -> None:
+        values = flatten_metrics(point.metrics)
+        if point.movement:
+            for key in MOVEMENT_METRICS:
+                value = point.movement.get(key)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    values[f"mask.{key}"] = float(value)
+        collapsed = frozenset(
+            name
+            for name, metrics in point.metrics.items()
+            if isinstance(metrics, Mapping) and metrics.get("collapsed")
+        )
+        self.seeds.append(point.seed)
+        for metric, value in values.items():
+            self.values.setdefault(metric, []).append(value)
+        for name in collapsed:
+            self.collapsed[name] = self.collapsed.get(name, 0) + 1
+        self.entries.append(
+            SeedEntry(
+                point.seed,
+                point.child,
+                point.job,
+                point.selected_step,
+                point.mask_sha256,
+                values,
+                collapsed,
+            )
+        )
+
+
+MOVEMENT_METRICS = ("differ_fraction", "flipped_fraction")
 
 
 @dataclass
@@ -99,36 +150,40 @@ def study_table(children: Sequence[StudyChild], points: Iterable[SelectedPoint])
         else:
             row = rows[child.key]
         cell = row.cells.setdefault(0.0 if point.kind == "dense" else point.sparsity, Cell())
-        cell.seeds.append(point.seed)
-        for metric, value in flatten_metrics(point.metrics).items():
-            cell.values.setdefault(metric, []).append(value)
-        for set_name, values in point.metrics.items():
-            if isinstance(values, Mapping) and values.get("collapsed"):
-                cell.collapsed[set_name] = cell.collapsed.get(set_name, 0) + 1
-        if point.movement:
-            for key in ("differ_fraction", "flipped_fraction"):
-                value = point.movement.get(key)
-                if isinstance(value, int | float):
-                    cell.values.setdefault(f"mask.{key}", []).append(float(value))
+        cell.add(point)
     return list(rows.values())
 
 
-def points_from_report(child: str, report: Mapping[str, Any]) -> list[SelectedPoint]:
-    """The selected points of one job's metrics.json (dense models and subnetworks)."""
+def points_from_result(
+    child: str,
+    result: SearchResult,
+    job: str | None = None,
+    mask_sha256: Mapping[tuple[int, float], str] | None = None,
+) -> list[SelectedPoint]:
+    """The selected points of one finished job (dense models and subnetworks). `job` names it
+    (default: the child key); `mask_sha256`: (seed, sparsity) → the sha256 of that unit's
+    mask file."""
+    job = job if job is not None else child
+    hashes = mask_sha256 or {}
     points = [
-        SelectedPoint(child, "dense", int(d["seed"]), 0.0, d["metrics"])
-        for d in report.get("dense", [])
+        SelectedPoint(
+            child, "dense", d.seed, 0.0, d.metrics, job=job, selected_step=d.selected_step
+        )
+        for d in result.dense
     ]
     points += [
         SelectedPoint(
             child,
             "subnetwork",
-            int(u["seed"]),
-            float(u["sparsity"]),
-            u["metrics"],
-            u.get("movement"),
+            u.seed,
+            u.sparsity,
+            u.metrics,
+            u.movement,
+            job=job,
+            selected_step=u.selected_step,
+            mask_sha256=hashes.get((u.seed, u.sparsity)),
         )
-        for u in report.get("results", [])
+        for u in result.units
     ]
     return points
 
@@ -185,6 +240,91 @@ def read_table_csv(text: str) -> list[dict[str, Any]]:
                 "mean": float(raw["mean"]),
                 "sd": float(raw["sd"]),
                 "n": int(raw["n"]),
+                "collapsed": int(raw["collapsed"]),
+            }
+        )
+    return records
+
+
+# --- per-seed records ------------------------------------------------------------------------
+
+SEED_COLUMNS = (
+    "row",
+    "role",
+    "child",
+    "job",
+    "seed",
+    "sparsity",
+    "metric",
+    "value",
+    "selected_step",
+    "mask_sha256",
+    "collapsed",
+)
+
+
+def seed_records(rows: Sequence[TableRow]) -> list[dict[str, Any]]:
+    """One record per (row, sparsity, seed, metric): the value behind every mean, with the job
+    it comes from, its selected step and its mask's sha256 (empty for a dense model)."""
+    records = []
+    for row in rows:
+        for sparsity in sorted(row.cells):
+            for entry in sorted(row.cells[sparsity].entries, key=lambda e: e.seed):
+                for metric in sorted(entry.values):
+                    records.append(
+                        {
+                            "row": row.label,
+                            "role": row.role,
+                            "child": entry.child,
+                            "job": entry.job,
+                            "seed": entry.seed,
+                            "sparsity": sparsity,
+                            "metric": metric,
+                            "value": entry.values[metric],
+                            "selected_step": entry.selected_step,
+                            "mask_sha256": entry.mask_sha256,
+                            "collapsed": int(metric.split(".", 1)[0] in entry.collapsed),
+                        }
+                    )
+    return records
+
+
+def seeds_csv(rows: Sequence[TableRow]) -> str:
+    """`seed_records` as CSV (values with 6 decimals, empty cells for none)."""
+    return records_csv(seed_records(rows), SEED_COLUMNS)
+
+
+def records_csv(records: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: _csv_value(record.get(k)) for k in columns})
+    return buffer.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.6f}"
+    return value
+
+
+def read_seeds_csv(text: str) -> list[dict[str, Any]]:
+    """The records of `seeds_csv` back, numbers as numbers, empty cells as None."""
+    records = []
+    for raw in csv.DictReader(io.StringIO(text)):
+        step, job, sha = raw["selected_step"], raw["job"], raw["mask_sha256"]
+        records.append(
+            {
+                **raw,
+                "job": job or None,
+                "seed": int(raw["seed"]),
+                "sparsity": float(raw["sparsity"]),
+                "value": float(raw["value"]),
+                "selected_step": int(step) if step else None,
+                "mask_sha256": sha or None,
                 "collapsed": int(raw["collapsed"]),
             }
         )

@@ -4,10 +4,16 @@ bias models' summary (bias_models.json: what each row's bias model predicts).
 
 Running it again on the same folder resumes: finished children are read back, an interrupted
 one continues from its last checkpoint.
+
+Beside table.csv (mean ± sd (n)), seeds.csv holds one record per row × sparsity × seed × metric
+(with the child folder as its job, the selected step and the mask file's sha256) and
+comparisons.csv the table's paired differences (srcore.jobspec.study_compare); table.json holds
+all three ("records", "seeds", "comparisons").
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -18,12 +24,17 @@ from typing import Any
 from srcore.files import atomic_write_bytes, exclusive_lock, try_exclusive_lock
 from srcore.jobspec.callbacks import Callbacks
 from srcore.jobspec.layout import OutputLayout
+from srcore.jobspec.results import SearchResult
 from srcore.jobspec.spec import spec_hash
 from srcore.jobspec.study import StudyChild, StudySpec, expand_study, slug
+from srcore.jobspec.study_compare import INTERVAL, comparisons_csv, study_comparisons
 from srcore.jobspec.study_plot import plot_study
 from srcore.jobspec.study_table import (
+    SelectedPoint,
     TableRow,
-    points_from_report,
+    points_from_result,
+    seed_records,
+    seeds_csv,
     study_table,
     table_csv,
     table_records,
@@ -35,6 +46,8 @@ class StudyRun:
     out_dir: Path
     rows: list[TableRow]
     csv_path: Path
+    seeds_path: Path  # seeds.csv
+    comparisons_path: Path  # comparisons.csv
     json_path: Path
     plot_path: Path
     seconds: dict[str, float]  # child key → wall seconds of this run (0 when read back)
@@ -101,9 +114,7 @@ def run_study(
                 log(f"[{i}/{len(order)}] {child.label}: another runner has it")
                 continue
             metrics = OutputLayout(child_dir).metrics_path
-            if metrics.exists() and json.loads(metrics.read_text()).get("spec_hash") != spec_hash(
-                child.spec
-            ):
+            if metrics.exists() and SearchResult.read(child_dir).spec_hash != spec_hash(child.spec):
                 log(f"{child.label}: the study changed this job's spec; running it again")
                 metrics.unlink()
             if not metrics.exists():
@@ -128,29 +139,52 @@ def _write_json(path: Path, value: Any) -> None:
     atomic_write_bytes(path, json.dumps(value, indent=1).encode())
 
 
-def finished_reports(children: list[StudyChild], out_dir: Path) -> list[tuple[StudyChild, dict]]:
-    """Every child whose report exists for its current spec (whoever ran it), with the report."""
+def finished_reports(
+    children: list[StudyChild], out_dir: Path
+) -> list[tuple[StudyChild, SearchResult]]:
+    """Every child whose report exists for its current spec (whoever ran it), with its result."""
     found = []
     for child in children:
-        metrics = OutputLayout(out_dir / "jobs" / slug(child.key)).metrics_path
-        if not metrics.exists():
+        child_dir = out_dir / "jobs" / slug(child.key)
+        if not OutputLayout(child_dir).metrics_path.exists():
             continue
-        report = json.loads(metrics.read_text())
-        if report.get("spec_hash") == spec_hash(child.spec):
-            found.append((child, report))
+        result = SearchResult.read(child_dir)
+        if result.spec_hash == spec_hash(child.spec):
+            found.append((child, result))
     return found
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def child_points(child: StudyChild, result: SearchResult, out_dir: Path) -> list[SelectedPoint]:
+    """A finished child's selected points, each naming the child's folder (relative to the
+    study folder) as its job and, for a subnetwork, the sha256 of its mask file."""
+    layout = OutputLayout(result.out_dir)
+    hashes = {
+        (u.seed, u.sparsity): file_sha256(layout.mask_path(u.seed, u.sparsity))
+        for u in result.units
+        if layout.mask_path(u.seed, u.sparsity).exists()
+    }
+    job = result.out_dir.relative_to(out_dir).as_posix()
+    return points_from_result(child.key, result, job=job, mask_sha256=hashes)
 
 
 BIAS_FIELDS = ("kind", "fit", "class_weight", "n", "mean_gold_prob", "mean_p_entailment")
 BIAS_OOD_FIELDS = ("accuracy", "entailment_share", "mean_p_entailment_by_gold", "skipped")
 
 
-def bias_summaries(found: list[tuple[StudyChild, dict]]) -> list[dict[str, Any]]:
+def bias_summaries(found: list[tuple[StudyChild, SearchResult]]) -> list[dict[str, Any]]:
     """One entry per distinct bias model of the finished children: its settings, how it scores
     its own training rows, what it predicts on the OOD sets, and the rows that used it."""
     by_model: dict[str, dict[str, Any]] = {}
-    for child, report in found:
-        bias = report.get("bias")
+    for child, result in found:
+        bias = result.bias
         if not bias:
             continue
         summary = {k: bias[k] for k in BIAS_FIELDS if k in bias}
@@ -168,7 +202,7 @@ def _write_outputs(
     study: StudySpec, children: list[StudyChild], out_dir: Path, source: str | None
 ) -> StudyRun:
     found = finished_reports(children, out_dir)
-    points = [p for child, report in found for p in points_from_report(child.key, report)]
+    points = [p for child, result in found for p in child_points(child, result, out_dir)]
     done = len(found)
     _write_json(out_dir / "bias_models.json", bias_summaries(found))
     timings = _read_json(out_dir / "timings.json")
@@ -190,8 +224,25 @@ def _write_outputs(
     rows = study_table(children, points)
     csv_path = out_dir / "table.csv"
     atomic_write_bytes(csv_path, table_csv(rows).encode())
+    seeds = seed_records(rows)
+    seeds_path = out_dir / "seeds.csv"
+    atomic_write_bytes(seeds_path, seeds_csv(rows).encode())
+    comparisons = study_comparisons(rows, seeds, study.base.debias.loss)
+    comparisons_path = out_dir / "comparisons.csv"
+    atomic_write_bytes(comparisons_path, comparisons_csv(comparisons).encode())
     json_path = out_dir / "table.json"
-    _write_json(json_path, {"study": study.model_dump(mode="json"), "records": table_records(rows)})
+    _write_json(
+        json_path,
+        {
+            "study": study.model_dump(mode="json"),
+            "records": table_records(rows),
+            "seeds": seeds,
+            "interval": INTERVAL,
+            "comparisons": [d.as_record() for d in comparisons],
+        },
+    )
     plot_path = plot_study(rows, out_dir / "plot.png", title=study.name or "")
     seconds = {c.key: timings.get(c.key, 0.0) for c in children}
-    return StudyRun(out_dir, rows, csv_path, json_path, plot_path, seconds)
+    return StudyRun(
+        out_dir, rows, csv_path, seeds_path, comparisons_path, json_path, plot_path, seconds
+    )

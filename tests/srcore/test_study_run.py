@@ -3,12 +3,13 @@ fine-tune is shared through the stage cache, the table and plot come from the ru
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 
 from srcore.jobspec.study import StudySpec
-from srcore.jobspec.study_table import read_table_csv
+from srcore.jobspec.study_table import read_seeds_csv, read_table_csv
 from srcore.pipeline.study_run import run_study
 from tests.helpers.tiny_bert import torch_threads
 from tests.helpers.tiny_model_dir import save_tiny_model
@@ -59,7 +60,33 @@ def test_study_runs_every_child_and_tables_them_over_seeds(tiny_model, tmp_path)
     dense_entries = [p for p in (tmp_path / "study/cache").iterdir() if p.name.startswith("dense-")]
     assert len(dense_entries) == 2 * 2  # CE and PoE per seed
     assert run.plot_path.stat().st_size > 10_000
-    assert json.loads(run.json_path.read_text())["study"]["name"] == "tiny"
+    table = json.loads(run.json_path.read_text())
+    assert table["study"]["name"] == "tiny"
+    # per-seed records: every mean is traceable to a child folder, its step and its mask
+    seeds = read_seeds_csv(run.seeds_path.read_text())
+    assert set(seeds[0]) == {"row", "role", "child", "job", "seed", "sparsity", "metric",
+                             "value", "selected_step", "mask_sha256", "collapsed"}  # fmt: skip
+    poe_dev = [r for r in seeds if (r["row"], r["metric"]) == ("loss poe", "dev.accuracy")]
+    assert [r["seed"] for r in poe_dev] == [1, 2]
+    mean = dev[("loss poe", 0.5)]["mean"]
+    assert sum(r["value"] for r in poe_dev) / 2 == pytest.approx(mean, abs=1e-6)
+    for r in poe_dev:
+        mask = tmp_path / "study" / r["job"] / f"masks/seed-{r['seed']}/mask-0.50.safetensors"
+        assert hashlib.sha256(mask.read_bytes()).hexdigest() == r["mask_sha256"]
+        assert r["selected_step"] in (2, 4)
+    dense_ce = [r for r in seeds if (r["row"], r["metric"]) == ("dense CE", "dev.accuracy")]
+    assert [r["mask_sha256"] for r in dense_ce] == [None, None]
+    assert len(table["seeds"]) == len(seeds)
+    # paired comparisons: the PoE mask against the CE mask, seed by seed
+    pairs = {(c["row_a"], c["row_b"], c["metric"]): c for c in table["comparisons"]}
+    poe_vs_ce = pairs[("loss poe", "loss none", "dev.accuracy")]
+    ce_dev = {r["seed"]: r["value"] for r in seeds
+              if (r["row"], r["metric"]) == ("loss none", "dev.accuracy")}  # fmt: skip
+    diffs = [r["value"] - ce_dev[r["seed"]] for r in poe_dev]
+    assert poe_vs_ce["mean_difference"] == pytest.approx(sum(diffs) / 2)
+    assert poe_vs_ce["n"] == 2 and poe_vs_ce["low"] <= poe_vs_ce["mean_difference"]
+    assert ("loss poe", "dense poe", "hans.non_entailed") in pairs
+    assert run.comparisons_path.read_text().startswith("row_a,sparsity_a,row_b,sparsity_b,")
     # one bias model (the overlap model of PoE), with its HANS predictions and its rows
     (bias,) = json.loads((tmp_path / "study/bias_models.json").read_text())
     assert (bias["kind"], bias["fit"], bias["class_weight"]) == (

@@ -8,7 +8,10 @@ from srcore.jobspec.study import StudySpec, expand_study
 from srcore.jobspec.study_table import (
     SelectedPoint,
     flatten_metrics,
+    read_seeds_csv,
     read_table_csv,
+    seed_records,
+    seeds_csv,
     study_table,
     table_csv,
 )
@@ -101,3 +104,59 @@ def test_flatten_metrics_keeps_numbers_only():
         "paws_qqp.0": 0.3,
         "paws_qqp.1": 0.7,
     }
+
+
+def test_seed_records_trace_every_mean_to_its_job_step_and_mask():
+    study = _study(axes=[{"path": "debias.loss", "values": ["poe"]}])
+    children = expand_study(study)
+    poe = children[0].key
+    points = [
+        SelectedPoint(
+            poe,
+            "subnetwork",
+            2,
+            0.5,
+            {"dev": {"accuracy": 0.64}, "hans": _hans(0.6, 0.8, 0.4, True)},
+            {"differ_fraction": 0.04},
+            job="job-b",
+            selected_step=40,
+            mask_sha256="b" * 64,
+        ),
+        SelectedPoint(
+            poe,
+            "subnetwork",
+            1,
+            0.5,
+            {"dev": {"accuracy": 0.60}},
+            job="job-a",
+            selected_step=30,
+            mask_sha256="a" * 64,
+        ),
+        SelectedPoint(
+            "reference:none",
+            "dense",
+            1,
+            0.0,
+            {"dev": {"accuracy": 0.66}},
+            job="job-c",
+            selected_step=12,
+        ),
+    ]
+    rows = study_table(children, points)
+    records = read_seeds_csv(seeds_csv(rows))
+    assert records == seed_records(rows)
+    dev = [
+        (r["row"], r["seed"], r["value"], r["job"], r["selected_step"], r["mask_sha256"])
+        for r in records
+        if r["metric"] == "dev.accuracy"
+    ]
+    assert dev == [
+        ("loss poe", 1, 0.60, "job-a", 30, "a" * 64),  # seeds in order, whatever came first
+        ("loss poe", 2, 0.64, "job-b", 40, "b" * 64),
+        ("dense CE", 1, 0.66, "job-c", 12, None),
+    ]
+    by_metric = {r["metric"]: r for r in records if r["seed"] == 2}
+    assert by_metric["hans.non_entailed"]["collapsed"] == 1
+    assert by_metric["dev.accuracy"]["collapsed"] == 0
+    assert by_metric["mask.differ_fraction"]["value"] == 0.04
+    assert all(r["child"] == poe for r in records if r["row"] == "loss poe")
