@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from srnet import keys_cli
+from srnet.slurm import cli as slurm_cli
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     worker.add_argument("--concurrency", type=int, help="jobs at once (default 1: one per GPU)")
     worker.add_argument("--hostname", default="srnet@%h", help="Celery node name")
     worker.add_argument("--loglevel", default="INFO")
+    worker.add_argument("--exit-when-idle", metavar="DURATION",
+                        help="exit after this long without a job (15m, 90s; Slurm workers)")
+    worker.add_argument("--end-margin", metavar="DURATION",
+                        help="take no new job when less than this is left of the Slurm time "
+                        "limit (SLURM_JOB_END_TIME or squeue), exit once idle")  # fmt: skip
     worker.set_defaults(func=cmd_worker)
 
     reconcile = sub.add_parser(
@@ -69,6 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     migrate.set_defaults(func=cmd_migrate)
 
     keys_cli.register(sub)
+    slurm_cli.register(sub)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -97,6 +104,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = Settings()
     print(f"srnet worker: {settings.locations()}; work {worker_settings.work}", file=sys.stderr)
     app = make_celery_app(settings, worker_settings)
+    if args.exit_when_idle or args.end_margin:
+        from srnet.slurm.lifetime import lifetime_from_options
+
+        lifetime_from_options(app, args.exit_when_idle, args.end_margin)
     argv = worker_argv(worker_settings, loglevel=args.loglevel, hostname=args.hostname)
     app.worker_main(argv[2:])  # drop "-A worker.celery_app": the app is this one
     return 0

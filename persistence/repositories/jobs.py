@@ -249,6 +249,13 @@ class JobRepository:
             counts[JobStatus(status)] = int(n)
         return counts
 
+    def count_in_queues(self, queues: Iterable[str], statuses: Iterable[JobStatus]) -> int:
+        """All owners' jobs in these queues and statuses (the Slurm autoscaler's demand)."""
+        query = select(func.count()).select_from(Job).where(
+            Job.queue.in_(list(queues)), Job.status.in_([s.value for s in statuses])
+        )
+        return int(self._session.scalar(query) or 0)
+
     _UNSET: Any = object()
 
     def annotate(self, job_id: uuid.UUID, *, tags: Any = _UNSET, note: Any = _UNSET) -> Job:
