@@ -27,7 +27,8 @@ from api.studies import service
 from api.studies.schemas import StudyCreate, StudyDetail, StudyList, StudyTable
 from api.web.presets import study_openapi_examples
 from srcore.jobspec.study import MAX_STUDY_JOBS
-from srcore.jobspec.study_table import table_csv
+from srcore.jobspec.study_compare import comparisons_csv
+from srcore.jobspec.study_table import seed_records, seeds_csv, table_csv
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 IdempotencyKey = idempotency_key_header("study")
@@ -115,17 +116,31 @@ def get_study(study: OwnedStudy, session: SessionDep) -> StudyDetail:
 @router.get(
     "/{study_id}/table",
     response_model=StudyTable,
-    summary="The results table: mean ± sd (n) over seeds per row, sparsity and metric",
+    summary="The results table: means, per-seed records and paired comparisons",
     description=(
         "Built from the children's selected points in the database now: the search rows, then "
-        "per loss its dense reference and one-shot magnitude subnetworks. `collapsed` counts "
-        "the seeds whose model answered one class for almost all of a set."
+        "per loss its dense reference and one-shot magnitude subnetworks. `records`: mean ± sd "
+        "(n) over seeds per row, sparsity and metric (`collapsed` counts the seeds whose model "
+        "answered one class for almost all of a set); `seeds`: one record per row, sparsity, "
+        "seed and metric with the child job, the selected step and the mask's sha256; "
+        "`comparisons`: `a − b` paired by seed with a 95% t interval over the seeds, for the "
+        "two rows `a` and `b` (a row with only a dense model pairs with every sparsity of the "
+        "other), or, without them, every row against dense CE, every debiased row against "
+        "its loss's dense model and against the same setting with the CE loss. CSV "
+        "(`format=csv`) gives one of the three, chosen by `records`."
     ),
     responses={
         200: {
             "content": {"text/csv": {}},
-            "description": "JSON (`format=json`) or CSV (`format=csv`: row, role, setting, "
-            "sparsity, metric, mean, sd, n, collapsed)",
+            "description": "JSON (`format=json`) or CSV (`format=csv`; `records=means`: row, "
+            "role, setting, sparsity, metric, mean, sd, n, collapsed; `records=seeds`: row, "
+            "role, child, job, seed, sparsity, metric, value, selected_step, mask_sha256, "
+            "collapsed; `records=comparisons`: row_a, sparsity_a, row_b, sparsity_b, metric, n, "
+            "mean_difference, sd, low, high, seeds)",
+        },
+        422: {
+            "description": "Only one of `a`/`b`, or a row or sparsity the table lacks (`loc` "
+            "names the query parameter)"
         },
         **responses(Unauthorized, StudyNotFound),
     },
@@ -134,15 +149,32 @@ def study_table(
     study: OwnedStudy,
     session: SessionDep,
     format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
+    records: Annotated[
+        Literal["means", "seeds", "comparisons"],
+        Query(description="Which records the CSV holds (JSON holds all three)"),
+    ] = "means",
+    a: Annotated[str | None, Query(max_length=100, description="Row label: compare a − b")] = None,
+    b: Annotated[str | None, Query(max_length=100, description="Row label subtracted")] = None,
+    sparsity: Annotated[
+        float | None, Query(ge=0, lt=1, description="Only this sparsity of row `a`")
+    ] = None,
 ) -> StudyTable | Response:
     rows = service.table_rows(session, study)
-    if format == "csv":
-        return Response(
-            table_csv(rows),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="study-{study.id}.csv"'},
-        )
-    return StudyTable(study_id=study.id, study=study.spec, records=service.records(rows))
+    seeds = seed_records(rows)
+    diffs = service.comparisons(study, rows, seeds, a, b, sparsity)
+    if format == "json":
+        return service.study_table_body(study, rows, diffs)
+    text = {
+        "means": lambda: table_csv(rows),
+        "seeds": lambda: seeds_csv(rows),
+        "comparisons": lambda: comparisons_csv(diffs),
+    }[records]()
+    suffix = "" if records == "means" else f"-{records}"
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="study-{study.id}{suffix}.csv"'},
+    )
 
 
 @router.get(

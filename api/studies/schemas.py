@@ -70,6 +70,40 @@ class TableRecord(BaseModel):
     collapsed: int = Field(description="Seeds whose model collapsed onto one class on this set")
 
 
+class SeedRecord(BaseModel):
+    """One seed of one (row, sparsity, metric): the value behind a mean and where it is from."""
+
+    row: str = Field(description="The row label")
+    role: Literal["search", "reference", "magnitude"] = Field(description="As in the table")
+    child: str = Field(description="The child's key in the study")
+    job: str | None = Field(description="The child job's id (/jobs/{id})")
+    seed: int = Field(description="The training seed (same seed: same dense model, data order)")
+    sparsity: float = Field(description="0 for a dense model")
+    metric: str = Field(description="`set.metric`, as in the table")
+    value: float = Field(description="The metric at the selected step")
+    selected_step: int | None = Field(description="The step selected on ID dev")
+    mask_sha256: str | None = Field(
+        description="sha256 of the subnetwork's mask artifact (null for a dense model)"
+    )
+    collapsed: int = Field(description="1 when this seed's model collapsed onto one class here")
+
+
+class PairedComparison(BaseModel):
+    """`row_a − row_b` on one metric, paired by seed, with a 95% t interval over the seeds."""
+
+    row_a: str = Field(description="The row whose value comes first")
+    sparsity_a: float = Field(description="Its sparsity (0: dense)")
+    row_b: str = Field(description="The row subtracted")
+    sparsity_b: float = Field(description="Its sparsity (a dense row pairs with every sparsity)")
+    metric: str = Field(description="`set.metric`")
+    n: int = Field(description="Seeds both rows hold")
+    mean_difference: float = Field(description="Mean of a − b over those seeds")
+    sd: float = Field(description="Sample sd of the differences (0 for one seed)")
+    low: float | None = Field(description="Lower end of the 95% t interval (null: one seed)")
+    high: float | None = Field(description="Upper end of the 95% t interval (null: one seed)")
+    seeds: list[int] = Field(description="The paired seeds")
+
+
 class StudyDetail(StudyPublic):
     spec: dict[str, Any] = Field(description="The study with every default filled in")
     children: list[StudyChildPublic] = Field(description="Its jobs in table order")
@@ -88,3 +122,10 @@ class StudyTable(BaseModel):
     study_id: uuid.UUID = Field(description="The study")
     study: dict[str, Any] = Field(description="The study spec")
     records: list[TableRecord] = Field(description="One per row, sparsity and metric")
+    seeds: list[SeedRecord] = Field(description="One per row, sparsity, seed and metric")
+    interval: str = Field(description="How the comparisons' intervals are computed")
+    comparisons: list[PairedComparison] = Field(
+        description="Paired differences: `a` − `b` when both are given; else every row against "
+        "dense CE, every debiased row against its loss's dense model and against the same "
+        "setting with the CE loss"
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,26 +19,43 @@ from sqlalchemy.orm import Session
 from api.errors import IdempotencyKeyReused, StudyNotCancellable
 from api.jobs.service import canonical_hash, send_committed, validate_spec
 from api.studies.schemas import (
+    PairedComparison,
+    SeedRecord,
     StudyChildPublic,
     StudyCreate,
     StudyDetail,
     StudyList,
     StudyPublic,
     StudyStatus,
+    StudyTable,
     TableRecord,
 )
 from persistence.broker import JobSender
 from persistence.repositories import (
+    ArtifactRepository,
     InvalidCursor,
     InvalidTransition,
     JobRepository,
     StudyRepository,
 )
 from persistence.settings import Settings
-from persistence.tables import TERMINAL_STATUSES, Job, JobStatus, Owner, Study
+from persistence.tables import TERMINAL_STATUSES, ArtifactKind, Job, JobStatus, Owner, Study
 from srcore.jobspec.spec import JobSpec, spec_hash
 from srcore.jobspec.study import StudyChild, StudyError, StudySpec, expand_study
-from srcore.jobspec.study_table import SelectedPoint, TableRow, study_table, table_records
+from srcore.jobspec.study_compare import (
+    INTERVAL,
+    ComparisonError,
+    PairedDifference,
+    compare_rows,
+    study_comparisons,
+)
+from srcore.jobspec.study_table import (
+    SelectedPoint,
+    TableRow,
+    seed_records,
+    study_table,
+    table_records,
+)
 
 _PLOT_LOCK = threading.Lock()  # pyplot keeps global state: one rendering at a time
 
@@ -257,19 +275,38 @@ def _eval_sets(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _mask_hashes(session: Session, job_ids: set[uuid.UUID]) -> dict[tuple, str]:
+    """(job id, seed, sparsity) → the sha256 of that unit's mask artifact."""
+    artifacts = ArtifactRepository(session)
+    return {
+        (job_id, a.seed, round(float(a.sparsity), 6)): a.sha256
+        for job_id in job_ids
+        for a in artifacts.list(job_id)
+        if a.kind == ArtifactKind.mask and a.seed is not None and a.sparsity is not None
+    }
+
+
 def table_rows(session: Session, study: Study) -> list[TableRow]:
-    """The results table from the children's selected points recorded in the database."""
+    """The results table from the children's selected points recorded in the database, each
+    point naming its job, its selected step and its mask artifact's sha256."""
+    selected = StudyRepository(session).selected_points(study.id)
+    masks = _mask_hashes(session, {m.job_id for _, m in selected if m.stage != "dense"})
     points = []
-    for key, metric in StudyRepository(session).selected_points(study.id):
+    for key, metric in selected:
         dense = metric.stage == "dense"
+        seed = int(metric.seed or 0)
+        sparsity = 0.0 if dense else float(metric.sparsity or 0.0)
         points.append(
             SelectedPoint(
                 child=key,
                 kind="dense" if dense else "subnetwork",
-                seed=int(metric.seed or 0),
-                sparsity=0.0 if dense else float(metric.sparsity or 0.0),
+                seed=seed,
+                sparsity=sparsity,
                 metrics=_eval_sets(metric.payload),
                 movement=metric.payload.get("movement"),
+                job=str(metric.job_id),
+                selected_step=metric.step,
+                mask_sha256=None if dense else masks.get((metric.job_id, seed, round(sparsity, 6))),
             )
         )
     return study_table(_table_children(study), points)
@@ -277,6 +314,48 @@ def table_rows(session: Session, study: Study) -> list[TableRow]:
 
 def records(rows: Sequence[TableRow]) -> list[TableRecord]:
     return [TableRecord.model_validate(r) for r in table_records(rows)]
+
+
+def comparisons(
+    study: Study,
+    rows: Sequence[TableRow],
+    seeds: Sequence[dict[str, Any]],
+    a: str | None,
+    b: str | None,
+    sparsity: float | None,
+) -> list[PairedDifference]:
+    """`a − b` paired by seed when both rows are named (422 naming `a`, `b` or `sparsity`
+    otherwise), else the table's default pairs."""
+    if (a is None) != (b is None):
+        missing = "b" if b is None else "a"
+        message = "give both `a` and `b` to compare two rows"
+        raise RequestValidationError(
+            [{"loc": ("query", missing), "msg": message, "type": "missing", "input": None}]
+        )
+    if a is None or b is None:
+        return study_comparisons(rows, seeds, study.spec["base"]["debias"]["loss"])
+    try:
+        return compare_rows(seeds, a, b, sparsity)
+    except ComparisonError as exc:
+        loc = {"row_a": "a", "row_b": "b"}.get(exc.field, exc.field)
+        raise RequestValidationError(
+            [{"loc": ("query", loc), "msg": exc.message, "type": "value_error", "input": None}]
+        ) from exc
+
+
+def study_table_body(
+    study: Study,
+    rows: Sequence[TableRow],
+    diffs: Sequence[PairedDifference],
+) -> StudyTable:
+    return StudyTable(
+        study_id=study.id,
+        study=study.spec,
+        records=records(rows),
+        seeds=[SeedRecord.model_validate(r) for r in seed_records(rows)],
+        interval=INTERVAL,
+        comparisons=[PairedComparison.model_validate(d.as_record()) for d in diffs],
+    )
 
 
 def study_detail(session: Session, study: Study) -> StudyDetail:

@@ -5,16 +5,17 @@ table from the children's recorded selected points."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import uuid
 
 import pytest
 from sqlalchemy import func, select
 
-from persistence.repositories import JobRepository, MetricRepository
-from persistence.tables import Job, JobStatus, Study
+from persistence.repositories import ArtifactRepository, JobRepository, MetricRepository
+from persistence.tables import ArtifactKind, Job, JobStatus, Study
 from srcore.jobspec.study import MAX_STUDY_JOBS
-from srcore.jobspec.study_table import read_table_csv
+from srcore.jobspec.study_table import read_seeds_csv, read_table_csv
 
 BASE = {"pruning": {"sparsities": [0.5]}, "training": {"seeds": [1, 2], "max_steps": 5}}
 STUDY = {
@@ -237,6 +238,59 @@ def test_the_table_and_csv_come_from_the_recorded_selected_points(client, auth, 
     detail = client.get(f"/studies/{study['id']}", headers=auth).json()
     assert len(detail["table"]) == len(table["records"])
     assert client.get(f"/studies/{study['id']}/table?format=xml", headers=auth).status_code == 422
+
+
+def add_mask(database, job_id: str, seed: int, sparsity: float, data: bytes) -> str:
+    digest = hashlib.sha256(data).hexdigest()
+    with database.session() as session:
+        ArtifactRepository(session).add(
+            uuid.UUID(job_id), kind=ArtifactKind.mask, name=f"mask-{seed}.safetensors",
+            size=len(data), sha256=digest, data=data, seed=seed, sparsity=sparsity,
+        )  # fmt: skip
+        session.commit()
+    return digest
+
+
+def test_the_table_serves_per_seed_records_and_paired_comparisons(client, auth, app_database):
+    study = post(client, auth).json()
+    sid, job = study["id"], {c["key"]: c["job_id"] for c in study["children"]}
+    masks = {}
+    for seed, poe_dev, ce_dev in ((1, 0.60, 0.58), (2, 0.64, 0.61), (3, 0.63, 0.62)):
+        record(app_database, job["debias.loss=poe"], "search", seed, 0.5, sets(poe_dev, 0.3))
+        record(app_database, job["debias.loss=none"], "search", seed, 0.5, sets(ce_dev, 0.1))
+        record(app_database, job["reference:none"], "dense", seed, 0.0, sets(0.7, 0.05))
+        masks[seed] = add_mask(app_database, job["debias.loss=poe"], seed, 0.5, bytes([seed] * 8))
+    table = client.get(f"/studies/{sid}/table", headers=auth).json()
+    poe_dev = [r for r in table["seeds"] if (r["row"], r["metric"]) == ("loss poe", "dev.accuracy")]
+    assert [(r["seed"], r["value"], r["job"], r["selected_step"], r["mask_sha256"])
+            for r in poe_dev] == [(s, v, job["debias.loss=poe"], 10, masks[s])
+                                  for s, v in ((1, 0.60), (2, 0.64), (3, 0.63))]  # fmt: skip
+    dense = [r for r in table["seeds"] if r["row"] == "dense CE"]
+    assert dense and all(r["mask_sha256"] is None for r in dense)
+    assert "t interval" in table["interval"]
+    pairs = {(c["row_a"], c["row_b"], c["metric"]): c for c in table["comparisons"]}
+    vs_ce = pairs[("loss poe", "loss none", "dev.accuracy")]
+    assert vs_ce["mean_difference"] == pytest.approx(0.02) and vs_ce["seeds"] == [1, 2, 3]
+    assert vs_ce["low"] == pytest.approx(0.02 - 4.302653 * 0.01 / 3**0.5, abs=1e-5)
+    assert pairs[("loss poe", "dense CE", "dev.accuracy")]["sparsity_b"] == 0.0
+
+    one = client.get(f"/studies/{sid}/table", params={"a": "loss poe", "b": "dense CE"},
+                     headers=auth).json()  # fmt: skip
+    assert {(c["row_a"], c["row_b"]) for c in one["comparisons"]} == {("loss poe", "dense CE")}
+    assert {c["metric"] for c in one["comparisons"]} >= {"dev.accuracy", "hans.non_entailed"}
+    seeds_csv = client.get(f"/studies/{sid}/table?format=csv&records=seeds", headers=auth)
+    assert seeds_csv.status_code == 200 and "-seeds.csv" in seeds_csv.headers["content-disposition"]
+    assert read_seeds_csv(seeds_csv.text) == table["seeds"]
+    comparisons = client.get(
+        f"/studies/{sid}/table", params={"format": "csv", "records": "comparisons"}, headers=auth
+    )
+    assert comparisons.text.startswith("row_a,sparsity_a,row_b,sparsity_b,metric,n,")
+    assert len(comparisons.text.splitlines()) == len(table["comparisons"]) + 1
+    for params, field in (({"a": "loss poe"}, "b"), ({"a": "loss poe", "b": "nope"}, "b"),
+                          ({"a": "loss poe", "b": "loss none", "sparsity": 0.7}, "sparsity")):
+        bad = client.get(f"/studies/{sid}/table", params=params, headers=auth)
+        assert bad.status_code == 422, params
+        assert bad.json()["detail"][0]["loc"] == ["query", field]
 
 
 def test_the_plot_is_a_png(client, auth, app_database):
