@@ -1,5 +1,6 @@
 """`srnet study`: run a study on this machine (`study run`), or on the service (`study submit |
-list | status | table | cancel`, through srnet.client; URL and key as for `srnet submit`).
+list | status | table | cancel`, through srnet.client; URL and key as for `srnet submit`);
+`study compare` reads either (a study id, or a folder `study run` wrote).
 
 Exit codes as every `srnet` command: 0 ok, 1 the service refused the operation, 2 bad input
 (invalid study, unknown study, missing or wrong API key), 3 cancelled or interrupted,
@@ -168,6 +169,68 @@ def cmd_study_table(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_comparison(diffs: list, as_json: bool) -> None:
+    from srcore.jobspec.study_compare import INTERVAL, comparison_text
+
+    if as_json:
+        print(json.dumps([d.as_record() for d in diffs], indent=1))
+        return
+    print(comparison_text(diffs))
+    print(f"a − b in percentage points, paired by seed; {INTERVAL}.")
+
+
+def _local_seeds(folder: Path) -> list[dict] | None:
+    """The per-seed records of a study folder (`srnet study run --out`); None, with the
+    reason printed, when it has none."""
+    table = folder / "table.json"
+    try:
+        seeds = json.loads(table.read_text(encoding="utf-8")).get("seeds")
+    except (OSError, ValueError) as exc:
+        print(f"srnet: cannot read {table}: {exc}", file=sys.stderr)
+        return None
+    if seeds is None:
+        hint = "run `srnet study run` on the study again to rebuild it"
+        print(f"srnet: {table} has no per-seed records (older than they are); {hint}",
+              file=sys.stderr)
+    return seeds
+
+
+def cmd_study_compare(args: argparse.Namespace) -> int:
+    folder = Path(args.study)
+    if not folder.is_dir():
+        return _compare_on_service(args)
+    from srcore.jobspec.study_compare import ComparisonError, compare_rows
+
+    seeds = _local_seeds(folder)
+    if seeds is None:
+        return EXIT_BAD_INPUT
+    try:
+        diffs = compare_rows(seeds, args.row_a, args.row_b, args.sparsity)
+    except ComparisonError as exc:
+        print(f"srnet: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    _print_comparison(diffs, args.json)
+    return EXIT_OK
+
+
+@_service
+def _compare_on_service(args: argparse.Namespace) -> int:
+    from srcore.jobspec.study_compare import PairedDifference
+
+    params = {"format": "json", "a": args.row_a, "b": args.row_b}
+    if args.sparsity is not None:
+        params["sparsity"] = args.sparsity
+    with _connect(args) as client:
+        # srnet.client has no method for the comparison query yet: the table route with a and b
+        path = client._study_path(args.study) + "/table"
+        body = client._request("GET", path, params=params).json()
+    diffs = [
+        PairedDifference(**{**c, "seeds": tuple(c["seeds"])}) for c in body["comparisons"]
+    ]
+    _print_comparison(diffs, args.json)
+    return EXIT_OK
+
+
 @_service
 def cmd_study_cancel(args: argparse.Namespace) -> int:
     with _connect(args) as client:
@@ -212,6 +275,22 @@ def register(sub) -> argparse.ArgumentParser:
     form.add_argument("--csv", action="store_true", help="the CSV export")
     form.add_argument("--json", action="store_true", help="the records as JSON")
     p.set_defaults(func=cmd_study_table)
+
+    p = commands.add_parser(
+        "compare",
+        parents=[common],
+        help="row A − row B paired by seed, with a 95%% t interval, for every metric",
+        description="ROW_A − ROW_B for every metric, paired by seed (same seed: same dense "
+        "model and data order), with a 95%% t interval over the seeds. STUDY is a study id on "
+        "the service or a folder `srnet study run` wrote. A row with only a dense model pairs "
+        "with every sparsity of the other.",
+    )
+    p.add_argument("study", metavar="STUDY", help="study id, or a local study folder")
+    p.add_argument("row_a", metavar="ROW_A", help='row label, e.g. "loss poe"')
+    p.add_argument("row_b", metavar="ROW_B", help='row label, e.g. "dense CE"')
+    p.add_argument("--sparsity", type=float, help="only this sparsity of ROW_A (e.g. 0.5)")
+    p.add_argument("--json", action="store_true", help="the differences as JSON")
+    p.set_defaults(func=cmd_study_compare)
 
     p = commands.add_parser("cancel", parents=[common], help="cancel a study's unfinished jobs")
     p.add_argument("study_id", metavar="ID")

@@ -121,6 +121,15 @@ def test_the_study_commands(env, service, tmp_path: Path, capsys):
     assert code == 0 and out.startswith("row,role,setting,sparsity,metric,mean,sd,n,collapsed")
     code, out, _ = run(capsys, "study", "table", study_id, "--json")
     assert code == 0 and {r["row"] for r in json.loads(out)} >= {"loss poe", "dense CE"}
+    code, out, err = run(capsys, "study", "compare", study_id, "loss poe", "loss none")
+    assert code == 0, err
+    dev = next(line for line in out.splitlines() if "| dev.accuracy |" in line)
+    assert dev.startswith("| loss poe @ 50% | loss none @ 50% |")
+    assert "| 2 | +5.00 | [+5.00, +5.00] | 1 2 |" in dev  # PoE children are +0.05 every seed
+    code, out, _ = run(capsys, "study", "compare", study_id, "loss poe", "dense CE", "--json")
+    assert code == 0 and {d["sparsity_b"] for d in json.loads(out)} == {0.0}
+    code, _, err = run(capsys, "study", "compare", study_id, "loss poe", "nope")
+    assert code == 2 and "no row `nope`" in err
     code, _, err = run(capsys, "study", "cancel", study_id)
     assert code == 1 and "finished" in err  # nothing left to cancel
 
