@@ -11,6 +11,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from srcore.jobspec.names import LOSS_DESCRIPTIONS, METHOD_FACTS
+
 PAPER_TITLE = "A Win-win Deal: Towards Sparse and Robust Pre-trained Language Models"
 PAPER_URL = "https://arxiv.org/abs/2210.05211"
 CITATION = """@inproceedings{liu2022winwin,
@@ -21,22 +23,16 @@ CITATION = """@inproceedings{liu2022winwin,
   year      = {2022}
 }"""
 
-_LOSSES = {
-    "none": "cross-entropy (no debiasing)",
-    "poe": "product of experts with a bias model",
-    "reweight": "example reweighting by the bias model",
-    "conf_reg": "confidence regularisation (self-distillation from a dense teacher)",
-}
-_METHODS = {
-    "mask_training": "mask training (learned scores, straight-through estimator)",
-    "imp": "iterative magnitude pruning (IMP)",
-    "magnitude": "one-shot magnitude pruning",
-}
 _SCENARIOS = {
     "finetuned": "pruned from the dense fine-tuned model",
     "pretrained_retrain": "mask from the pre-trained model, then the subnetwork fine-tuned",
     "pretrained_frozen": "mask on the frozen pre-trained weights (with a seeded classifier)",
 }
+
+
+def _method_description(method: str) -> str:
+    facts = METHOD_FACTS.get(method)
+    return facts.description if facts is not None and facts.description else method
 
 
 @dataclass
@@ -118,8 +114,8 @@ def model_card(facts: CardFacts) -> ModelCard:
         ("task", f"`{facts.task}` (labels: {', '.join(facts.labels)})"),
         ("base model", f"`{facts.base_model}`"),
         ("training data", _source_text(facts.train_source)),
-        ("debiasing loss", f"`{facts.loss}`: {_LOSSES.get(facts.loss, facts.loss)}"),
-        ("pruning method", f"`{facts.method}`: {_METHODS.get(facts.method, facts.method)}"),
+        ("debiasing loss", f"`{facts.loss}`: {LOSS_DESCRIPTIONS.get(facts.loss) or facts.loss}"),
+        ("pruning method", f"`{facts.method}`: {_method_description(facts.method)}"),
         ("scenario", f"`{facts.scenario}`: {_SCENARIOS.get(facts.scenario, facts.scenario)}"),
         ("sparsity", f"{_pct(over_masked)} % of the {masked:,} prunable weights are zero "
                      f"({zeros:,} of {masked:,}: every encoder layer's 6 matrices and the pooler "

@@ -8,7 +8,13 @@ import torch.nn.functional as F
 from srcore.losses.registry import register_loss
 
 
-@register_loss("conf_reg")
+@register_loss(
+    "conf_reg",
+    order=3,
+    bias=True,
+    teacher=True,
+    description="confidence regularisation (self-distillation from a dense teacher)",
+)
 def confidence_regularization(
     logits: torch.Tensor,
     labels: torch.Tensor,

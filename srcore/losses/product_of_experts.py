@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from srcore.losses.registry import register_loss
 
 
-@register_loss("poe")
+@register_loss("poe", order=1, bias=True, description="product of experts with a bias model")
 def product_of_experts(
     logits: torch.Tensor, labels: torch.Tensor, bias_probs: torch.Tensor
 ) -> torch.Tensor:

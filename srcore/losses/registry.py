@@ -1,6 +1,8 @@
-"""The loss registry: each debiasing loss registers its function under a name of
-`srcore.jobspec.names.LOSS_NEEDS`, which declares what it reads besides logits and labels (the
-bias model's probabilities, a teacher's). `debias_loss` dispatches by the spec's name.
+"""The loss registry: each debiasing loss is one module of this package, its function decorated
+`@register_loss("name", order=N, bias=…, teacher=…)`. The decorator's arguments are the loss's
+declaration: `srcore.jobspec.names` reads them from the source without importing torch (the
+spec's `LossName`), and registering checks the two readings agree. `debias_loss` dispatches
+by the spec's name.
 """
 
 from __future__ import annotations
@@ -26,16 +28,25 @@ class Loss:
 LOSSES: dict[str, Loss] = {}
 
 
-def register_loss(name: str) -> Callable[[LossFunction], LossFunction]:
-    """Register `function` as loss `name`; it takes (logits, labels), then bias_probs if the
-    name's LossNeeds say bias, then teacher_probs if they say teacher."""
+def register_loss(
+    name: str, *, order: int, bias: bool = False, teacher: bool = False, description: str = ""
+) -> Callable[[LossFunction], LossFunction]:
+    """Register `function` as loss `name`; it takes (logits, labels), then bias_probs if
+    `bias`, then teacher_probs if `teacher`. `order` places the name in the spec's list,
+    `description` is the model card's line."""
+    needs = LossNeeds(bias=bias, teacher=teacher)
     if name not in LOSS_NEEDS:
-        raise ValueError(f"loss '{name}' is not declared in srcore.jobspec.names.LOSS_NEEDS")
+        raise ValueError(
+            f"loss '{name}' is not declared: a loss is a module of srcore/losses/ whose "
+            f'function is decorated @register_loss("{name}", order=...)'
+        )
+    if LOSS_NEEDS[name] != needs:
+        raise ValueError(f"loss '{name}' registers {needs}, its file declares {LOSS_NEEDS[name]}")
 
     def register(function: LossFunction) -> LossFunction:
         if name in LOSSES:
             raise ValueError(f"loss '{name}' is registered twice")
-        LOSSES[name] = Loss(name, function, LOSS_NEEDS[name])
+        LOSSES[name] = Loss(name, function, needs)
         return function
 
     return register

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from srcore.losses.registry import register_loss
 
 
-@register_loss("reweight")
+@register_loss("reweight", order=2, bias=True, description="example reweighting by the bias model")
 def reweighted_cross_entropy(
     logits: torch.Tensor, labels: torch.Tensor, bias_probs: torch.Tensor
 ) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 Each stage is weighed by its expected work, counted in example-forwards: a training step
 costs three forwards per example (forward and backward), an evaluation one per evaluated
-example. The stages and their sizes come from the `StagePlan` and the spec; the measured
+example (`srcore.pipeline.work`). The stages come from the `StagePlan`, the search stage's size
+from its pruning method (`PruningMethod.search_work`), the rest from the spec; the measured
 speed (work per second of stages that actually ran, not ones the stage cache answered) turns
 the work left into an ETA.
 
@@ -12,65 +13,32 @@ sequence and adds `job_fraction`, `job_eta_s` and `elapsed_s` to every `Progress
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from srcore.jobspec.callbacks import Callbacks, Progress
 from srcore.jobspec.results import CurveId, DensePoint, ResultUnit
 from srcore.jobspec.spec import JobSpec
+from srcore.pipeline.methods import pruning_method
 from srcore.pipeline.plan import StagePlan
+from srcore.pipeline.work import StageWork, WorkModel
 
-TRAIN_COST = 3.0  # forwards per training example (forward + backward ≈ 3 forwards)
+__all__ = ["JobProgress", "StageWork", "expected_work"]
+
 DATA_COST = 0.05  # loading and tokenizing, per example, in forwards
 BIAS_COST = 0.05  # the bias model's cross-fitting, per training example
 EXPORT_COST = 0.25  # writing a mask and a checkpoint, as a share of one evaluation
-
-
-@dataclass(frozen=True)
-class StageWork:
-    """One `on_stage` the job is expected to announce, with its work.
-
-    A training stage is `runs` runs (mask training: one per sparsity; IMP: one per round) of
-    `steps` steps and `evaluations` evaluations each."""
-
-    stage: str
-    work: float
-    runs: int = 0
-    steps: int = 0
-    evaluations: int = 0
-    step_work: float = 0.0
-    eval_work: float = 0.0
-
-    def run_work(self) -> float:
-        return self.steps * self.step_work + self.evaluations * self.eval_work
-
-
-def _steps(train_examples: int, batch: int, epochs: float, max_steps: int | None) -> int:
-    if max_steps is not None:
-        return max_steps
-    return max(1, math.ceil(epochs * math.ceil(train_examples / batch)))
 
 
 def expected_work(
     spec: JobSpec, plan: StagePlan, train_examples: int, eval_examples: int
 ) -> list[StageWork]:
     """The stages `run_search` announces, in order, with their expected work."""
-    t, d, p = spec.training, spec.dense, spec.pruning
-    step_work = TRAIN_COST * min(t.batch_size, max(train_examples, 1))
-
-    def training(stage: str, steps: int, runs: int = 1, end: int | None = None) -> StageWork:
-        end = steps if end is None else min(end, steps)
-        every = t.eval_every or max(1, steps // 10)
-        evaluations = math.ceil(end / every)
-        run = StageWork(stage, 0.0, runs, end, evaluations, step_work, eval_examples)
-        return replace(run, work=runs * run.run_work())
-
-    dense_steps = _steps(train_examples, t.batch_size, d.epochs, d.max_steps)
-    n = len(p.sparsities)
+    t, d = spec.training, spec.dense
+    work = WorkModel(train_examples, eval_examples, t.batch_size, t.eval_every)
+    dense_steps = work.steps(d.epochs, d.max_steps)
     export = StageWork("export", EXPORT_COST * eval_examples)
     stages = [
         StageWork("data", DATA_COST * (train_examples + eval_examples)),
@@ -78,24 +46,16 @@ def expected_work(
     ]
     for _seed in t.seeds:
         if plan.teacher == "dense":
-            stages.append(training("dense", dense_steps, end=d.stop_at_step))
+            stages.append(work.training("dense", dense_steps, end=d.stop_at_step))
         if plan.needs_dense:
             if plan.teacher == "dense" and plan.dense_loss == "none":
                 stages.append(StageWork("dense", 0.0))  # the teacher's fine-tune, cached
             else:
-                stages.append(training("dense", dense_steps, end=d.stop_at_step))
-        if plan.method == "magnitude":
-            stages.append(StageWork("search", n * eval_examples))
-        elif plan.method == "imp":
-            rounds = round(max(p.sparsities) / p.imp_rate)
-            round_steps = _steps(train_examples, t.batch_size, t.imp_round_epochs, None)
-            stages.append(training("search", round_steps, runs=rounds))
-        else:
-            search_steps = _steps(train_examples, t.batch_size, t.epochs, t.max_steps)
-            stages.append(training("search", search_steps, runs=n))
-        for _sparsity in p.sparsities:
+                stages.append(work.training("dense", dense_steps, end=d.stop_at_step))
+        stages.append(pruning_method(plan.method).search_work(plan, t, work))
+        for _sparsity in plan.sparsities:
             if plan.retrains:
-                stages.append(training("retrain", dense_steps))
+                stages.append(work.training("retrain", dense_steps))
             stages.append(export)
     stages.append(StageWork("export", 0.0))  # the report
     return stages

@@ -25,16 +25,10 @@ from srcore.jobspec.results import DensePoint, ResultUnit, SearchResult
 from srcore.jobspec.spec import JobSpec, spec_hash
 from srcore.model_card import CardFacts, model_card
 from srcore.pipeline.inputs import load_job_data, load_model
+from srcore.pipeline.methods import pruning_method
 from srcore.pipeline.plan import StagePlan
 from srcore.pipeline.progress import JobProgress, expected_work
-from srcore.pipeline.search import (
-    Found,
-    SearchMethod,
-    imp,
-    mask_training,
-    one_shot_magnitude,
-    retrain,
-)
+from srcore.pipeline.search import Found, retrain
 from srcore.pipeline.stages import (
     DenseModel,
     StageContext,
@@ -46,13 +40,6 @@ from srcore.pipeline.stages import (
 from srcore.pruning import head_state_dict, model_parameter_count, save_masks, sparsity_report
 from srcore.stage_cache import StageCache
 from srcore.training import configure_cpu_threads, pick_device, precision_info
-
-# pruning.method → its search (srcore.jobspec.names.METHOD_NAMES; a test keeps them in step)
-SEARCH_METHODS: dict[str, SearchMethod] = {
-    "mask_training": mask_training,
-    "imp": imp,
-    "magnitude": one_shot_magnitude,
-}
 
 
 def run_search(
@@ -115,8 +102,7 @@ def run_search(
     plot_report(
         [p.as_json() for p in [*dense_points, *units]],
         layout.plot_path,
-        title=f"{data.task.name}: {spec.pruning.method}, "
-        f"{spec.pruning.scenario}, loss {spec.debias.loss}",
+        title=f"{data.task.name}: {plan.method}, {plan.scenario}, loss {spec.debias.loss}",
     )
     cache.close()  # the stage cache entries this search used may be evicted from now on
     return result
@@ -139,7 +125,7 @@ def data_sources(task: Any, spec: JobSpec) -> dict[str, Any]:
 
 
 def _run_seed(ctx: StageContext) -> tuple[list[ResultUnit], DensePoint | None]:
-    p, plan, seed, callbacks = ctx.spec.pruning, ctx.plan, ctx.seed, ctx.callbacks
+    plan, seed, callbacks = ctx.plan, ctx.seed, ctx.callbacks
     ctx.layout.done_dir(seed).mkdir(parents=True, exist_ok=True)
 
     # The teacher first: a dense fine-tune with the job's conf_reg loss needs it.
@@ -154,14 +140,14 @@ def _run_seed(ctx: StageContext) -> tuple[list[ResultUnit], DensePoint | None]:
     # Finished units from an earlier attempt are read back, not recomputed.
     done = [ResultUnit.read(f) for f in ctx.layout.finished_unit_files(seed)]
     finished = {unit.sparsity: unit for unit in done}
-    if all(s in finished for s in p.sparsities):
-        for s in p.sparsities:
+    if all(s in finished for s in plan.sparsities):
+        for s in plan.sparsities:
             callbacks.on_unit(finished[s])
-        return [finished[s] for s in p.sparsities], point
+        return [finished[s] for s in plan.sparsities], point
 
-    callbacks.on_stage("search", f"seed {seed}: {p.method}, {p.scenario}")
+    callbacks.on_stage("search", f"seed {seed}: {plan.method}, {plan.scenario}")
     units: list[ResultUnit] = []
-    for found in SEARCH_METHODS[plan.method](ctx, start):
+    for found in pruning_method(plan.method).search(ctx, start):
         if found.sparsity in finished:
             unit = finished[found.sparsity]
         else:
@@ -188,7 +174,7 @@ def _start_model(ctx: StageContext, dense: DenseModel | None) -> Callable[[], nn
 
 
 def _export_unit(ctx: StageContext, found: Found, search_found: Found) -> ResultUnit:
-    spec, data, seed = ctx.spec, ctx.data, ctx.seed
+    spec, plan, data, seed = ctx.spec, ctx.plan, ctx.data, ctx.seed
     ctx.callbacks.on_stage("export", f"seed {seed}, sparsity {found.sparsity:g}")
     model = load_model(data.model_path, data.labels, seed, spec.model.revision)
     model.load_state_dict(found.state)
@@ -197,19 +183,17 @@ def _export_unit(ctx: StageContext, found: Found, search_found: Found) -> Result
         "task": data.task.name,
         "labels": list(data.labels),
         "model": spec.model.name_or_path,
-        "method": spec.pruning.method,
-        "scenario": spec.pruning.scenario,
+        "method": plan.method,
+        "scenario": plan.scenario,
         "loss": spec.debias.loss,
         "seed": seed,
         "target_sparsity": found.sparsity,
-        "threshold": spec.pruning.threshold,
+        "threshold": plan.pruning.threshold,
         "selected_step": search_found.selected_step,
         "spec_hash": spec_hash(spec),
         "sparsity": report,
     }
-    # Scenario 3: the random classifier is part of the subnetwork; without it the mask
-    # cannot be reproduced.
-    weights = head_state_dict(model) if spec.pruning.scenario == "pretrained_frozen" else None
+    weights = head_state_dict(model) if plan.exports_head else None
     mask_path = ctx.layout.mask_path(seed, found.sparsity)
     mask_path.parent.mkdir(parents=True, exist_ok=True)
     save_masks(mask_path, found.masks, mask_meta, weights=weights)
@@ -218,7 +202,7 @@ def _export_unit(ctx: StageContext, found: Found, search_found: Found) -> Result
     card = model_card(CardFacts(
         task=data.task.name, labels=list(data.labels), base_model=spec.model.name_or_path,
         train_source=data_sources(data.task, spec)["train_source"], loss=spec.debias.loss,
-        method=spec.pruning.method, scenario=spec.pruning.scenario, seed=seed,
+        method=plan.method, scenario=plan.scenario, seed=seed,
         target_sparsity=found.sparsity,
         sparsity={k: v for k, v in report.items() if k != "per_matrix"}, metrics=metrics,
         id_set="dev", selected_step=found.selected_step, versions=library_versions(),

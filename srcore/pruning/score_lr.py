@@ -8,7 +8,8 @@ the masks (7.5% of entries off magnitude pruning, dev 43.3 against 48.4 for one-
 pruning, HANS entailed/non-entailed swinging ±27 points across seeds), while 5e-5 with
 soft scores (|W|, the default init) moved 0.4% of the entries and kept every seed predicting
 all classes (docs/results.md). So the default stays the paper's rate; every report still says
-how far each mask moved (srcore.pruning.movement). An explicit `training.learning_rate` wins.
+how far each mask moved (srcore.pruning.movement). Each pruning method names its default
+(`PruningMethod.default_lr`, srcore.pipeline.methods); an explicit `training.learning_rate` wins.
 """
 
 from __future__ import annotations
@@ -16,9 +17,3 @@ from __future__ import annotations
 PAPER_SCORE_LR = 5e-5  # mask-training scores
 WEIGHT_LR = 5e-5  # IMP survivors: the paper's fine-tuning rate
 
-
-def search_learning_rate(explicit: float | None, method: str) -> float:
-    """The search stage's learning rate: the spec's, else the method's default."""
-    if explicit is not None:
-        return explicit
-    return PAPER_SCORE_LR if method == "mask_training" else WEIGHT_LR

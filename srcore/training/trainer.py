@@ -24,6 +24,7 @@ from srcore.jobspec.callbacks import Callbacks, Cancelled, Progress
 from srcore.jobspec.results import CurveId, evaluation_payload
 from srcore.losses import debias_loss
 from srcore.training.batching import Batch, LengthGroupedSampler, collate
+from srcore.training.budget import evaluation_interval, planned_steps
 from srcore.training.checkpoint import (
     capture_rng_state,
     latest_checkpoint,
@@ -251,13 +252,11 @@ class Trainer:
 
     @property
     def total_steps(self) -> int:
-        if self.config.max_steps is not None:
-            return self.config.max_steps
-        return max(1, math.ceil(self.config.epochs * len(self.sampler)))
+        return planned_steps(self.config.epochs, len(self.sampler), self.config.max_steps)
 
     @property
     def eval_every(self) -> int:
-        return self.config.eval_every or max(1, self.total_steps // 10)
+        return evaluation_interval(self.total_steps, self.config.eval_every)
 
     @property
     def end_step(self) -> int:

@@ -1,10 +1,9 @@
-"""How far a mask moved from magnitude pruning, and the default rate of the search."""
+"""How far a mask moved from magnitude pruning."""
 
 import pytest
 import torch
 
 from srcore.pruning.movement import count_differences, mask_movement
-from srcore.pruning.score_lr import PAPER_SCORE_LR, WEIGHT_LR, search_learning_rate
 
 
 def test_movement_counts_entries_that_differ_from_magnitude_and_from_init():
@@ -25,8 +24,3 @@ def test_movement_refuses_masks_of_other_shapes():
     with pytest.raises(ValueError, match="shapes differ"):
         count_differences({"a": torch.ones(2, dtype=torch.bool)}, {"a": torch.ones(3).bool()})
 
-
-def test_the_search_rate_is_the_papers_unless_the_spec_sets_one():
-    assert search_learning_rate(None, "mask_training") == PAPER_SCORE_LR == 5e-5
-    assert search_learning_rate(None, "imp") == WEIGHT_LR == 5e-5
-    assert search_learning_rate(1e-3, "mask_training") == 1e-3
