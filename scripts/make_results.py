@@ -5,6 +5,12 @@ Each study folder holds what `srnet study run` (or `srnet study table ID --csv` 
 by the service) wrote: table.csv, table.json (with the study spec), run_info.json,
 timings.json, plot.png and bias_models.json. The fidelity goals of the issue are checked here
 against the tables, and a goal that is not met is reported with its numbers.
+
+A study whose table.json holds per-seed records ("seeds") is judged by paired differences: each
+goal's `row − reference` over the seeds both share, with a 95% t interval
+(srcore.jobspec.study_compare), is "met" when the whole interval clears the bound, "missed" when
+the whole interval falls short, else "not separable at n = …". Older studies without per-seed
+records are judged on seed means as before, and say so.
 """
 
 from __future__ import annotations
@@ -19,6 +25,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from srcore.jobspec.study_compare import (  # noqa: E402
+    INTERVAL,
+    ComparisonError,
+    PairedDifference,
+    compare_rows,
+    comparison_text,
+)
 from srcore.jobspec.study_format import (  # noqa: E402
     cell_text,
     hans_heuristics_table,
@@ -70,11 +83,14 @@ class Study:
     folder: Path
     records: list[dict[str, Any]]
     meta: dict[str, Any]  # the study spec (table.json's "study")
+    seeds: list[dict[str, Any]] | None = None  # per-seed records; None: an older study
+    comparisons: list[dict[str, Any]] | None = None  # table.json's paired differences
 
     @classmethod
     def read(cls, folder: Path) -> Study:
         records = read_table_csv((folder / "table.csv").read_text())
-        return cls(folder, records, json.loads((folder / "table.json").read_text())["study"])
+        table = json.loads((folder / "table.json").read_text())
+        return cls(folder, records, table["study"], table.get("seeds"), table.get("comparisons"))
 
 
 def _index(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, float, str], Mapping]:
@@ -103,7 +119,7 @@ class GoalRow:
     sparsity: float
     goal: str
     numbers: str
-    met: str  # yes, no or collapsed
+    met: str  # seed means: yes, no; intervals: met, missed, not separable at n = …; collapsed
 
     def line(self) -> str:
         return (
@@ -111,12 +127,19 @@ class GoalRow:
         )
 
 
-def goal_check(task: str, records: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[GoalRow]]:
+def goal_check(
+    task: str,
+    records: Sequence[Mapping[str, Any]],
+    seeds: Sequence[Mapping[str, Any]] | None = None,
+) -> tuple[list[str], list[GoalRow]]:
     """The references the goals are measured against (as text) and every debiased
-    mask-training row's verdict."""
+    mask-training row's verdict: from paired intervals when `seeds` (per-seed records) are
+    given, else from seed means."""
     roles = ROLES.get(task)
     if roles is None:
         return [], []
+    if seeds is not None:
+        return interval_goal_check(roles, records, seeds)
     index = _index(records)
     ce, poe = "dense CE", "dense poe"
     ce_id = _mean(index, ce, 0.0, roles["id"])
@@ -158,22 +181,123 @@ def goal_check(task: str, records: Sequence[Mapping[str, Any]]) -> tuple[list[st
     return preamble, checked
 
 
-def format_goals(preamble: list[str], checked: Sequence[GoalRow]) -> list[str]:
+GOALS = ((0.5, 0.01), (0.7, 0.03))  # sparsity, how far ID may fall below dense CE
+
+
+def _paired(
+    seeds: Sequence[Mapping[str, Any]], row: str, ref: str, sparsity: float, metric: str
+) -> PairedDifference | None:
+    try:
+        found = compare_rows(seeds, row, ref, sparsity)
+    except ComparisonError:
+        return None
+    return next((d for d in found if d.metric == metric), None)
+
+
+def _interval_text(name: str, d: PairedDifference, bound: float) -> str:
+    interval = "no interval" if d.low is None else f"[{_pp(d.low)}, {_pp(d.high)}]"
+    return f"{name} {_pp(d.mean_difference)} {interval} vs {_pp(bound)}: {d.verdict(bound)}"
+
+
+def _pp(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:+.1f}"
+
+
+def interval_goal_check(
+    roles: Mapping[str, str],
+    records: Sequence[Mapping[str, Any]],
+    seeds: Sequence[Mapping[str, Any]],
+) -> tuple[list[str], list[GoalRow]]:
+    """The goals as paired differences to the dense references: `row − dense CE` on ID (bound
+    −margin) and overall (bound 0, at 50%), `row − dense PoE` on the robust class (bound 0)."""
+    ce, poe = "dense CE", "dense poe"
+    present = {r["row"] for r in seeds}
+    if ce not in present:
+        return ["No dense CE reference with per-seed records: goals not checked."], []
+    preamble = [
+        f"Each goal is a paired difference `row − reference` over the seeds both share, in "
+        f"percentage points, with its {INTERVAL}: met when the whole interval clears the "
+        "bound, missed when the whole interval falls short, else not separable."
+    ]
+    checked = []
+    rows = dict.fromkeys(rec["row"] for rec in records if rec["role"] == "search")
+    for row in rows:
+        for sparsity, id_margin in GOALS:
+            id_diff = _paired(seeds, row, ce, sparsity, roles["id"])
+            if id_diff is None:
+                continue
+            goals = [("ID − dense CE", id_diff, -id_margin)]
+            robust = poe in present and _paired(seeds, row, poe, sparsity, roles["robust"])
+            if robust:
+                goals.append((f"{roles['robust_name']} − dense PoE", robust, 0.0))
+            overall = sparsity == 0.5 and _paired(seeds, row, ce, sparsity, roles["overall"])
+            if overall:
+                goals.append(("overall − dense CE", overall, 0.0))
+            collapsed = any(
+                rec["collapsed"]
+                for rec in records
+                if rec["row"] == row and float(rec["sparsity"]) == sparsity
+            )
+            verdicts = [d.verdict(bound) for _, d, bound in goals]
+            if collapsed:
+                met = "collapsed"
+            elif "missed" in verdicts:
+                met = "missed"
+            elif all(v == "met" for v in verdicts):
+                met = "met"
+            else:
+                met = f"not separable at n = {min(d.n for _, d, _ in goals)}"
+            text = "; ".join(_interval_text(name, d, bound) for name, d, bound in goals)
+            goal = f"ID ≥ dense CE − {round(100 * id_margin)}, robust ≥ dense PoE" + (
+                ", overall ≥ dense CE" if sparsity == 0.5 else ""
+            )
+            checked.append(GoalRow(row, sparsity, goal, text, met))
+    return preamble, checked
+
+
+def format_goals(
+    preamble: list[str], checked: Sequence[GoalRow], paired: bool = False
+) -> list[str]:
     """The goal table as markdown lines, under its references."""
     if not checked:
         return preamble
+    numbers = "paired differences, 95% interval" if paired else "seed means"
     return [
         *preamble,
         "",
-        "| row | sparsity | goal | numbers (seed means) | met |",
+        f"| row | sparsity | goal | numbers ({numbers}) | met |",
         "|---|---|---|---|---|",
         *(g.line() for g in checked),
     ]
 
 
-def goal_lines(task: str, records: Sequence[Mapping[str, Any]]) -> list[str]:
+def goal_lines(
+    task: str,
+    records: Sequence[Mapping[str, Any]],
+    seeds: Sequence[Mapping[str, Any]] | None = None,
+) -> list[str]:
     """The issue's fidelity goals for every debiased mask-training row of the study."""
-    return format_goals(*goal_check(task, records))
+    return format_goals(*goal_check(task, records, seeds), paired=seeds is not None)
+
+
+def comparison_lines(task: str, comparisons: Sequence[Mapping[str, Any]] | None) -> list[str]:
+    """The study's paired differences on the headline metrics of its task."""
+    roles = ROLES.get(task)
+    if not comparisons or roles is None:
+        return []
+    metrics = [roles[k] for k in ("id", "overall", "other", "robust")]
+    diffs = [
+        PairedDifference(**{**c, "seeds": tuple(c["seeds"])})
+        for c in comparisons
+        if c["metric"] in metrics
+    ]
+    diffs.sort(key=lambda d: metrics.index(d.metric))
+    return [
+        f"Paired differences (a − b in percentage points over the seeds both share; {INTERVAL}):",
+        "",
+        comparison_text(diffs),
+        "",
+    ]
 
 
 def bias_lines(folder: Path) -> list[str]:
@@ -221,18 +345,21 @@ def summary_lines(studies: Sequence[Study]) -> list[str]:
     ]
     for study in studies:
         base = study.meta["base"]
-        _, checked = goal_check(base["task"], study.records)
+        _, checked = goal_check(base["task"], study.records, study.seeds)
         verdicts = [g.met for g in checked]
-        met = [f"{g.row} ({100 * g.sparsity:g}%)" for g in checked if g.met == "yes"]
+        met = [f"{g.row} ({100 * g.sparsity:g}%)" for g in checked if g.met in MET]
         lines.append(
             f"| [{study.folder.name}](#{_anchor(study.meta.get('name') or study.folder.name)}) | "
             f"{base['data'].get('max_train_examples') or 'all'} | "
             f"{len(base['training']['seeds'])} | "
-            f"{verdicts.count('yes')} of {len(verdicts)}"
+            f"{len(met)} of {len(verdicts)}"
             + (f": {', '.join(met)}" if met else "")
             + f" | {verdicts.count('collapsed')} |"
         )
     return [*lines, ""]
+
+
+MET = ("yes", "met")
 
 
 def _anchor(title: str) -> str:
@@ -280,13 +407,21 @@ def study_section(study: Study) -> list[str]:
     if any(r["metric"].startswith("hans.lexical_overlap") for r in records):
         lines += ["HANS by heuristic:", "", hans_heuristics_table(records), ""]
     lines += bias_lines(folder)
-    preamble, checked = goal_check(task, records)
+    lines += comparison_lines(task, study.comparisons)
+    preamble, checked = goal_check(task, records, study.seeds)
+    if study.seeds is None:
+        note = "This study has no per-seed records: the goals are read from seed means."
+        preamble = [*preamble, "", note]
     verdicts = [g.met for g in checked]
-    lines += ["Fidelity goals:", "", *format_goals(preamble, checked), ""]
+    lines += ["Fidelity goals:", "", *format_goals(preamble, checked, study.seeds is not None), ""]
     if verdicts:
+        met = sum(v in MET for v in verdicts)
+        separable = sum(v.startswith("not separable") for v in verdicts)
         lines += [
-            f"Goals met by {verdicts.count('yes')} of {len(verdicts)} rows "
-            f"({verdicts.count('collapsed')} collapsed).",
+            f"Goals met by {met} of {len(verdicts)} rows "
+            f"({verdicts.count('collapsed')} collapsed"
+            + (f", {separable} not separable" if separable else "")
+            + ").",
             "",
         ]
     if (folder / "plot.png").exists():

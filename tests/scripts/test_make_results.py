@@ -133,3 +133,81 @@ def test_headline_table_is_built_from_the_study_records(tmp_path):
         "| **50% mask, PoE loss (SRNet)** | 3 | 63.0 ± 0.4 | 48.9 ± 0.4 | 80.0 ± 0.0 | 14.4 ± 0.4 |"
     )
     assert len(lines) == 2 + len(make_results.HEADLINE)
+
+
+def seeds_of(row, sparsity, metric, values):
+    return [
+        {"row": row, "sparsity": sparsity, "metric": metric, "seed": s, "value": v}
+        for s, v in enumerate(values, 1)
+    ]
+
+
+def reference_seeds():
+    return (
+        seeds_of("dense CE", 0.0, "dev.accuracy", [0.640, 0.645, 0.650])
+        + seeds_of("dense CE", 0.0, "hans.accuracy", [0.47, 0.48, 0.475])
+        + seeds_of("dense poe", 0.0, "hans.non_entailed", [0.15, 0.16, 0.155])
+    )
+
+
+def row_seeds(row, dev, overall, non):
+    return (
+        seeds_of(row, 0.5, "dev.accuracy", dev)
+        + seeds_of(row, 0.5, "hans.accuracy", overall)
+        + seeds_of(row, 0.5, "hans.non_entailed", non)
+    )
+
+
+def test_with_per_seed_records_the_verdicts_read_the_paired_intervals():
+    records = references()
+    seeds = reference_seeds()
+    # clears every bound on every seed by a wide, steady margin
+    seeds += row_seeds("met", [0.640, 0.645, 0.650], [0.50, 0.51, 0.505], [0.25, 0.26, 0.255])
+    # ID 5 points below dense CE on every seed: the whole interval misses "≥ −1"
+    seeds += row_seeds("missed", [0.590, 0.595, 0.60], [0.50, 0.51, 0.505], [0.25, 0.26, 0.255])
+    # HANS non-entailed +6, −4, +1 points around dense PoE: the interval straddles 0
+    seeds += row_seeds("noisy", [0.640, 0.645, 0.650], [0.50, 0.51, 0.505], [0.21, 0.12, 0.165])
+    for row in ("met", "missed", "noisy"):
+        records += search(row, 0.5, dev=0.6, overall=0.5, non=0.2)
+    assert verdicts_with(records, seeds) == {
+        "met": "met",
+        "missed": "missed",
+        "noisy": "not separable at n = 3",
+    }
+    lines = make_results.goal_lines("mnli", records, seeds)
+    noisy = next(line for line in lines if line.startswith("| noisy"))
+    assert "HANS non-entailed − dense PoE +1.0 [" in noisy and "not separable at n = 3" in noisy
+    assert "numbers (paired differences, 95% interval)" in "\n".join(lines)
+
+
+def test_a_single_seed_is_never_separable_and_a_collapsed_row_stays_collapsed():
+    records = references() + search("one seed", 0.5, dev=0.7, overall=0.6, non=0.3)
+    records += search("collapsed", 0.5, dev=0.7, overall=0.6, non=0.9, collapsed=1)
+    seeds = reference_seeds()
+    seeds += [s for s in row_seeds("one seed", [0.7] * 3, [0.6] * 3, [0.3] * 3) if s["seed"] == 1]
+    seeds += row_seeds("collapsed", [0.7] * 3, [0.6] * 3, [0.9] * 3)
+    assert verdicts_with(records, seeds) == {
+        "one seed": "not separable at n = 1",
+        "collapsed": "collapsed",
+    }
+
+
+def verdicts_with(records, seeds):
+    lines = make_results.goal_lines("mnli", records, seeds)
+    return dict(
+        (line.split("|")[1].strip(), line.rsplit("|", 2)[-2].strip())
+        for line in lines
+        if line.startswith("| ") and not line.startswith("| row")
+    )
+
+
+def test_an_old_study_without_per_seed_records_says_so_and_keeps_its_mean_verdicts(tmp_path):
+    folder = tmp_path / "old"
+    folder.mkdir()
+    records = references() + search("loss poe", 0.5, dev=0.637, overall=0.497, non=0.163)
+    (folder / "run_info.json").write_text(json.dumps({"jobs": 4, "complete": True}))
+    meta = {"base": {"task": "mnli", "data": {}, "training": {"seeds": [1, 2, 3]}}}
+    lines = make_results.study_section(make_results.Study(folder, records, meta))
+    text = "\n".join(lines)
+    assert "no per-seed records" in text and "numbers (seed means)" in text
+    assert "| loss poe | 50% |" in text and text.count("| yes |") == 1
