@@ -18,6 +18,7 @@ README.md ("Configuration") lists every variable.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import warnings
@@ -354,6 +355,56 @@ class WorkerSettings(_SrnetSettings):
     reconcile_resend_after_s: float = Field(
         default=120.0, ge=0, validation_alias=env("RECONCILE_RESEND_AFTER_S")
     )
+
+    # Experiment tracking (worker/mlflow_export.py): each succeeded job becomes one MLflow run.
+    # MLflow's own MLFLOW_TRACKING_URI is read too (the SRNET_ name wins), so a worker already
+    # set up for MLflow needs nothing more.
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        validation_alias=AliasChoices(ENV_PREFIX + "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+        description=(
+            "MLflow tracking URI (http://host:5000, sqlite:///path/mlflow.db); unset: no "
+            "export. Needs the `mlflow` extra (pip install 'srnet[mlflow]')."
+        ),
+    )
+    mlflow_experiment: str = Field(
+        default="srnet",
+        min_length=1,
+        max_length=500,
+        validation_alias=env("MLFLOW_EXPERIMENT", deprecated=""),
+        description="The MLflow experiment jobs are logged in (created when missing).",
+    )
+    mlflow_artifact_location: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        validation_alias=env("MLFLOW_ARTIFACT_LOCATION", deprecated=""),
+        description=(
+            "Where a newly created experiment keeps its artifacts (a folder or s3:// URI); "
+            "unset: the tracking server's default (for a sqlite:// URI without a server that "
+            "is ./mlruns under the worker's current folder)."
+        ),
+    )
+    mlflow_checkpoints: bool = Field(
+        default=False,
+        validation_alias=env("MLFLOW_CHECKPOINTS", deprecated=""),
+        description="Log the pruned checkpoints as MLflow artifacts too (large: ~440 MB each "
+        "for BERT-base); masks, report and plot are always logged.",
+    )
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _mlflow_installed(cls, value: str | None) -> str | None:
+        # Refused at start, not found out after a job: an export that cannot happen is a
+        # deployment error, not a warning after every job.
+        if value is not None and importlib.util.find_spec("mlflow") is None:
+            raise ValueError(
+                "SRNET_MLFLOW_TRACKING_URI (or MLFLOW_TRACKING_URI) is set but mlflow is not "
+                "installed: pip install 'srnet[mlflow]', or unset it"
+            )
+        return value
 
     @model_validator(mode="after")
     def _work_dir_in_home(self) -> WorkerSettings:

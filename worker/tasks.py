@@ -272,7 +272,7 @@ class JobRun:
             uploaded.discard()
             raise
         # Optional tracking (MLFLOW_TRACKING_URI): before _clean, which removes the files.
-        export_finished_job(self.ctx.database, self.job, result)
+        export_finished_job(self.ctx.database, self.job, result, self.ctx.worker_settings)
         self._clean()
         log.info("job %s succeeded", self.job.id)
         return Outcome.succeeded

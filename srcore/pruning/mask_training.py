@@ -17,6 +17,7 @@ from srcore.pruning.selection import (
     keep_all_but_lowest,
     keep_from_split,
     lowest_k_split,
+    lowest_k_splits,
     pruned_count,
 )
 
@@ -68,8 +69,11 @@ class ScoreMask(nn.Module):
     def reset(self, sparsity: float) -> None:
         """τ := the k-th smallest score; ties at τ are cut by index so exactly k are pruned."""
         k = pruned_count(self.scores.numel(), sparsity)
-        t, tie_keep = lowest_k_split(self.scores, k)
-        self.threshold.copy_(t)
+        self.set_split(*lowest_k_split(self.scores, k))
+
+    @torch.no_grad()
+    def set_split(self, threshold: Tensor, tie_keep: Tensor | None) -> None:
+        self.threshold.copy_(threshold)
         self.tie_keep = tie_keep
 
 
@@ -136,8 +140,12 @@ class ScoreMasker:
         """Per matrix, τ := k-th smallest score so that sparsity is exactly `sparsity`."""
         if sparsity is not None:
             self.sparsity = sparsity
-        for mask in self._masks.values():
-            mask.reset(self.sparsity)
+        masks = list(self._masks.values())
+        # One batched selection for all matrices (one host sync on a GPU, not two per matrix).
+        ks = [pruned_count(m.scores.numel(), self.sparsity) for m in masks]
+        splits = lowest_k_splits([m.scores for m in masks], ks)
+        for mask, (threshold, tie_keep) in zip(masks, splits, strict=True):
+            mask.set_split(threshold, tie_keep)
 
     def current_masks(self) -> dict[str, Tensor]:
         """name → bool tensor (True = kept), on the scores' device."""
