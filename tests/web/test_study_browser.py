@@ -52,6 +52,17 @@ def run_children(service: LiveService, study_id: str, key: str) -> None:
         time.sleep(0.05)
 
 
+def poe_vs_ce_dev(driver) -> str | None:
+    """The text of the comparison's dev row for loss poe − loss none (read in one script call:
+    the table re-renders under the driver)."""
+    return driver.execute_script(
+        "const rows = document.querySelectorAll('#compare-table tr[data-metric=\"dev.accuracy\"]');"
+        "const row = [...rows].find((r) => r.textContent.includes('loss poe @ 50%')"
+        "  && r.textContent.includes('loss none @ 50%'));"
+        "return row ? row.innerText : null;"
+    )
+
+
 def test_a_study_from_submission_to_its_table_and_plot(browser, service: LiveService, downloads):
     driver = browser
     key = service.key_for("web-studies")
@@ -107,6 +118,22 @@ def test_a_study_from_submission_to_its_table_and_plot(browser, service: LiveSer
     wait_for(driver, lambda d: target.exists() and target.stat().st_size > 100)
     time.sleep(0.2)
     assert target.read_text().startswith("row,role,setting,sparsity,metric,mean,sd,n,collapsed")
+    css(driver, "#export-seeds")[0].click()
+    seeds = downloads / f"study-{study_id}-seeds.csv"
+    wait_for(driver, lambda d: seeds.exists() and seeds.stat().st_size > 100)
+    time.sleep(0.2)
+    assert seeds.read_text().startswith("row,role,child,job,seed,sparsity,metric,value,")
+
+    # The paired comparison: PoE children are 4 points above CE on every seed.
+    wait_for(driver, lambda d: css(d, "#compare-table tbody tr"), message="no comparison")
+    driver.execute_script(
+        "for (const [id, value] of [['compare-a', 'loss poe'], ['compare-b', 'loss none']]) {"
+        "  const box = document.getElementById(id); box.value = value;"
+        "  box.dispatchEvent(new Event('change')); }"
+    )
+    dev = wait_for(driver, poe_vs_ce_dev, message="no PoE − CE comparison")
+    assert "+4.00" in dev and "[+4.00, +4.00]" in dev and "1 2" in dev
+    save_screenshot(driver, "study-compare")
 
     # The list shows it finished; the job page flags the collapsed set of its selected point.
     driver.get(service.url + "/web/studies")

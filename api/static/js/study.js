@@ -1,6 +1,8 @@
 // The study page: status from the children, the children with links to their jobs, the
 // results table (mean ± sd (n) over seeds; collapsed cells flagged, never shown as a gain), the
-// plot (rendered by the service), CSV/JSON exports; refreshes itself while the study runs.
+// paired comparison of two rows (a − b seed by seed, 95% t interval), the plot (rendered by the
+// service), CSV/JSON exports (means, per-seed records, comparisons); refreshes itself while the
+// study runs.
 
 import {
   ApiError, TERMINAL, UUID_RE, api, app, clear, el, errorNotice, fmtTime, getKey, jobUrl,
@@ -109,6 +111,93 @@ function renderTable() {
   }
 }
 
+// --- paired comparison of two rows ------------------------------------------------------------
+
+let compareKey = "";
+
+/** A difference in percentage points with its sign ("+1.20"). */
+export function pointsText(value) {
+  if (typeof value !== "number" || !Number.isFinite(value)) return "–";
+  const text = (100 * value).toFixed(2);
+  return value >= 0 ? `+${text}` : text;
+}
+
+export function intervalText(diff) {
+  if (diff.low === null || diff.low === undefined) return "no interval (one seed)";
+  return `[${pointsText(diff.low)}, ${pointsText(diff.high)}]`;
+}
+
+function sparsityText(value) {
+  return value === 0 ? "dense" : `${Math.round(1000 * value) / 10}%`;
+}
+
+function comparisonTable(diffs) {
+  const present = new Set(diffs.map((d) => d.metric));
+  const titles = new Map(HEADLINE);
+  const metrics = HEADLINE.map(([m]) => m).filter((m) => present.has(m));
+  const shown = diffs.filter((d) => titles.has(d.metric))
+    .sort((a, b) => a.sparsity_a - b.sparsity_a
+      || metrics.indexOf(a.metric) - metrics.indexOf(b.metric));
+  return el("table", { id: "compare-table", class: "results" },
+    el("caption", {}, "a − b in percentage points over the seeds both rows hold (same seed: same "
+      + "dense model and data order), with a 95% t interval over those seeds. An interval that "
+      + "contains 0 does not separate the rows."),
+    el("thead", {}, el("tr", {}, ["a", "b", "Metric", "n", "a − b", "95% interval", "Seeds"]
+      .map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, shown.map((d) => {
+      const separated = d.low !== null && (d.low > 0 || d.high < 0);
+      return el("tr", { "data-metric": d.metric, "data-sparsity": String(d.sparsity_a),
+        class: separated ? "separated" : "" },
+      el("td", {}, `${d.row_a} @ ${sparsityText(d.sparsity_a)}`),
+      el("td", {}, `${d.row_b} @ ${sparsityText(d.sparsity_b)}`),
+      el("td", {}, titles.get(d.metric)),
+      el("td", { class: "num" }, String(d.n)),
+      el("td", { class: "num nowrap" }, pointsText(d.mean_difference)),
+      el("td", { class: "num nowrap" }, intervalText(d)),
+      el("td", { class: "mono small" }, d.seeds.join(" ")));
+    })));
+}
+
+function rowOptions(select, rows, chosen) {
+  const keep = select.value || chosen;
+  clear(select).append(...rows.map((row) => el("option", { value: row }, row)));
+  if (rows.includes(keep)) select.value = keep;
+}
+
+function renderCompareControls() {
+  const rows = [...new Set(study.table.map((r) => r.row))];
+  const a = document.getElementById("compare-a");
+  const b = document.getElementById("compare-b");
+  const box = document.getElementById("compare-result");
+  if (rows.length < 2) {
+    clear(box).append(notice("A comparison needs two rows with results."));
+    return;
+  }
+  const search = study.table.find((r) => r.role === "search")?.row || rows[0];
+  rowOptions(a, rows, search);
+  rowOptions(b, rows, rows.includes("dense CE") && search !== "dense CE" ? "dense CE" : rows[1]);
+  const key = `${a.value}|${b.value}|${study.table.length}|${study.counts.succeeded}`;
+  if (key !== compareKey) runComparison();
+}
+
+async function runComparison() {
+  const a = document.getElementById("compare-a").value;
+  const b = document.getElementById("compare-b").value;
+  const box = document.getElementById("compare-result");
+  compareKey = `${a}|${b}|${study.table.length}|${study.counts.succeeded}`;
+  if (a === b) {
+    clear(box).append(notice("Choose two different rows."));
+    return;
+  }
+  try {
+    const query = new URLSearchParams({ format: "json", a, b });
+    const table = await api(studyPath(`/table?${query}`));
+    clear(box).append(el("div", { class: "table-wrap" }, comparisonTable(table.comparisons)));
+  } catch (error) {
+    clear(box).append(errorNotice(error));
+  }
+}
+
 // --- the plot --------------------------------------------------------------------------------
 
 async function refreshPlot() {
@@ -175,20 +264,23 @@ async function cancelStudy() {
   }
 }
 
-async function exportTable(format, button) {
+// records: means (table.csv), seeds (per-seed records) or comparisons; JSON holds all three
+async function exportTable(format, button, records = "means") {
   const state = document.getElementById("export-state");
   button.disabled = true;
+  const name = `study-${studyId}${records === "means" ? "" : `-${records}`}.${format}`;
   try {
-    const blob = format === "csv" ? await fetchBlob(studyPath("/table?format=csv"))
+    const blob = format === "csv"
+      ? await fetchBlob(studyPath(`/table?format=csv&records=${records}`))
       : new Blob([JSON.stringify(await api(studyPath("/table?format=json")), null, 1)],
         { type: "application/json" });
     const href = URL.createObjectURL(blob);
-    const link = el("a", { href, download: `study-${studyId}.${format}`, class: "hidden" });
+    const link = el("a", { href, download: name, class: "hidden" });
     document.body.append(link);
     link.click();
     link.remove();
     setTimeout(() => URL.revokeObjectURL(href), 60000);
-    state.textContent = `saved study-${studyId}.${format}`;
+    state.textContent = `saved ${name}`;
   } catch (error) {
     state.textContent = error.detail || String(error);
   } finally {
@@ -200,6 +292,7 @@ function renderAll() {
   renderSummary();
   renderChildren();
   renderTable();
+  renderCompareControls();
   refreshPlot();
 }
 
@@ -237,18 +330,33 @@ async function render() {
     return;
   }
   plotKey = "";
+  compareKey = "";
   const csv = el("button", { type: "button", class: "secondary small", id: "export-csv" }, "CSV");
+  const seeds = el("button", { type: "button", class: "secondary small", id: "export-seeds" },
+    "per-seed CSV");
+  const pairs = el("button", { type: "button", class: "secondary small", id: "export-comparisons" },
+    "comparisons CSV");
   const json = el("button", { type: "button", class: "secondary small", id: "export-json" }, "JSON");
   csv.addEventListener("click", () => exportTable("csv", csv));
+  seeds.addEventListener("click", () => exportTable("csv", seeds, "seeds"));
+  pairs.addEventListener("click", () => exportTable("csv", pairs, "comparisons"));
   json.addEventListener("click", () => exportTable("json", json));
+  const pickA = el("select", { id: "compare-a", "aria-label": "row a" });
+  const pickB = el("select", { id: "compare-b", "aria-label": "row b" });
+  pickA.addEventListener("change", runComparison);
+  pickB.addEventListener("change", runComparison);
   page.append(
     el("p", { class: "crumbs" }, el("a", { href: `${root}/web/studies` }, "← All studies")),
     el("div", { id: "study-messages" }),
     section("summary", "Status", el("div", { id: "study-summary", class: "summary" })),
     section("results", "Results",
-      el("div", { class: "toolbar" }, "Export the table: ", csv, json,
+      el("div", { class: "toolbar" }, "Export the table: ", csv, seeds, pairs, json,
         el("span", { id: "export-state", class: "dl-state", role: "status" })),
       el("div", { id: "results" })),
+    section("compare", "Paired comparison",
+      el("div", { class: "toolbar" }, el("label", {}, "a ", pickA), " − ",
+        el("label", {}, "b ", pickB)),
+      el("div", { id: "compare-result" })),
     section("plot", "Sparsity vs accuracy", el("div", { id: "plot" })),
     section("children", "Jobs", el("div", { id: "children" })),
     el("details", { class: "panel" }, el("summary", {}, "Study spec"),
