@@ -9,7 +9,9 @@ the reconciler sends it later: the database is the source of truth, never the br
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import logging
 import sqlite3
 import threading
@@ -93,6 +95,38 @@ class JobSender(Protocol):
         """Messages waiting in `queue`; None when the broker cannot say."""
         ...
 
+    def pending_jobs(self, queue: str) -> set[uuid.UUID] | None:
+        """The jobs that have a message in the broker for `queue`, waiting or delivered to a
+        worker and not acknowledged yet; None when the broker cannot say."""
+        ...
+
+
+# Messages read per call when listing a queue (a lab's backlog is far smaller).
+PENDING_SCAN_LIMIT = 10_000
+_SCAN_CHUNK = 500
+
+
+class UnreadableMessage(ValueError):
+    """A broker message that is not one of ours in a form we know: listing cannot be trusted."""
+
+
+def job_id_of_message(message: bytes | str | dict[str, Any]) -> uuid.UUID | None:
+    """The job a Celery message (kombu's JSON envelope, as the Redis and SQLAlchemy transports
+    store it, or the envelope already parsed) asks to run; None for another task's message.
+    Raises UnreadableMessage for an envelope this code cannot read (then no listing of the
+    queue is trusted)."""
+    try:
+        envelope = message if isinstance(message, dict) else json.loads(message)
+        if envelope.get("headers", {}).get("task") != RUN_JOB_TASK:
+            return None
+        body = envelope["body"]
+        if envelope.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return uuid.UUID(str(args[0]))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise UnreadableMessage(f"unreadable broker message: {exc}") from exc
+
 
 class CeleryJobSender:
     """Sends jobs by task name through `app`: the API's send-only client
@@ -139,5 +173,85 @@ class CeleryJobSender:
             log.warning("cannot count the messages in queue %s: %s", queue, exc)
             return None
 
+    def pending_jobs(self, queue: str) -> set[uuid.UUID] | None:
+        """Redis: the job ids in the queue's lists (every priority step) and in the `unacked`
+        hash, where a message a worker has fetched (prefetched or running, acks late) stays
+        until it is acknowledged; it is no longer in the list, and counting the list alone
+        made the reconciler take every such job for lost. The list is read before the hash: a
+        message moving from one to the other meanwhile is seen in the hash.
+        The embedded SQLAlchemy broker: the messages not yet delivered (a delivered one is
+        kept, marked invisible, and cannot be told from a consumed one; prefetch 1 and the
+        worker's immediate claim keep that window short).
+        None for another transport, broker trouble or a message we cannot read."""
+        try:
+            with self.app.connection_for_read() as connection:
+                channel = connection.default_channel
+                if hasattr(channel, "unacked_key") and hasattr(channel, "_q_for_pri"):
+                    return _redis_pending_jobs(channel, queue)
+                if hasattr(channel, "message_cls") and hasattr(channel, "_query_all"):
+                    return _sqlalchemy_pending_jobs(channel, queue)
+                return None
+        except UnreadableMessage as exc:
+            log.warning("cannot list the jobs in queue %s: %s", queue, exc)
+            return None
+        except Exception as exc:  # any broker trouble: we cannot say
+            log.warning("cannot list the jobs in queue %s: %s", queue, exc)
+            return None
+
     def close(self) -> None:
         self.app.close()
+
+
+def _redis_pending_jobs(channel: Any, queue: str) -> set[uuid.UUID] | None:
+    # kombu prefixes only the commands it uses itself (not LRANGE, HSCAN): add the prefix here.
+    prefix = str(getattr(channel, "global_keyprefix", "") or "")
+    client = channel.client
+    found: set[uuid.UUID] = set()
+    read = 0
+    keys = dict.fromkeys(channel._q_for_pri(queue, pri) for pri in channel.priority_steps)
+    for key in keys:
+        start = 0
+        while True:
+            chunk = client.lrange(prefix + key, start, start + _SCAN_CHUNK - 1)
+            for raw in chunk:
+                job_id = job_id_of_message(raw)
+                if job_id is not None:
+                    found.add(job_id)
+            read += len(chunk)
+            if read > PENDING_SCAN_LIMIT:
+                log.warning("queue %s holds more than %d messages: not listed", queue, read)
+                return None
+            if len(chunk) < _SCAN_CHUNK:
+                break
+            start += _SCAN_CHUNK
+    for _tag, value in client.hscan_iter(prefix + channel.unacked_key, count=_SCAN_CHUNK):
+        try:
+            raw_message = json.loads(value)[0]
+        except (ValueError, TypeError, IndexError) as exc:
+            raise UnreadableMessage(f"unreadable unacked entry: {exc}") from exc
+        job_id = job_id_of_message(raw_message)
+        if job_id is not None:
+            found.add(job_id)  # any queue: a job has one, and its message is in flight
+    return found
+
+
+def _sqlalchemy_pending_jobs(channel: Any, queue: str) -> set[uuid.UUID] | None:
+    message_cls = channel.message_cls
+    try:
+        rows = (
+            channel._query_all(queue)
+            .filter(message_cls.visible.is_(True))
+            .limit(PENDING_SCAN_LIMIT + 1)
+            .all()
+        )
+    finally:
+        channel.session.commit()  # end the read transaction: the SQLite file stays unlocked
+    if len(rows) > PENDING_SCAN_LIMIT:
+        log.warning("queue %s holds more than %d messages: not listed", queue, len(rows) - 1)
+        return None
+    found: set[uuid.UUID] = set()
+    for row in rows:
+        job_id = job_id_of_message(row.payload)
+        if job_id is not None:
+            found.add(job_id)
+    return found

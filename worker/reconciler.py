@@ -7,8 +7,10 @@ Each pass
    it ends that way is removed where this host can see it (WORK_DIR/jobs/<id>, unless an
    attempt still holds its lock or SRNET_KEEP_WORK_DIR is set; worker.workdir);
 2. sends `queued` jobs the broker does not have: never sent (the broker was down when the API
-   committed them), or sent a while ago when the broker's queue now holds fewer messages than
-   there are queued jobs for it (Redis restarted and kept nothing).
+   committed them), or sent longer ago than RECONCILE_RESEND_AFTER_S and no longer held by the
+   broker (Redis restarted and kept nothing), by job id: neither waiting in the queue nor
+   fetched by a worker and unacknowledged (persistence.broker.CeleryJobSender.pending_jobs).
+   Only those are sent, oldest send first; a backlog that merely waits is left alone.
 
 Safe to run on several hosts at once: every state change is a conditional UPDATE, and a job
 sent twice is claimed once (the second message finds it taken and is dropped).
@@ -148,17 +150,55 @@ class Reconciler:
             else:
                 sent_by_queue.setdefault(job.queue, []).append(job)
         for queue, jobs in sent_by_queue.items():
-            overdue = [j for j in jobs if j.enqueued_at and j.enqueued_at < now - self.resend_after]
+            overdue = sorted(
+                (j for j in jobs if j.enqueued_at and j.enqueued_at < now - self.resend_after),
+                key=lambda j: (j.enqueued_at, j.created_at),
+            )
             if not overdue:
                 continue
-            waiting = self.sender.waiting(queue)
-            if waiting is not None and waiting >= len(jobs):
-                continue  # every queued job can still have its message in the broker
-            log.warning("queue %s holds %s message(s) for %d queued job(s): sending %d again",
-                        queue, "?" if waiting is None else waiting, len(jobs),
-                        len(overdue))  # fmt: skip
-            for job in overdue:
-                self._send(job, report, resent=True)
+            missing = self._missing(queue, jobs, overdue)
+            if not missing:
+                continue
+            log.warning("queue %s: %d of %d queued job(s) have no message in the broker: "
+                        "sending them again, oldest first", queue, len(missing),
+                        len(jobs))  # fmt: skip
+            for job in missing:
+                if self._still_waiting(job):
+                    self._send(job, report, resent=True)
+
+    def _missing(self, queue: str, jobs: list[Job], overdue: list[Job]) -> list[Job]:
+        """The overdue jobs (oldest send first) whose message the broker does not hold.
+
+        Asked by job id where the broker can list them (messages waiting and messages a worker
+        has fetched but not acknowledged); a job with a message is never sent again, however
+        long it has waited. Where it cannot list, by count: as many of the oldest as the queue
+        is short; where it cannot count either, all of them (a duplicate is a no-op claim, a
+        lost job is not)."""
+        pending = self.sender.pending_jobs(queue)
+        if pending is not None:
+            missing = [job for job in overdue if job.id not in pending]
+            if missing:
+                # Listed again: a message a worker was fetching (out of the list, not yet in
+                # the unacknowledged set) during the first listing is seen in the second.
+                again = self.sender.pending_jobs(queue)
+                if again is not None:
+                    missing = [job for job in missing if job.id not in again]
+            return missing
+        waiting = self.sender.waiting(queue)
+        if waiting is None:
+            return overdue
+        return overdue[: max(0, len(jobs) - waiting)]
+
+    def _still_waiting(self, job: Job) -> bool:
+        """Still queued and not sent by someone else since the scan: a worker may have
+        claimed it while the broker was read (its message gone from the list, rightly)."""
+        with self.database.session() as session:
+            current = JobRepository(session, self.clock).get(job.id)
+            return (
+                current is not None
+                and current.job_status is JobStatus.queued
+                and current.enqueued_at == job.enqueued_at
+            )
 
     def _send(self, job: Job, report: ReconcileReport, resent: bool = False) -> None:
         try:

@@ -17,11 +17,13 @@ from worker.tasks import WorkerContext
 
 
 class RecordingSender:
-    """Stands in for the broker: records sends; `waiting` answers what the test sets."""
+    """Stands in for the broker: records sends; `waiting` and `pending_jobs` answer what the
+    test sets (no listing by default: the reconciler then counts)."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[uuid.UUID, str]] = []
         self.in_queue: dict[str, int | None] = {}
+        self.listed: dict[str, set[uuid.UUID]] = {}
         self.fail = False
 
     def send(self, job_id: uuid.UUID, queue: str) -> None:
@@ -31,6 +33,9 @@ class RecordingSender:
 
     def waiting(self, queue: str) -> int | None:
         return self.in_queue.get(queue, 0)
+
+    def pending_jobs(self, queue: str) -> set[uuid.UUID] | None:
+        return self.listed.get(queue)
 
 
 @pytest.fixture(scope="session")

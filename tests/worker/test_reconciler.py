@@ -135,3 +135,58 @@ def test_a_broker_that_refuses_leaves_the_job_for_the_next_pass(
     assert reconciler(database, sender).run_once().resent == []
     report = reconciler(database, sender, minutes_later=5).run_once()
     assert report.resent == [job_id] and sender.sent == [(job_id, "gpu")]
+
+
+def test_a_backlog_whose_messages_the_broker_holds_is_never_sent_again(
+    database, sender: RecordingSender, tmp_path
+):
+    """Issue 19 item 12: one message fetched by a worker (not in the queue's list, not lost)
+    made the reconciler send every overdue job again. By job id, only the lost one goes."""
+    waiting, fetched, lost = (new_job(database, tmp_path, sent=True) for _ in range(3))
+    sender.in_queue["gpu"] = 1  # the list holds one message: the count says two are short
+    sender.listed["gpu"] = {waiting, fetched}  # …but only one job has no message
+    report = reconciler(database, sender, minutes_later=10).run_once()
+    assert report.resent == [lost] and sender.sent == [(lost, "gpu")]
+    # The next pass, once the re-sent message is in the broker too: nothing.
+    sender.listed["gpu"] = {waiting, fetched, lost}
+    assert reconciler(database, sender, minutes_later=20).run_once().resent == []
+
+
+def test_the_jobs_the_broker_lost_are_sent_oldest_send_first(
+    database, sender: RecordingSender, tmp_path
+):
+    jobs = [new_job(database, tmp_path, sent=True) for _ in range(3)]
+    # Re-send the first one a minute later: it is now the most recently sent.
+    with database.session() as session:
+        later = utcnow() + timedelta(minutes=1)
+        JobRepository(session, clock=lambda: later).mark_enqueued(jobs[0])
+        session.commit()
+    sender.listed["gpu"] = set()  # Redis flushed
+    report = reconciler(database, sender, minutes_later=10).run_once()
+    assert report.resent == [jobs[1], jobs[2], jobs[0]]
+
+
+def test_a_broker_that_only_counts_gets_as_many_as_it_is_short_oldest_first(
+    database, sender: RecordingSender, tmp_path
+):
+    jobs = [new_job(database, tmp_path, sent=True) for _ in range(4)]
+    sender.in_queue["gpu"] = 3  # no listing (pending_jobs is None): one short
+    report = reconciler(database, sender, minutes_later=10).run_once()
+    assert report.resent == [jobs[0]]
+
+
+def test_a_job_claimed_while_the_broker_was_read_is_not_sent(
+    database, sender: RecordingSender, tmp_path
+):
+    job_id = new_job(database, tmp_path, sent=True)
+
+    class ClaimingWhileListing(RecordingSender):
+        def pending_jobs(self, queue):
+            with database.session() as session:  # a worker takes the message and the job
+                JobRepository(session).claim(job_id, "w1")
+                session.commit()
+            return set()
+
+    racing = ClaimingWhileListing()
+    assert reconciler(database, racing, minutes_later=10).run_once().resent == []
+    assert racing.sent == []
