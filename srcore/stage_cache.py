@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -29,14 +27,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from srcore.files import exclusive_lock, try_exclusive_lock
+from srcore.jobspec.canonical import canonical_hash
 
 # Bump when a stage's computation changes so old cache entries are not reused.
 STAGE_CODE_VERSION = "1"
 
 
-def canonical_hash(payload: Any) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def stage_inputs_hash(payload: Any) -> str:
+    """The canonical hash of a stage's inputs; values JSON has no type for (paths) as text."""
+    return canonical_hash(payload, default=str)
 
 
 COMPLETE = ".complete"
@@ -91,7 +90,7 @@ class StageCache:
         self._held[key] = handle
 
     def key(self, stage: str, inputs: dict[str, Any]) -> str:
-        return f"{stage}-{canonical_hash({'v': STAGE_CODE_VERSION, **inputs})[:32]}"
+        return f"{stage}-{stage_inputs_hash({'v': STAGE_CODE_VERSION, **inputs})[:32]}"
 
     def entry(self, key: str) -> Path:
         return self.root / key

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
 from collections.abc import Iterable
-from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +31,7 @@ from persistence.repositories import (
 )
 from persistence.settings import Settings
 from persistence.tables import Job, JobStatus, Owner
+from srcore.jobspec.canonical import canonical_hash
 from srcore.jobspec.hub_check import offline_model_problem
 from srcore.jobspec.spec import JobSpec, spec_hash
 from srcore.jobspec.spec_paths import path_problems
@@ -42,13 +40,6 @@ from srcore.jobspec.task_registry import TaskConfigError, resolve_task
 log = logging.getLogger(__name__)
 
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*):\s*(.*)$", re.S)
-
-
-def canonical_hash(value: Any) -> str:
-    """The request's hash (spec and queue) for idempotent replays; the job's own identity is
-    `srcore.jobspec.spec.spec_hash`."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def task_config_error(exc: TaskConfigError) -> RequestValidationError:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.errors import IdempotencyKeyReused, StudyNotCancellable
-from api.jobs.service import canonical_hash, send_committed, validate_spec
+from api.jobs.service import send_committed, validate_spec
 from api.studies.schemas import (
     PairedComparison,
     SeedRecord,
@@ -40,6 +40,7 @@ from persistence.repositories import (
 )
 from persistence.settings import Settings
 from persistence.tables import TERMINAL_STATUSES, ArtifactKind, Job, JobStatus, Owner, Study
+from srcore.jobspec.canonical import canonical_hash
 from srcore.jobspec.spec import JobSpec, spec_hash
 from srcore.jobspec.study import StudyChild, StudyError, StudySpec, expand_study
 from srcore.jobspec.study_compare import (

@@ -23,6 +23,7 @@ import numpy as np
 from srcore.bias.result import BiasResult
 from srcore.data.examples import Split
 from srcore.files import atomic_write_bytes, exclusive_lock
+from srcore.jobspec.canonical import canonical_hash
 
 # Bump when a bias model or file reader changes its output, so old entries are not reused.
 # bias-2: fit / class_weight options; per-class means and HANS scoring in the report.
@@ -71,8 +72,7 @@ def cache_key_parts(
 
 def cache_key(key_parts: dict[str, Any]) -> str:
     payload = {"code_version": BIAS_CODE_VERSION, **key_parts}
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return canonical_hash(payload)
 
 
 class BiasCache:

@@ -7,13 +7,12 @@ dense fine-tuning 3 epochs); the bundled quick-start spec shrinks them for a CPU
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from srcore.jobspec.canonical import canonical_hash
 from srcore.jobspec.names import LossName, MethodName, MetricName, loss_needs
 from srcore.jobspec.spec_paths import LoadKind, load_problem, loads
 
@@ -573,7 +572,4 @@ def spec_hash(spec: JobSpec) -> str:
     in, keys sorted, no whitespace, UTF-8 with non-ASCII characters as themselves). The API
     stores it with the job and the pipeline writes it into masks and reports, so a downloaded
     artifact can be matched to its job."""
-    text = json.dumps(
-        spec.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
-    )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return canonical_hash(spec.model_dump(mode="json"))

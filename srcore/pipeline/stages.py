@@ -23,7 +23,7 @@ from srcore.jobspec.results import CurveId, DensePoint
 from srcore.jobspec.spec import JobSpec
 from srcore.pipeline.inputs import DEV_SET, JobData, load_model
 from srcore.pipeline.plan import StagePlan
-from srcore.stage_cache import StageCache, canonical_hash
+from srcore.stage_cache import StageCache, stage_inputs_hash
 from srcore.training import EncodedSplit, Trainer, TrainerConfig, debias_loss_fn, pick_device
 
 BIAS_SEED = 0  # the bias model does not depend on the training seed: one per data set
@@ -175,7 +175,7 @@ def dense_stage(ctx: StageContext, loss: str) -> DenseModel:
         "labels": list(data.labels),
         "dense": d.model_dump(exclude={"loss"}),
         "loss": loss,
-        "bias": None if bias is None else canonical_hash(bias.report),
+        "bias": None if bias is None else stage_inputs_hash(bias.report),
         "bias_probs": None if bias is None else _array_digest(bias.probs),
         "teacher_probs": _array_digest(ctx.teacher) if needs.teacher else None,
         "training": spec.training.model_dump(

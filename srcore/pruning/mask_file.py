@@ -25,6 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from srcore.jobspec.canonical import canonical_json
 from srcore.pruning.magnitude import apply_masks
 
 FORMAT = "srnet-mask/1"
@@ -93,8 +94,7 @@ def _canonical_header(path: str) -> None:
         (length,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(length))
         data = f.read()
-        text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        encoded = text.encode("utf-8")
+        encoded = canonical_json(header).encode("utf-8")
         encoded += b" " * (-len(encoded) % 8)  # safetensors pads the header to 8 bytes
         f.seek(0)
         f.write(struct.pack("<Q", len(encoded)) + encoded + data)
