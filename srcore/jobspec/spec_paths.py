@@ -9,12 +9,13 @@ to keep in step; a test walks the schema to make sure no path-like field lacks t
 Kinds and their rule:
 - `file` (data sources, bias and teacher files): `sample:<relative path>` inside the bundled
   folder, or a local path. On a service (`outside_roots`) a local path must be absolute and lie
-  under one of `DATA_ROOTS` (symlinks resolved): relative and `~` paths depend on the process's
-  working directory and home, which differ between the API and each worker.
+  under one of `SRNET_DATA_ROOTS` (symlinks resolved; a loop is refused): relative and `~`
+  paths depend on the process's working directory and home, which differ between the API and
+  each worker. No component may be longer than a file name can be (255 bytes).
 - `model` (the model and its tokenizer): a bundled name, a hub id of the hub's own shape
   (`name` or `org/name`; it never names a local folder, `srcore.models` refuses one that a folder
   of the same name would shadow), or a local directory written as one (`/abs`, `./rel`, `../rel`,
-  `~/rel`). On a service the directory must be absolute and under `DATA_ROOTS`.
+  `~/rel`). On a service the directory must be absolute and under `SRNET_DATA_ROOTS`.
 - `hub_dataset` (`datasets` hub ids): `name[/config]:split` or `owner/name/config:split`, each
   part of the hub's own shape; never a local path (`srcore.data.hub` refuses a name that a local
   file or folder would shadow).
@@ -36,6 +37,10 @@ LOAD_KINDS: tuple[LoadKind, ...] = ("file", "model", "hub_dataset")
 
 SAMPLE_PREFIX = "sample:"
 LOCAL_PREFIXES = ("/", "./", "../", "~")
+# Linux's NAME_MAX and PATH_MAX: longer names fail every open with ENAMETOOLONG.
+NAME_MAX_BYTES = 255
+PATH_MAX_BYTES = 4096
+DATA_ROOTS_VARIABLE = "SRNET_DATA_ROOTS"
 Loc = tuple[str | int, ...]
 
 # The hub's repository names: letters, digits, `-`, `_`, `.`; no `--` or `..`; at most 96
@@ -106,10 +111,32 @@ def sample_path_problem(value: str) -> str | None:
     return None
 
 
+def _byte_length(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def path_length_problem(value: str) -> str | None:
+    """Why no file system could open `value`: a component longer than NAME_MAX, or the whole
+    longer than PATH_MAX (every open would fail with ENAMETOOLONG, on every attempt)."""
+    if _byte_length(value) > PATH_MAX_BYTES:
+        return f"the path is longer than {PATH_MAX_BYTES} bytes"
+    longest = max(value.split("/"), key=_byte_length)
+    if _byte_length(longest) > NAME_MAX_BYTES:
+        return (
+            f"a path component is longer than {NAME_MAX_BYTES} bytes "
+            f"({longest[:16]}…, {_byte_length(longest)} bytes)"
+        )
+    return None
+
+
 def load_problem(kind: LoadKind, value: str) -> str | None:
-    """The spec-level rule (no DATA_ROOTS): the value's shape for its kind."""
+    """The spec-level rule (no SRNET_DATA_ROOTS): the value's shape for its kind."""
     if "\x00" in value:
         return "must not contain a NUL byte"
+    if kind != "hub_dataset" and (value.startswith(SAMPLE_PREFIX) or _is_local(kind, value)):
+        too_long = path_length_problem(value)
+        if too_long is not None:
+            return too_long
     if kind == "file":
         return sample_path_problem(value)
     if kind == "model":
@@ -161,11 +188,34 @@ def _under(path: Path, roots: Sequence[Path]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
 
+def resolve_local(value: str) -> tuple[Path | None, str | None]:
+    """`value` with every symlink resolved, or why it cannot be: a symlink loop (pathlib
+    raises RuntimeError on one), or an OS error such as a name too long."""
+    try:
+        return Path(value).resolve(), None
+    except RuntimeError:
+        return None, "the path runs into a symlink loop"
+    except OSError as exc:
+        return None, f"the path cannot be resolved ({exc.strerror or type(exc).__name__})"
+
+
+def resolved_roots(roots: Sequence[str]) -> list[Path]:
+    """The data roots with their symlinks resolved; a root that cannot be is a setup error."""
+    resolved = []
+    for root in roots:
+        path, why = resolve_local(os.path.expanduser(root))
+        if path is None:
+            raise ValueError(f"{DATA_ROOTS_VARIABLE} entry {root!r}: {why}")
+        resolved.append(path)
+    return resolved
+
+
 def path_problems(spec: BaseModel, roots: Sequence[str]) -> list[tuple[Loc, str, str]]:
     """(field location, value, why) for every value a service must refuse: the spec-level rule
-    again (a stored row may predate it), and local paths that are not absolute or not under
-    one of `roots` (symlinks resolved). Empty `roots`: only bundled files and hub ids."""
-    resolved_roots = [Path(os.path.expanduser(r)).resolve() for r in roots]
+    again (a stored row may predate it), and local paths that are not absolute, cannot be
+    resolved (a symlink loop) or are not under one of `roots` (symlinks resolved). Empty
+    `roots`: only bundled files and hub ids."""
+    allowed_roots = resolved_roots(roots)
     allowed = ", ".join(roots) if roots else "none: use bundled samples or hub ids"
     problems = []
     for loc, kind, value in loaded_values(spec):
@@ -173,11 +223,13 @@ def path_problems(spec: BaseModel, roots: Sequence[str]) -> list[tuple[Loc, str,
         if why is None and _is_local(kind, value):
             if not value.startswith("/"):
                 why = (
-                    f"give an absolute path under DATA_ROOTS ({allowed}): relative and ~ paths "
-                    "depend on each process's working folder"
+                    f"give an absolute path under {DATA_ROOTS_VARIABLE} ({allowed}): relative "
+                    "and ~ paths depend on each process's working folder"
                 )
-            elif not _under(Path(value).resolve(), resolved_roots):
-                why = f"not under DATA_ROOTS ({allowed})"
+            else:
+                resolved, why = resolve_local(value)
+                if resolved is not None and not _under(resolved, allowed_roots):
+                    why = f"not under {DATA_ROOTS_VARIABLE} ({allowed})"
         if why is not None:
             problems.append((loc, value, why))
     return problems

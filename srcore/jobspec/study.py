@@ -19,9 +19,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from srcore.jobspec.spec import JobSpec
+from srcore.jobspec.spec import JobSpec, _no_nul
 
 MAX_STUDY_JOBS = 64  # grid + extra rows + dense references
 AxisValue = str | int | float | bool | None | list[Any] | dict[str, Any]
@@ -38,7 +45,15 @@ class StudyError(ValueError):
 
 
 class _Strict(BaseModel):
+    """Unknown keys refused; no string (names, axis values, override keys and values) holds a
+    NUL byte, as in a job spec: PostgreSQL cannot store one."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _strings_without_nul(cls, value: Any) -> Any:
+        return _no_nul(value)
 
 
 class StudyAxis(_Strict):

@@ -203,3 +203,43 @@ def test_a_hub_dataset_id_never_loads_a_local_path(tmp_path, monkeypatch):
     (Path("pairs") / "train.json").write_text("{}")
     with pytest.raises(DataFormatError, match="working directory"):
         load_split(SourceSpec(format="pair_json", hub="pairs:train"), ("a", "b"), "t")
+
+
+def _loop(folder: Path) -> Path:
+    """a → b → a under `folder`: resolving either raises RuntimeError in pathlib."""
+    (folder / "a").symlink_to(folder / "b")
+    (folder / "b").symlink_to(folder / "a")
+    return folder / "a"
+
+
+@pytest.mark.parametrize("below", ["", "/model", "/deeper/config.json"])
+def test_a_symlink_loop_is_refused_naming_the_field_not_raised(tmp_path, below):
+    """Issue 19 item 13: Path.resolve() raised RuntimeError on a loop (a 500 at the API)."""
+    loop = _loop(tmp_path)
+    body = {
+        "model": {"name_or_path": f"{loop}{below}"},
+        "data": {"train": {"format": "pair_json", "path": f"{loop}{below}"}},
+    }
+    spec = JobSpec.model_validate(body)
+    problems = path_problems(spec, [str(tmp_path)])
+    assert [loc for loc, _, _ in problems] == [("model", "name_or_path"), ("data", "train", "path")]
+    assert all(why == "the path runs into a symlink loop" for _, _, why in problems)
+
+
+def test_a_path_component_no_file_system_takes_is_a_spec_error(tmp_path):
+    """Issue 19 item 15: a 300-byte component was retried 3 times as a transient OSError."""
+    long_path = f"{tmp_path}/{'x' * 300}/train.json"
+    with pytest.raises(ValidationError) as info:
+        JobSpec.model_validate({"data": {"train": {"format": "pair_json", "path": long_path}}})
+    error = info.value.errors()[0]
+    assert tuple(error["loc"]) == ("data", "train", "path")
+    assert "longer than 255 bytes" in error["msg"] and "300 bytes" in error["msg"]
+    with pytest.raises(ValidationError, match="longer than 255 bytes"):
+        JobSpec.model_validate({"model": {"name_or_path": "/m/" + "é" * 128}})  # 256 bytes
+    JobSpec.model_validate({"model": {"name_or_path": "/m/" + "x" * 255}})  # the limit itself
+
+
+def test_the_refusal_names_the_variable_a_lab_sets(tmp_path):
+    spec = JobSpec.model_validate({"model": {"name_or_path": "/etc"}})
+    ((_, _, why),) = path_problems(spec, [str(tmp_path)])
+    assert why == f"not under SRNET_DATA_ROOTS ({tmp_path})"
