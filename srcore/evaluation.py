@@ -9,6 +9,7 @@ None rather than NaN.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -21,7 +22,10 @@ from srcore.jobspec.names import METRIC_NAMES, MetricName
 from srcore.training.batching import collate
 from srcore.training.device import Precision, autocast
 from srcore.training.encoding import EncodedSplit
+from srcore.training.memory import out_of_memory, release_cached_memory
 from srcore.training.trainer import forward_logits
+
+logger = logging.getLogger(__name__)
 
 HANS_HEURISTICS = ("lexical_overlap", "subsequence", "constituent")
 
@@ -37,7 +41,9 @@ def predict(
     """Logits (N, C) as float32, in the split's order; `progress(examples done)` after
     every batch.
 
-    Examples are batched longest first so each batch pads to nearly its own length.
+    Examples are batched longest first so each batch pads to nearly its own length. On a
+    device out-of-memory the batch is halved for the rest of the split (logits do not depend
+    on the batch); at batch 1 it is a `DeviceOutOfMemoryError`.
     """
     if device is None:
         device = next(model.parameters()).device
@@ -48,15 +54,35 @@ def predict(
     model.eval()
     try:
         with torch.inference_mode(), autocast(device, precision):
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                batch = collate(encoded, rows, pad_multiple).to(device)
-                out = forward_logits(model, batch.inputs).float().cpu().numpy()
+            start, size = 0, batch_size
+            while start < len(order):
+                rows = order[start : start + size]
+                try:
+                    batch = collate(encoded, rows, pad_multiple).to(device)
+                    out = forward_logits(model, batch.inputs).float().cpu().numpy()
+                except torch.OutOfMemoryError as exc:
+                    tokens = int(encoded.lengths[rows].max())
+                    if size == 1:
+                        raise out_of_memory(
+                            stage="evaluation", what=f"predicting {encoded.name}",
+                            batch_size=1, tokens=tokens, device=device,
+                            lower="training.max_length (evaluation is already at batch 1)",
+                        ) from exc  # fmt: skip
+                    batch = out = None  # type: ignore[assignment]
+                    release_cached_memory(device)
+                    size = max(1, size // 2)
+                    logger.warning(
+                        "%s: out of memory at evaluation batch %d × %d tokens on %s; "
+                        "evaluating the rest at batch %d (evaluation.batch_size %d)",
+                        encoded.name, len(rows), tokens, device, size, batch_size,
+                    )  # fmt: skip
+                    continue
                 if logits is None:
                     logits = np.empty((len(encoded), out.shape[1]), dtype=np.float32)
                 logits[rows] = out
+                start += len(rows)
                 if progress is not None:
-                    progress(start + len(rows))
+                    progress(start)
     finally:
         model.train(was_training)
     if logits is None:

@@ -73,6 +73,7 @@ def input_errors() -> tuple[type[BaseException], ...]:
     from srcore.data.errors import DataFormatError
     from srcore.jobspec.task_registry import TaskConfigError
     from srcore.models import ModelNotFoundError
+    from srcore.training.memory import DeviceOutOfMemoryError
 
     return (
         DataFormatError,
@@ -81,6 +82,7 @@ def input_errors() -> tuple[type[BaseException], ...]:
         TaskConfigError,
         ValidationError,  # a stored spec this worker's srcore does not accept
         FloatingPointError,  # the loss diverged: deterministic, it would diverge again
+        DeviceOutOfMemoryError,  # the batch does not fit this GPU: every attempt would fail
     )
 
 

@@ -41,6 +41,7 @@ from srcore.training.device import (
     resolve_precision,
 )
 from srcore.training.encoding import EncodedSplit
+from srcore.training.memory import DeviceOutOfMemoryError, out_of_memory
 
 LossFn = Callable[[torch.Tensor, Batch], torch.Tensor]
 # evaluate_fn(model) -> metrics; one that also takes `progress` is handed a
@@ -316,10 +317,14 @@ class Trainer:
                 batches = self.sampler.epoch(self.epoch)
             t0 = time.perf_counter()
             batch = collate(self.train_split, batches[self.batch_index], self.pad_multiple)
-            loss = self._train_step(batch.to(self.device))
-            self.batch_index += 1
-            self.step += 1
-            self.hooks.after_optimizer_step(self.step)
+            try:
+                loss = self._train_step(batch.to(self.device))
+                self.batch_index += 1
+                self.step += 1
+                self.hooks.after_optimizer_step(self.step)
+            except torch.OutOfMemoryError as exc:
+                # A job error, not retried; the batch stays as the spec says (never halved).
+                raise self._out_of_memory(batch, f"training step {self.step + 1}") from exc
             self.loss_sum += loss.detach().float()
             self.loss_count += 1
             self.examples_seen += len(batch)
@@ -358,6 +363,17 @@ class Trainer:
         a GPU) takes floating-point tensors on CPU or CUDA."""
         return all(
             p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in self.trainable
+        )
+
+    def _out_of_memory(self, batch: Batch, what: str) -> DeviceOutOfMemoryError:
+        return out_of_memory(
+            stage=self.config.stage,
+            what=what,
+            batch_size=len(batch),
+            tokens=int(batch.inputs["input_ids"].shape[1]),
+            device=self.device,
+            lower="training.batch_size or training.max_length (precision bf16 also halves "
+            "the activations on a GPU with native bf16)",
         )
 
     def _train_step(self, batch: Batch) -> torch.Tensor:
@@ -414,17 +430,27 @@ class Trainer:
     def _evaluate(self, train_loss: float | None) -> None:
         assert self.evaluate_fn is not None
         self.model.eval()
-        info = self.hooks.before_evaluate(self.step) or {}
-        if self._eval_reports:
-            started = time.perf_counter()
+        try:
+            info = self.hooks.before_evaluate(self.step) or {}
+            if self._eval_reports:
+                started = time.perf_counter()
 
-            def progress(done: int, total: int) -> None:
-                if self._progress_due() or done == 0:
-                    self._report_progress(done, total, time.perf_counter() - started)
+                def progress(done: int, total: int) -> None:
+                    if self._progress_due() or done == 0:
+                        self._report_progress(done, total, time.perf_counter() - started)
 
-            metrics = self.evaluate_fn(self.model, progress=progress)
-        else:
-            metrics = self.evaluate_fn(self.model)
+                metrics = self.evaluate_fn(self.model, progress=progress)
+            else:
+                metrics = self.evaluate_fn(self.model)
+        except DeviceOutOfMemoryError:
+            raise  # evaluation's own (it halved its batch down to 1 first)
+        except torch.OutOfMemoryError as exc:
+            raise out_of_memory(
+                stage=self.config.stage, what=f"the evaluation at step {self.step}",
+                batch_size=None, tokens=None, device=self.device,
+                lower="evaluation.batch_size, training.max_length or the number of masked "
+                "matrices",
+            ) from exc  # fmt: skip
         self.model.train()
         if "selection" not in metrics:
             raise KeyError("evaluate_fn must return a 'selection' metric (the ID metric)")
