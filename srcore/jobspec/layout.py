@@ -51,10 +51,31 @@ def short_id(job_id: object) -> str:
     return str(job_id).replace("-", "").lower()[:SHORT_ID_CHARS]
 
 
-def slug(text: str) -> str:
-    """Lower-case ASCII letters, digits and single hyphens ("MNLI · PoE 50%" → "mnli-poe-50")."""
+def slug(
+    text: str,
+    *,
+    keep: str = "",
+    fill: str = "-",
+    lower: bool = True,
+    max_chars: int = _SLUG_CHARS,
+    empty: str = "",
+) -> str:
+    """`text` as a file-name-safe word: accents folded to ASCII, every run of anything but
+    letters, digits and the characters of `keep` becomes one `fill`, no `fill` at either end,
+    at most `max_chars` long, `empty` when nothing is left. By default lower-case letters,
+    digits and single hyphens ("MNLI · PoE 50%" → "mnli-poe-50")."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:_SLUG_CHARS].strip("-")
+    if lower:
+        ascii_text = ascii_text.lower()
+    allowed = ("a-z0-9" if lower else "A-Za-z0-9") + re.escape(keep)
+    word = re.sub(f"[^{allowed}]+", fill, ascii_text).strip(fill)
+    return word[:max_chars].strip(fill) or empty
+
+
+def child_dir_name(key: str) -> str:
+    """A study child's folder under OUT/jobs/, from its key ("debias.loss=poe; seed=1" →
+    "debias.loss=poe_seed=1"): case, dots and "=" kept so the folder reads as its setting."""
+    return slug(key, keep="._=-", fill="_", lower=False, max_chars=120, empty="base")
 
 
 def job_tag(job_id: object, name: str | None = None) -> str:

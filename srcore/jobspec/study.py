@@ -274,7 +274,6 @@ def _loss_order(loss: str) -> int:
 def _loss_name(loss: str) -> str:
     return "CE" if loss == "none" else loss
 
-
 def slug(text: str) -> str:
     """A file-system-safe name for a child key."""
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")[:120] or "base"

@@ -23,10 +23,10 @@ from typing import Any
 
 from srcore.files import atomic_write_bytes, exclusive_lock, try_exclusive_lock
 from srcore.jobspec.callbacks import Callbacks
-from srcore.jobspec.layout import OutputLayout
+from srcore.jobspec.layout import OutputLayout, child_dir_name
 from srcore.jobspec.results import SearchResult
 from srcore.jobspec.spec import spec_hash
-from srcore.jobspec.study import StudyChild, StudySpec, expand_study, slug
+from srcore.jobspec.study import StudyChild, StudySpec, expand_study
 from srcore.jobspec.study_compare import INTERVAL, comparisons_csv, study_comparisons
 from srcore.jobspec.study_plot import plot_study
 from srcore.jobspec.study_table import (
@@ -105,7 +105,7 @@ def run_study(
     ]
     run = None
     for i, child in enumerate(order, 1):
-        child_dir = out_dir / "jobs" / slug(child.key)
+        child_dir = out_dir / "jobs" / child_dir_name(child.key)
         child_dir.mkdir(parents=True, exist_ok=True)
         # Several `srnet study run` processes may share one study folder (one per core or
         # GPU): each child is run by whichever takes its lock first; the others skip it.
@@ -145,7 +145,7 @@ def finished_reports(
     """Every child whose report exists for its current spec (whoever ran it), with its result."""
     found = []
     for child in children:
-        child_dir = out_dir / "jobs" / slug(child.key)
+        child_dir = out_dir / "jobs" / child_dir_name(child.key)
         if not OutputLayout(child_dir).metrics_path.exists():
             continue
         result = SearchResult.read(child_dir)

@@ -105,7 +105,7 @@ def test_study_runs_every_child_and_tables_them_over_seeds(tiny_model, tmp_path)
 
 def test_runners_sharing_a_study_folder_skip_a_child_another_one_holds(tiny_model, tmp_path):
     from srcore.files import exclusive_lock
-    from srcore.jobspec.study import slug
+    from srcore.jobspec.layout import child_dir_name
 
     base = {
         "task": "mnli",
@@ -119,7 +119,7 @@ def test_runners_sharing_a_study_folder_skip_a_child_another_one_holds(tiny_mode
         {"base": base, "axes": [{"path": "debias.loss", "values": ["poe"]}]}
     )
     out = tmp_path / "study"
-    held = out / "jobs" / slug("debias.loss=poe")
+    held = out / "jobs" / child_dir_name("debias.loss=poe")
     held.mkdir(parents=True)
     logged: list[str] = []
     with torch_threads(1), exclusive_lock(held / ".running"):  # another runner has it
