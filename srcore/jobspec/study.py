@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -273,7 +272,3 @@ def _loss_order(loss: str) -> int:
 
 def _loss_name(loss: str) -> str:
     return "CE" if loss == "none" else loss
-
-def slug(text: str) -> str:
-    """A file-system-safe name for a child key."""
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")[:120] or "base"
