@@ -128,6 +128,15 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _option_of(loc: tuple) -> str:
+    """The command-line option of a settings field (`gpus_per_worker` -> `--gpus-per-worker`)."""
+    names = {"min_workers": "min", "max_workers": "max", "interval_s": "interval"}
+    if not loc:
+        return "settings"
+    name = str(loc[0])
+    return "--" + names.get(name, name).replace("_", "-")
+
+
 def _slurm_settings(args: argparse.Namespace) -> Any:
     """SlurmSettings from the environment with the command line over it (SystemExit 2 naming
     the option on bad input)."""
@@ -143,10 +152,8 @@ def _slurm_settings(args: argparse.Namespace) -> Any:
     try:
         return SlurmSettings(**overrides)
     except ValidationError as exc:
-        lines = [
-            f"  --{'-'.join(str(x) for x in e['loc']).replace('_', '-') or '?'}: {e['msg']}"
-            for e in exc.errors()
-        ]
+        lines = [f"  {_option_of(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                 for e in exc.errors()]  # fmt: skip
         raise SystemExit(_fail("invalid settings:\n" + "\n".join(lines), EXIT_BAD_INPUT)) from None
 
 

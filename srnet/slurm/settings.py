@@ -156,6 +156,11 @@ class SlurmSettings(BaseSettings):
             raise ValueError(
                 f"min_workers ({self.min_workers}) is above max_workers ({self.max_workers})"
             )
+        if self.end_margin_s >= self.time_limit_s:
+            raise ValueError(
+                f"end_margin ({self.end_margin}) is not shorter than time ({self.time}): a "
+                "worker would take no job at all"
+            )
         return self
 
     @property
