@@ -219,6 +219,9 @@ def dense_stage(ctx: StageContext, loss: str) -> DenseModel:
             evaluate_fn=evaluate_fn(spec, data),
             callbacks=ctx.callbacks,
         )
+        # Checkpoint at every evaluation, as the search stages do: a worker that dies
+        # mid-fine-tune resumes from its last evaluation, not from step 0.
+        config.checkpoint_every = config.checkpoint_every or trainer.eval_every
         result = trainer.run(resume=True)
         model.load_state_dict(result.best_snapshot)
         model.save_pretrained(tmp, safe_serialization=True)
