@@ -185,6 +185,9 @@ def cmd_workers(args: argparse.Namespace) -> int:
         batch = WorkerBatch(slurm, args.count, log_dir.absolute())
     except SlurmSetupError as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
+    # Slurm opens the --output file before the script runs: a missing folder fails the job
+    # with no log at all (also for a script printed to be submitted by hand).
+    log_dir.mkdir(parents=True, exist_ok=True)
     if args.print_script:
         sys.stdout.write(batch.script())
         return 0
@@ -194,7 +197,6 @@ def cmd_workers(args: argparse.Namespace) -> int:
             env.update(service_environment(Settings()))
         except SlurmSetupError as exc:
             return _fail(str(exc), EXIT_BAD_INPUT)
-    log_dir.mkdir(parents=True, exist_ok=True)
     try:
         job_id = SlurmCommands(slurm.job_name).submit(batch.script(), env)
     except SlurmCommandError as exc:

@@ -161,6 +161,8 @@ def test_print_writes_the_script_and_the_env_file(tmp_path):
     assert f". {env_file}" in done.stdout and PASSWORD not in done.stdout
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     assert PASSWORD in env_file.read_text()
+    # Slurm opens the log before the script runs: the folder must exist for a hand submission.
+    assert (tmp_path / "home" / "slurm" / "logs").is_dir()
 
     bad = srnet("slurm", "workers", "--print", "--exit-when-idle", "soon", env=env)
     assert bad.returncode == 2
