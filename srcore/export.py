@@ -8,7 +8,6 @@ reader never sees a half-written artifact.
 from __future__ import annotations
 
 import copy
-import io
 import json
 import math
 import os
@@ -24,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from srcore.files import atomic_write_bytes
+from srcore.jobspec.figures import GRID_ALPHA, new_figure, png_bytes
 from srcore.jobspec.layout import REPORT_FILE
 
 _PARAMETRIZATIONS = ".parametrizations."
@@ -180,12 +180,8 @@ def plot_report(
     """PNG of `metric` against sparsity: one line (mean over seeds) per evaluation set, one dot
     per seed. `points`: [{"sparsity": 0.5, "seed": 1, "metrics": {"mnli_dev": {"accuracy": …},
     "hans": {…}}}, …]; sets without `metric` are left out."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure  # no pyplot: no global backend state
-
     curves = _curves(points, metric)
-    fig = Figure(figsize=(6.4, 4.2), dpi=120)
-    FigureCanvasAgg(fig)
+    fig = new_figure(6.4, 4.2, dpi=120)
     ax = fig.add_subplot()
     for set_name in sorted(curves):
         by_sparsity = curves[set_name]
@@ -201,10 +197,8 @@ def plot_report(
         ax.set_title(title)
     if curves:
         ax.legend(loc="best", fontsize="small")
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=GRID_ALPHA)
     fig.tight_layout()
     path = Path(out_path)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, png_bytes(fig))
     return path

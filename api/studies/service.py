@@ -5,11 +5,8 @@ and plot from the children."""
 from __future__ import annotations
 
 import json
-import tempfile
-import threading
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
@@ -57,9 +54,6 @@ from srcore.jobspec.study_table import (
     study_table,
     table_records,
 )
-
-_PLOT_LOCK = threading.Lock()  # pyplot keeps global state: one rendering at a time
-
 
 # --- validation ------------------------------------------------------------------------------
 
@@ -381,11 +375,9 @@ def study_detail(session: Session, study: Study) -> StudyDetail:
 
 
 def render_plot(rows: Sequence[TableRow], title: str) -> bytes:
-    from srcore.jobspec.study_plot import plot_study
+    from srcore.jobspec.study_plot import study_png
 
-    with _PLOT_LOCK, tempfile.TemporaryDirectory(prefix="srnet-plot-") as folder:
-        path = plot_study(rows, Path(folder) / "plot.png", title=title)
-        return path.read_bytes()
+    return study_png(rows, title=title)
 
 
 def cancel_study(session: Session, study: Study) -> int:

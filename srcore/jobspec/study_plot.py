@@ -1,8 +1,8 @@
 """The study plot the way the paper draws it: ID and OOD accuracy against sparsity, one line
 per searched setting, the dense models as dashed reference lines, error bars over seeds.
 
-matplotlib is imported inside the function (the API renders plots on request and must start
-fast).
+Drawn in the one plot style (`srcore.jobspec.figures`: no pyplot, no global state), so the API
+renders it on request in any thread.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from srcore.jobspec.figures import GRID_ALPHA, line_colours, new_figure, png_bytes
 from srcore.jobspec.study_table import TableRow
 
 # metric → panel title; only the metrics a study actually has are drawn
@@ -32,18 +33,19 @@ def panels_for(rows: Sequence[TableRow]) -> list[tuple[str, str]]:
 
 
 def plot_study(rows: Sequence[TableRow], path: Path, title: str = "") -> Path:
-    import matplotlib
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(study_png(rows, title))
+    return path
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def study_png(rows: Sequence[TableRow], title: str = "") -> bytes:
     panels = panels_for(rows) or [("dev.accuracy", "ID dev accuracy")]
     cols = min(3, len(panels))
     nrows = (len(panels) + cols - 1) // cols
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 3.6 * nrows), squeeze=False)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    if len(rows) > len(colours):  # one colour per row: no two settings look alike
-        colours = [plt.get_cmap("tab20")(i % 20) for i in range(len(rows))]
+    fig = new_figure(4.6 * cols, 3.6 * nrows, dpi=110)
+    axes = fig.subplots(nrows, cols, squeeze=False)
+    colours = line_colours(len(rows))
     sparsity_ticks = sorted({100 * s for row in rows for s in row.cells if s > 0}) or [50.0]
     for ax, (metric, panel_title) in zip(axes.flat, panels, strict=False):
         for i, row in enumerate(rows):
@@ -74,7 +76,7 @@ def plot_study(rows: Sequence[TableRow], path: Path, title: str = "") -> Path:
         ax.set_title(panel_title)
         ax.set_xlabel("sparsity (%)")
         ax.set_ylabel("%")
-        ax.grid(alpha=0.3)
+        ax.grid(alpha=GRID_ALPHA)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
@@ -86,8 +88,4 @@ def plot_study(rows: Sequence[TableRow], path: Path, title: str = "") -> Path:
         fig.suptitle(title)
     legend_rows = (len(labels) + 3) // 4 if handles else 0
     fig.tight_layout(rect=(0, 0.04 * legend_rows + 0.02, 1, 0.97 if title else 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return png_bytes(fig, dpi=110)
