@@ -42,6 +42,7 @@ from persistence.db import Database
 from persistence.repositories import InvalidTransition, JobRepository, MetricRepository
 from persistence.settings import Settings, WorkerSettings
 from persistence.tables import EventKind, Job, JobStatus
+from srcore.files import confined_to, without_install_paths
 from srcore.jobspec.layout import OutputLayout
 from srcore.jobspec.results import SearchResult
 from worker.celery_app import shutdown_requested
@@ -184,7 +185,11 @@ class JobRun:
                         Outcome.retrying,
                         refund=True,
                     )
-                return self._run_locked()
+                # Every file the job names is checked once opened, and model folders are
+                # loaded from a checked private copy (srcore.files; issue 19 item 14).
+                staging = self.out_dir.parent / f".{self.job.id}.confined"
+                with confined_to(self.ctx.settings.data_roots, staging):
+                    return self._run_locked()
         finally:
             self.lease.stop()
 
@@ -239,7 +244,7 @@ class JobRun:
         where = "; ".join(
             f"{'.'.join(str(p) for p in loc)}: {raw} ({why})" for loc, raw, why in bad
         )
-        return f"local path not allowed on this worker (DATA_ROOTS): {where}"
+        return f"local path not allowed on this worker (SRNET_DATA_ROOTS): {where}"
 
     # --- endings ------------------------------------------------------------------------------
 
@@ -301,7 +306,7 @@ class JobRun:
         return self._error(RuntimeError("the run stopped without being asked to"))
 
     def _fail(self, error: str) -> Outcome:
-        error = error[:MAX_ERROR_CHARS]
+        error = without_install_paths(error)[:MAX_ERROR_CHARS]
         log.warning("job %s failed: %s", self.job.id, error)
         try:
             self._transition(JobStatus.failed, error=error, message=f"failed: {error}")
@@ -316,7 +321,7 @@ class JobRun:
             return Outcome.lost
         if self.lease.cancel_requested:
             return self._stopped(cancel=True)
-        reason = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+        reason = without_install_paths(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
         log.error("job %s: attempt %d failed", self.job.id, self.job.attempt, exc_info=exc)
         if self.job.attempt < self.job.max_attempts:
             return self._give_back(f"attempt {self.job.attempt} failed: {reason}",

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from srcore.bias import BiasCache, BiasResult, bias_probabilities, load_probability_file
+from srcore.bias import BiasCache, BiasFit, BiasResult, bias_probabilities, load_probability_file
 from srcore.bias.cache import cache_key_parts, training_digest
 from srcore.evaluation import make_evaluate_fn, predict
 from srcore.jobspec.callbacks import Callbacks
@@ -67,11 +67,11 @@ def bias_stage(ctx: StageContext) -> BiasResult | None:
     kind, b = data.task.bias_model, spec.debias.bias
     # The report scores the job's HANS sets with the bias model (a quality check, cheap).
     hans = {n: s for n, s in data.ood.items() if data.task.ood[n].metric == "hans"}
-    options = {"fit": b.fit, "class_weight": b.class_weight, "hans": hans}
+    settings = BiasFit(seed=BIAS_SEED, fit=b.fit, class_weight=b.class_weight)
     cache = BiasCache(ctx.cache.root / "bias")
-    parts = cache_key_parts(kind, data.train, data.labels, BIAS_SEED, **options)
+    parts = cache_key_parts(kind, data.train, data.labels, settings, hans=hans)
     result, _hit = cache.get_or_compute(
-        parts, lambda: bias_probabilities(kind, data.train, data.labels, BIAS_SEED, **options)
+        parts, lambda: bias_probabilities(kind, data.train, data.labels, settings, hans=hans)
     )
     return result
 
