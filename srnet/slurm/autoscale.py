@@ -1,6 +1,10 @@
 """The Slurm autoscaler: keeps the worker tasks (pending + running in squeue) matched to the
-jobs that need a worker (queued + running + cancelling in the database, in the workers'
-queues), between a minimum and a maximum.
+jobs that need a worker, between a minimum and a maximum.
+
+Jobs that need a worker, in the workers' queues: every `queued` one, plus the `running` (and
+`cancelling`) ones up to the number of running worker tasks. A running job is held by a running
+worker; one held by a worker outside Slurm (a lab machine serving the same queue) has no task
+to count, and counting it would start a Slurm worker that idles, exits and is started again.
 
 - Too few: one `sbatch` of an array with the missing number of tasks.
 - Too many: cancel pending tasks only (newest first). A running worker is never cancelled:
@@ -30,7 +34,7 @@ from srnet.slurm.settings import SlurmSettings
 
 log = logging.getLogger("srnet.slurm.autoscale")
 
-DEMAND_STATUSES = (JobStatus.queued, JobStatus.running, JobStatus.cancelling)
+ACTIVE_STATUSES = (JobStatus.running, JobStatus.cancelling)
 DECISIONS_FILE = "decisions.jsonl"
 KEEP_DECISIONS = 1000  # lines kept when the file is trimmed (at twice that)
 
@@ -41,6 +45,12 @@ class Plan:
     submit: int = 0
     cancel: tuple[str, ...] = ()
     why: str = ""
+
+
+def demand_of(queued: int, active: int, tasks: list[WorkerTask]) -> int:
+    """Jobs that need a worker: the queued ones and the active (running, cancelling) ones that
+    running worker tasks can be holding."""
+    return queued + min(active, sum(t.running for t in tasks))
 
 
 def plan(demand: int, tasks: list[WorkerTask], *, min_workers: int, max_workers: int) -> Plan:
@@ -63,6 +73,15 @@ def plan(demand: int, tasks: list[WorkerTask], *, min_workers: int, max_workers:
             why=f"{demand} job(s) need a worker, {have} worker task(s)",
         )
     return Plan(wanted)
+
+
+def count_jobs(database: Database, queues: tuple[str, ...]) -> tuple[int, int]:
+    """(queued, active) jobs of every owner in these queues."""
+    with database.session() as session:
+        jobs = JobRepository(session)
+        queued = jobs.count_in_queues(queues, [JobStatus.queued])
+        active = jobs.count_in_queues(queues, ACTIVE_STATUSES)
+    return queued, active
 
 
 def _submit_order(task: WorkerTask) -> tuple[int, int]:
@@ -132,16 +151,13 @@ class Autoscaler:
         self.clock = clock
         self._last: tuple[int, int, int, int] | None = None
 
-    def demand(self) -> tuple[int, int]:
-        """(jobs that need a worker, of which queued) in the workers' queues."""
-        with self.database.session() as session:
-            jobs = JobRepository(session)
-            need = jobs.count_in_queues(self.slurm.queues, DEMAND_STATUSES)
-            queued = jobs.count_in_queues(self.slurm.queues, [JobStatus.queued])
-        return need, queued
+    def jobs(self) -> tuple[int, int]:
+        """(queued, active) jobs in the workers' queues."""
+        return count_jobs(self.database, self.slurm.queues)
 
     def run_once(self) -> Decision:
-        need, queued = self.demand()
+        queued, active = self.jobs()
+        need = queued + active  # until squeue answers
         try:
             tasks = self.commands.tasks()
         except SlurmCommandError as exc:  # slurmctld restarting: recorded, the next pass retries
@@ -157,6 +173,7 @@ class Autoscaler:
             )
             self._record(decision)
             return decision
+        need = demand_of(queued, active, tasks)
         todo = plan(
             need, tasks, min_workers=self.slurm.min_workers, max_workers=self.slurm.max_workers
         )

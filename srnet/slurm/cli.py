@@ -262,7 +262,7 @@ def cmd_autoscale(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from persistence.db import Database
     from persistence.settings import Settings
-    from srnet.slurm.autoscale import DEMAND_STATUSES, DecisionLog
+    from srnet.slurm.autoscale import DecisionLog, count_jobs
     from srnet.slurm.commands import SlurmCommandError, SlurmCommands
 
     slurm = _slurm_settings(args)
@@ -270,16 +270,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = Settings()
     database = Database.from_settings(settings)
     try:
-        from persistence.repositories import JobRepository
-        from persistence.tables import JobStatus
-
-        with database.session() as session:
-            jobs = JobRepository(session)
-            need = jobs.count_in_queues(slurm.queues, DEMAND_STATUSES)
-            queued = jobs.count_in_queues(slurm.queues, [JobStatus.queued])
+        queued, active = count_jobs(database, slurm.queues)
     finally:
         database.dispose()
-    print(f"jobs in {','.join(slurm.queues)}: {queued} queued, {need - queued} running")
+    print(f"jobs in {','.join(slurm.queues)}: {queued} queued, {active} running")
     code = 0
     try:
         tasks = SlurmCommands(slurm.job_name).tasks()

@@ -17,7 +17,7 @@ from persistence.db import Database
 from persistence.keys import create_api_key
 from persistence.repositories import JobRepository
 from persistence.tables import JobStatus
-from srnet.slurm.autoscale import Autoscaler, DecisionLog, plan
+from srnet.slurm.autoscale import Autoscaler, DecisionLog, demand_of, plan
 from srnet.slurm.commands import (
     SlurmCommandError,
     SlurmCommands,
@@ -53,6 +53,14 @@ def test_plan_cancels_pending_tasks_newest_first_and_never_a_running_one():
     # Only running workers, none needed: nothing to cancel (they exit when idle).
     idle = plan(0, [task("7_0", "RUNNING"), task("8_0", "RUNNING")], min_workers=0, max_workers=8)
     assert idle.cancel == () and idle.submit == 0 and idle.wanted == 0
+
+
+def test_running_jobs_count_only_up_to_the_running_worker_tasks():
+    # A job held by a worker outside Slurm (a lab machine on the same queue): no Slurm worker.
+    assert demand_of(queued=0, active=1, tasks=[]) == 0
+    # One held by a Slurm worker, one by a lab machine, one queued: two Slurm workers.
+    assert demand_of(queued=1, active=2, tasks=[task("7_0", "RUNNING")]) == 2
+    assert demand_of(queued=2, active=0, tasks=[task("7_0", "PENDING")]) == 2
 
 
 def test_squeue_and_sbatch_output():
@@ -135,6 +143,18 @@ def test_real_cluster_scale_to_min_then_demand_capped_by_max_then_back(held_auto
     assert [(d["action"], d["count"], d["pending"]) for d in logged] == [
         ("submit", 1, 0), ("submit", 2, 1), ("none", 0, 3), ("cancel", 2, 3)]
     assert logged[1]["job_ids"] and logged[3]["job_ids"] == list(shrunk.job_ids)
+
+
+def test_a_job_held_by_a_worker_outside_slurm_starts_no_slurm_worker(held_autoscaler):
+    scaler, database = held_autoscaler
+    scaler.slurm = scaler.slurm.model_copy(update={"min_workers": 0})
+    (job_id,) = queue_jobs(database, 1)
+    with database.session() as session:
+        assert JobRepository(session).claim(job_id, "lab-box:4242:ab12cd34") is not None
+        session.commit()
+    decision = scaler.run_once()
+    assert (decision.action, decision.demand, decision.queued) == ("none", 0, 0)
+    assert scaler.commands.tasks() == []
 
 
 def test_a_refused_submission_is_a_logged_error(slurm_cluster, sqlite_template, tmp_path):
