@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from srcore.bias.result import BiasResult
+from srcore.bias.settings import BiasFit
 from srcore.data.examples import Split
 from srcore.files import atomic_write_bytes, exclusive_lock
 from srcore.jobspec.canonical import canonical_hash
@@ -48,25 +49,27 @@ def cache_key_parts(
     kind: str,
     train: Split,
     labels: Sequence[str],
-    seed: int,
+    settings: BiasFit,
     *,
-    fit: str = "out_of_fold",
-    class_weight: str = "none",
     hans: Mapping[str, Split] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """The key parts of a bias result: the bias model's `fit` and `class_weight`, the
-    digests of the HANS sets its report scores (by name), and in `options` anything else
-    that changes it (folds, extra features, a user file's sha256, the fill mode)."""
+    """The key parts of a bias result: the bias model's fit settings, the digests of the HANS
+    sets its report scores (by name), and in `options` anything else that changes it (a user
+    file's sha256, the fill mode). Folds and the negation feature enter `options` only when
+    they are not the defaults, so the keys of default fits stay those already on disk."""
+    defaults = BiasFit()
+    changed = {k: getattr(settings, k) for k in ("folds", "negation")
+               if getattr(settings, k) != getattr(defaults, k)}  # fmt: skip
     return {
         "kind": kind,
         "labels": list(labels),
-        "seed": seed,
+        "seed": settings.seed,
         "train": training_digest(train),
-        "fit": fit,
-        "class_weight": class_weight,
+        "fit": settings.fit,
+        "class_weight": settings.class_weight,
         "hans": {name: training_digest(split) for name, split in sorted((hans or {}).items())},
-        "options": options,
+        "options": {**changed, **options},
     }
 
 

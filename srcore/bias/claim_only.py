@@ -19,6 +19,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 
 from srcore.bias.crossfit import sklearn_class_weight, training_probabilities
 from srcore.bias.overlap import SplitPredictor
+from srcore.bias.settings import BiasFit
 from srcore.data.examples import Split
 
 MAX_FEATURES = 1 << 18  # caps memory and time on the full FEVER train (≈ 240k claims)
@@ -49,34 +50,22 @@ def _claims(split: Split) -> np.ndarray:
 
 
 def claim_only_probabilities(
-    train: Split,
-    labels: Sequence[str],
-    gold: np.ndarray,
-    seed: int,
-    folds: int,
-    *,
-    fit: str = "out_of_fold",
-    class_weight: str = "none",
-    full_model: bool = False,
+    train: Split, labels: Sequence[str], gold: np.ndarray, settings: BiasFit
 ) -> tuple[np.ndarray, dict[str, Any], SplitPredictor | None]:
     """Label probabilities from the claim alone, fitted out-of-fold (or in-sample, which
     this model memorises: see `crossfit`)."""
     probs, full = training_probabilities(
-        partial(claim_classifier, seed, class_weight),
+        partial(claim_classifier, settings.seed, settings.class_weight),
         _claims(train),
         gold,
         len(labels),
-        fit=fit,
-        folds=folds,
-        seed=seed,
-        full_model=full_model,
+        settings,
     )
     counts = np.bincount(gold, minlength=len(labels))
-    accuracy_key = "oof_accuracy" if fit == "out_of_fold" else "in_sample_accuracy"
     report = {
         "features": "tfidf word 1-2 grams of text_a (claim)",
         "accuracy_space": "task labels",
-        accuracy_key: round(float((probs.argmax(axis=1) == gold).mean()), 6),
+        settings.accuracy_key: round(float((probs.argmax(axis=1) == gold).mean()), 6),
         "majority_rate": round(float(counts.max() / counts.sum()), 6),
     }
     predict = None

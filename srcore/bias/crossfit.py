@@ -6,7 +6,7 @@ claims per n-gram) memorises its training set, gives the gold label p ≈ 1 ever
 PoE / reweighting then see every example as "explained by the bias": the signal says nothing
 about which examples a shortcut really predicts. Each example's probabilities therefore
 come from a model that never saw it (k-fold, seeded, stratified when every class has k
-members), as the bias would look on new data. `training_probabilities(fit="in_sample")` is the
+members), as the bias would look on new data. `BiasFit(fit="in_sample")` is the
 alternative (one model on all rows, read on those rows), for the cheap overlap models whose
 few features cannot memorise.
 """
@@ -14,15 +14,14 @@ few features cannot memorise.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Protocol
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
 
-FitMode = Literal["out_of_fold", "in_sample"]
-FIT_MODES: tuple[str, ...] = get_args(FitMode)
-ClassWeight = Literal["none", "balanced"]
-CLASS_WEIGHTS: tuple[str, ...] = get_args(ClassWeight)
+from srcore.bias.settings import CLASS_WEIGHTS, FIT_MODES, BiasFit
+
+__all__ = ["CLASS_WEIGHTS", "FIT_MODES", "training_probabilities"]
 
 
 def sklearn_class_weight(class_weight: str) -> str | None:
@@ -125,23 +124,19 @@ def training_probabilities(
     x: Any,
     y: np.ndarray,
     n_classes: int,
-    *,
-    fit: str = "out_of_fold",
-    folds: int = 5,
-    seed: int = 0,
-    full_model: bool = False,
+    settings: BiasFit,
 ) -> tuple[np.ndarray, Predictor | None]:
     """(training probabilities, a model fitted on all rows or None).
 
-    fit `out_of_fold`: each row from a model that never saw it (k-fold, see module doc);
-    `in_sample`: one model fitted on all rows predicts those same rows. The all-rows model
-    (for scoring other splits, e.g. OOD sets) comes back when `full_model` is asked for, or
-    for free with `in_sample`.
+    fit `out_of_fold`: each row from a model that never saw it (k-fold with `settings.folds`
+    and `settings.seed`, see module doc); `in_sample`: one model fitted on all rows predicts
+    those same rows. The all-rows model (for scoring other splits, e.g. OOD sets) comes back
+    when `settings.full_model` asks for it, or for free with `in_sample`.
     """
-    if fit not in FIT_MODES:
-        raise ValueError(f"unknown bias fit '{fit}'; known: {', '.join(FIT_MODES)}")
-    if fit == "in_sample":
+    if settings.fit == "in_sample":
         predict = fit_full(make_model, x, y, n_classes)
         return predict(x), predict
-    probs = out_of_fold_probabilities(make_model, x, y, n_classes, folds, seed)
-    return probs, (fit_full(make_model, x, y, n_classes) if full_model else None)
+    probs = out_of_fold_probabilities(
+        make_model, x, y, n_classes, settings.folds, settings.seed
+    )
+    return probs, (fit_full(make_model, x, y, n_classes) if settings.full_model else None)

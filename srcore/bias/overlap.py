@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from srcore.bias.crossfit import sklearn_class_weight, training_probabilities
 from srcore.bias.features import feature_names, overlap_features
 from srcore.bias.result import ENTAILMENT
+from srcore.bias.settings import BiasFit
 from srcore.data.examples import Split
 
 # Scores another split (e.g. an OOD set) with the model fitted on all training rows:
@@ -62,46 +63,27 @@ def _features(split: Split, negation: bool) -> np.ndarray:
     return overlap_features(((ex.text_a, ex.text_b) for ex in split.examples), negation)
 
 
-def _accuracy_key(fit: str) -> str:
-    return "oof_accuracy" if fit == "out_of_fold" else "in_sample_accuracy"
-
-
 def overlap_2way_probabilities(
-    train: Split,
-    labels: Sequence[str],
-    gold: np.ndarray,
-    seed: int,
-    folds: int,
-    negation: bool = False,
-    *,
-    fit: str = "out_of_fold",
-    class_weight: str = "none",
-    full_model: bool = False,
+    train: Split, labels: Sequence[str], gold: np.ndarray, settings: BiasFit
 ) -> tuple[np.ndarray, dict[str, Any], SplitPredictor | None]:
     """Entailment vs not (fitted out-of-fold or in-sample), spread to the task's classes.
 
     The third value scores other splits with the model fitted on all training rows (when
     `full_model`, or with `in_sample`), in the same spread task-label columns.
     """
+    negation = settings.negation
     entail = entailment_index(labels)
     is_entailment = (gold == entail).astype(np.int64)
     x = _features(train, negation)
     p2, full = training_probabilities(
-        partial(overlap_classifier, class_weight),
-        x,
-        is_entailment,
-        2,
-        fit=fit,
-        folds=folds,
-        seed=seed,
-        full_model=full_model,
+        partial(overlap_classifier, settings.class_weight), x, is_entailment, 2, settings
     )
     probs = spread_two_way(p2[:, 1], len(labels), entail)
     share = float(is_entailment.mean())
     report = {
         "features": list(feature_names(negation)),
         "accuracy_space": "entailment vs not-entailment",
-        _accuracy_key(fit): round(float(((p2[:, 1] >= 0.5) == is_entailment).mean()), 6),
+        settings.accuracy_key: round(float(((p2[:, 1] >= 0.5) == is_entailment).mean()), 6),
         "majority_rate": round(max(share, 1.0 - share), 6),
         "mean_p_entailment": {
             "gold_entailment": round(float(p2[is_entailment == 1, 1].mean()), 6),
@@ -119,34 +101,19 @@ def overlap_2way_probabilities(
 
 
 def overlap_multiclass_probabilities(
-    train: Split,
-    labels: Sequence[str],
-    gold: np.ndarray,
-    seed: int,
-    folds: int,
-    negation: bool = False,
-    *,
-    fit: str = "out_of_fold",
-    class_weight: str = "none",
-    full_model: bool = False,
+    train: Split, labels: Sequence[str], gold: np.ndarray, settings: BiasFit
 ) -> tuple[np.ndarray, dict[str, Any], SplitPredictor | None]:
     """Multinomial LR of the task labels on the overlap features (out-of-fold or in-sample)."""
+    negation = settings.negation
     x = _features(train, negation)
     probs, full = training_probabilities(
-        partial(overlap_classifier, class_weight),
-        x,
-        gold,
-        len(labels),
-        fit=fit,
-        folds=folds,
-        seed=seed,
-        full_model=full_model,
+        partial(overlap_classifier, settings.class_weight), x, gold, len(labels), settings
     )
     counts = np.bincount(gold, minlength=len(labels))
     report = {
         "features": list(feature_names(negation)),
         "accuracy_space": "task labels",
-        _accuracy_key(fit): round(float((probs.argmax(axis=1) == gold).mean()), 6),
+        settings.accuracy_key: round(float((probs.argmax(axis=1) == gold).mean()), 6),
         "majority_rate": round(float(counts.max() / counts.sum()), 6),
     }
     predict = None

@@ -6,6 +6,7 @@ import pytest
 
 from srcore.bias import (
     BiasCache,
+    BiasFit,
     BiasResult,
     bias_probabilities,
     cache_key_parts,
@@ -34,13 +35,13 @@ class Counting:
 
     def __call__(self) -> BiasResult:
         self.calls += 1
-        return bias_probabilities("overlap", self.split, LABELS, seed=self.seed)
+        return bias_probabilities("overlap", self.split, LABELS, BiasFit(seed=self.seed))
 
 
 def test_second_call_is_a_hit_without_refit(tmp_path):
     cache, split = BiasCache(tmp_path), _split()
     compute = Counting(split)
-    parts = cache_key_parts("overlap", split, LABELS, 0, folds=5)
+    parts = cache_key_parts("overlap", split, LABELS, BiasFit(seed=0, folds=5))
     first, hit1 = cache.get_or_compute(parts, compute)
     # a fresh cache object on the same folder: what a second job sees
     second, hit2 = BiasCache(tmp_path).get_or_compute(parts, compute)
@@ -58,13 +59,13 @@ def test_second_call_is_a_hit_without_refit(tmp_path):
 def test_any_change_in_inputs_is_a_miss(tmp_path):
     cache, split = BiasCache(tmp_path), _split()
     compute = Counting(split)
-    cache.get_or_compute(cache_key_parts("overlap", split, LABELS, 0), compute)
+    cache.get_or_compute(cache_key_parts("overlap", split, LABELS, BiasFit(seed=0)), compute)
     changed = _split([f"the cat sat {i}" for i in range(29)] + ["a different premise"])
     for parts in (
-        cache_key_parts("overlap", split, LABELS, 1),
-        cache_key_parts("overlap_2way", split, LABELS, 0),
-        cache_key_parts("overlap", changed, LABELS, 0),
-        cache_key_parts("overlap", split, LABELS, 0, negation=True),
+        cache_key_parts("overlap", split, LABELS, BiasFit(seed=1)),
+        cache_key_parts("overlap_2way", split, LABELS, BiasFit(seed=0)),
+        cache_key_parts("overlap", changed, LABELS, BiasFit(seed=0)),
+        cache_key_parts("overlap", split, LABELS, BiasFit(seed=0, negation=True)),
     ):
         _, hit = cache.get_or_compute(parts, compute)
         assert not hit
@@ -94,7 +95,7 @@ def test_training_digest_sees_texts_ids_and_labels():
 def test_corrupt_entry_is_recomputed(tmp_path):
     cache, split = BiasCache(tmp_path), _split()
     compute = Counting(split)
-    parts = cache_key_parts("overlap", split, LABELS, 0)
+    parts = cache_key_parts("overlap", split, LABELS, BiasFit(seed=0))
     good, _ = cache.get_or_compute(parts, compute)
     npy = tmp_path / f"{cache_key(parts)}.npy"
     npy.write_bytes(npy.read_bytes()[:-8])  # torn write
@@ -107,7 +108,7 @@ def test_corrupt_entry_is_recomputed(tmp_path):
 
 def test_failed_compute_stores_nothing(tmp_path):
     cache, split = BiasCache(tmp_path), _split()
-    parts = cache_key_parts("overlap", split, LABELS, 0)
+    parts = cache_key_parts("overlap", split, LABELS, BiasFit(seed=0))
 
     def broken() -> BiasResult:
         raise RuntimeError("fit failed")
@@ -128,19 +129,25 @@ def test_fit_class_weight_and_hans_sets_are_in_the_key():
         ("entailment", "non-entailment"),
         "memory",
     )
-    base = cache_key_parts("overlap_2way", split, LABELS, 0)
+    base = cache_key_parts("overlap_2way", split, LABELS, BiasFit(seed=0))
     # the defaults are today's model: spelling them out is the same entry
     explicit = cache_key_parts(
-        "overlap_2way", split, LABELS, 0, fit="out_of_fold", class_weight="none", hans={}
+        "overlap_2way",
+        split,
+        LABELS,
+        BiasFit(seed=0, fit="out_of_fold", class_weight="none"),
+        hans={},
     )
     assert cache_key(base) == cache_key(explicit)
     assert (base["fit"], base["class_weight"], base["hans"]) == ("out_of_fold", "none", {})
     variants = [
-        cache_key_parts("overlap_2way", split, LABELS, 0, fit="in_sample"),
-        cache_key_parts("overlap_2way", split, LABELS, 0, class_weight="balanced"),
-        cache_key_parts("overlap_2way", split, LABELS, 0, fit="in_sample", class_weight="balanced"),
-        cache_key_parts("overlap_2way", split, LABELS, 0, hans={"hans": hans}),
-        cache_key_parts("overlap_2way", split, LABELS, 0, hans={"hans_2": hans}),
+        cache_key_parts("overlap_2way", split, LABELS, BiasFit(seed=0, fit="in_sample")),
+        cache_key_parts("overlap_2way", split, LABELS, BiasFit(seed=0, class_weight="balanced")),
+        cache_key_parts(
+            "overlap_2way", split, LABELS, BiasFit(seed=0, fit="in_sample", class_weight="balanced")
+        ),
+        cache_key_parts("overlap_2way", split, LABELS, BiasFit(seed=0), hans={"hans": hans}),
+        cache_key_parts("overlap_2way", split, LABELS, BiasFit(seed=0), hans={"hans_2": hans}),
     ]
     keys = {cache_key(p) for p in [base, *variants]}
     assert len(keys) == 1 + len(variants)
@@ -148,11 +155,13 @@ def test_fit_class_weight_and_hans_sets_are_in_the_key():
 
 def test_options_reach_the_cached_report(tmp_path):
     cache, split = BiasCache(tmp_path), _split()
-    parts = cache_key_parts("overlap", split, LABELS, 0, fit="in_sample", class_weight="balanced")
+    parts = cache_key_parts(
+        "overlap", split, LABELS, BiasFit(seed=0, fit="in_sample", class_weight="balanced")
+    )
     _, hit = cache.get_or_compute(
         parts,
         lambda: bias_probabilities(
-            "overlap", split, LABELS, seed=0, fit="in_sample", class_weight="balanced"
+            "overlap", split, LABELS, BiasFit(seed=0, fit="in_sample", class_weight="balanced")
         ),
     )
     again, hit2 = BiasCache(tmp_path).get_or_compute(parts, lambda: pytest.fail("refit"))

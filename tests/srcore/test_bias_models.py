@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from srcore.bias import BiasResult, bias_probabilities, overlap_features
+from srcore.bias import BiasFit, BiasResult, bias_probabilities, overlap_features
 from srcore.bias.crossfit import out_of_fold_probabilities
 from srcore.bias.overlap import entailment_index, spread_two_way
 from srcore.bias.result import gold_indices
@@ -30,7 +30,7 @@ def mnli_split(label_names: tuple[str, ...] = MNLI) -> Split:
 
 @cache
 def mnli_2way() -> BiasResult:
-    return bias_probabilities("overlap_2way", mnli_split(), MNLI, seed=0)
+    return bias_probabilities("overlap_2way", mnli_split(), MNLI, BiasFit(seed=0))
 
 
 def test_spread_two_way_by_hand():
@@ -71,7 +71,9 @@ def test_two_way_on_real_mnli_spreads_and_sums_to_one():
 
 def test_two_way_columns_follow_any_label_order():
     hf_order = ("entailment", "neutral", "contradiction")
-    other = bias_probabilities("overlap_2way", mnli_split(hf_order), hf_order, seed=0).probs
+    other = bias_probabilities(
+        "overlap_2way", mnli_split(hf_order), hf_order, BiasFit(seed=0)
+    ).probs
     np.testing.assert_array_equal(other[:, 1], other[:, 2])
     # Same model, same folds: the same numbers, columns permuted by name.
     np.testing.assert_allclose(other[:, 0], mnli_2way().probs[:, 1], atol=1e-6)
@@ -98,7 +100,7 @@ def test_two_way_beats_majority_out_of_fold():
 
 
 def test_multiclass_overlap_beats_majority_on_mnli():
-    result = bias_probabilities("overlap", mnli_split(), MNLI, seed=0)
+    result = bias_probabilities("overlap", mnli_split(), MNLI, BiasFit(seed=0))
     assert result.probs.shape == (8999, 3)
     assert not np.array_equal(result.probs[:, 0], result.probs[:, 2])
     assert result.report["oof_accuracy"] > result.report["majority_rate"] + 0.05
@@ -106,9 +108,9 @@ def test_multiclass_overlap_beats_majority_on_mnli():
 
 def test_seeded_and_deterministic():
     split = Split("t", mnli_split().examples[:600], MNLI, "mnli head")
-    a = bias_probabilities("overlap", split, MNLI, seed=3).probs
-    b = bias_probabilities("overlap", split, MNLI, seed=3).probs
-    c = bias_probabilities("overlap", split, MNLI, seed=4).probs
+    a = bias_probabilities("overlap", split, MNLI, BiasFit(seed=3)).probs
+    b = bias_probabilities("overlap", split, MNLI, BiasFit(seed=3)).probs
+    c = bias_probabilities("overlap", split, MNLI, BiasFit(seed=4)).probs
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 
@@ -132,7 +134,7 @@ def _claims(n: int, seed: int = 0) -> Split:
 
 def test_claim_only_learns_the_negation_cue():
     split = _claims(1500)
-    result = bias_probabilities("claim_only", split, FEVER, seed=0)
+    result = bias_probabilities("claim_only", split, FEVER, BiasFit(seed=0))
     negated = np.array([" not " in e.text_a for e in split.examples])
     assert result.probs[negated, 1].mean() > 0.8
     assert result.probs[~negated, 1].mean() < 0.1
@@ -147,8 +149,8 @@ def test_claim_only_never_reads_the_evidence():
         FEVER,
         "leaky",
     )
-    a = bias_probabilities("claim_only", split, FEVER, seed=1).probs
-    b = bias_probabilities("claim_only", leaky, FEVER, seed=1).probs
+    a = bias_probabilities("claim_only", split, FEVER, BiasFit(seed=1)).probs
+    b = bias_probabilities("claim_only", leaky, FEVER, BiasFit(seed=1)).probs
     np.testing.assert_array_equal(a, b)
 
 
@@ -161,7 +163,7 @@ def test_out_of_fold_does_not_memorise():
         for i, y in enumerate(rng.integers(0, 3, size=600))
     ]
     split = Split("train", examples, FEVER, "noise")
-    oof = bias_probabilities("claim_only", split, FEVER, seed=0).report["mean_gold_prob"]
+    oof = bias_probabilities("claim_only", split, FEVER, BiasFit(seed=0)).report["mean_gold_prob"]
     assert oof < 0.4
 
     from srcore.bias.claim_only import claim_classifier
@@ -176,7 +178,9 @@ def test_tiny_and_one_class_folds_still_give_distributions():
     examples = [
         Example(str(i), "a b c", "a b" if i % 4 else "d", 1 if i % 4 else 0) for i in range(8)
     ]
-    result = bias_probabilities("overlap", Split("t", examples, MNLI, "tiny"), MNLI, seed=0)
+    result = bias_probabilities(
+        "overlap", Split("t", examples, MNLI, "tiny"), MNLI, BiasFit(seed=0)
+    )
     np.testing.assert_allclose(result.probs.sum(axis=1), 1.0, atol=1e-6)
     # a fold whose fitting part lacks a class gives that class probability 0, never garbage
     probs = out_of_fold_probabilities(
@@ -199,7 +203,7 @@ def test_text_a_only_model_finds_the_real_mnli_hypothesis_bias():
         MNLI,
         "mnli hypotheses",
     )
-    report = bias_probabilities("claim_only", swapped, MNLI, seed=0).report
+    report = bias_probabilities("claim_only", swapped, MNLI, BiasFit(seed=0)).report
     assert report["oof_accuracy"] > report["majority_rate"] + 0.08
 
 
@@ -220,9 +224,7 @@ def mnli_option(fit: str, class_weight: str) -> BiasResult:
         "overlap_2way",
         mnli_split(),
         MNLI,
-        seed=0,
-        fit=fit,
-        class_weight=class_weight,
+        BiasFit(seed=0, fit=fit, class_weight=class_weight),
         hans={"hans": hans_split()},
     )
 
@@ -272,8 +274,8 @@ def test_in_sample_claim_only_memorises_noise():
         for i, y in enumerate(rng.integers(0, 3, size=600))
     ]
     split = Split("train", examples, FEVER, "noise")
-    oof = bias_probabilities("claim_only", split, FEVER, seed=0).report["mean_gold_prob"]
-    ins = bias_probabilities("claim_only", split, FEVER, seed=0, fit="in_sample").report
+    oof = bias_probabilities("claim_only", split, FEVER, BiasFit(seed=0)).report["mean_gold_prob"]
+    ins = bias_probabilities("claim_only", split, FEVER, BiasFit(seed=0, fit="in_sample")).report
     assert ins["mean_gold_prob"] > oof + 0.1
 
 
@@ -330,7 +332,9 @@ def test_hans_scoring_gives_task_columns_for_every_row():
     from srcore.bias.overlap import overlap_2way_probabilities
 
     gold = gold_indices(mnli_split(), MNLI)
-    _, _, predict = overlap_2way_probabilities(mnli_split(), MNLI, gold, 0, 5, full_model=True)
+    _, _, predict = overlap_2way_probabilities(
+        mnli_split(), MNLI, gold, BiasFit(seed=0, folds=5, full_model=True)
+    )
     assert predict is not None
     probs = predict(hans_split())  # 30k rows in about 0.4 s (measured, not asserted)
     assert probs.shape == (30000, 3)
@@ -370,9 +374,9 @@ def test_hans_without_an_entailment_label_is_skipped_not_fatal():
 
 def test_unknown_fit_and_class_weight():
     with pytest.raises(ValueError, match="unknown bias fit 'loo'"):
-        bias_probabilities("overlap_2way", mnli_split(), MNLI, fit="loo")
+        bias_probabilities("overlap_2way", mnli_split(), MNLI, BiasFit(fit="loo"))
     with pytest.raises(ValueError, match="unknown bias class_weight 'auto'"):
-        bias_probabilities("overlap_2way", mnli_split(), MNLI, class_weight="auto")
+        bias_probabilities("overlap_2way", mnli_split(), MNLI, BiasFit(class_weight="auto"))
 
 
 def test_spec_options_default_and_validate():
