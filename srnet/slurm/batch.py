@@ -85,7 +85,8 @@ class WorkerBatch:
         # One CPU thread pool per worker, sized to what Slurm granted.
         lines.append(f'export OMP_NUM_THREADS="${{SLURM_CPUS_PER_TASK:-{s.cpus_per_worker}}}"')
         worker = [
-            shlex.quote(s.python or self.python),
+            # A command prefix is allowed too: `apptainer exec --nv srnet.sif python`.
+            *map(shlex.quote, shlex.split(s.python or self.python)),
             "-m",
             "srnet",
             "worker",

@@ -89,7 +89,8 @@ class SlurmSettings(BaseSettings):
     queues: Annotated[tuple[str, ...], NoDecode] = Field(
         default=("gpu",), validation_alias=_env("QUEUES")
     )
-    # The interpreter that runs `-m srnet worker` on the compute nodes (a shared venv).
+    # The interpreter that runs `-m srnet worker` on the compute nodes (a shared venv), or a
+    # command ending in one (`apptainer exec --nv /images/srnet.sif python`).
     python: str | None = Field(default=None, validation_alias=_env("PYTHON"))
     # Sourced by the job before the worker starts (settings and secrets, mode 0600); unset:
     # the settings travel in the environment sbatch runs in (--export=ALL).

@@ -103,6 +103,11 @@ def test_the_script_asks_slurm_for_one_gpu_per_worker_and_execs_the_worker(tmp_p
     cpu = WorkerBatch(SlurmSettings(_env_file=None, gpus_per_worker=0, queues="cpu"), 1,
                       tmp_path).script()  # fmt: skip
     assert "--gres" not in cpu and "--queues cpu " in cpu and "#SBATCH --array=0-0" in cpu
+    image = "apptainer exec --nv '/images/srnet v2.sif' python"
+    boxed = SlurmSettings(_env_file=None, python=image)
+    assert "exec apptainer exec --nv '/images/srnet v2.sif' python -m srnet worker " in (
+        WorkerBatch(boxed, 1, tmp_path).script()
+    )
 
 
 def test_secrets_go_to_the_environment_not_the_script(tmp_path):
