@@ -332,6 +332,11 @@ class WorkerSettings(_SrnetSettings):
         default=QUEUES, validation_alias=env("WORKER_QUEUES")
     )
     concurrency: int = Field(default=1, ge=1, le=64, validation_alias=env("WORKER_CONCURRENCY"))
+    # One worker process per GPU (`srnet worker --gpus`): "all", or GPU ids / UUIDs
+    # ("0,1,3"); unset: one worker process, on whatever GPU CUDA_VISIBLE_DEVICES leaves it.
+    gpus: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        default=None, validation_alias=env("WORKER_GPUS", deprecated="")
+    )
     # Import torch, transformers and srcore in the worker's main process before the pool forks,
     # so each job's fresh child starts in a second instead of re-importing them. Importing does
     # not initialise CUDA; only the child that runs a job does.
@@ -435,6 +440,30 @@ class WorkerSettings(_SrnetSettings):
         if unknown or not value:
             raise ValueError(f"SRNET_WORKER_QUEUES must name some of {', '.join(QUEUES)}")
         return tuple(dict.fromkeys(value))
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _split_gpus(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [g.strip() for g in value.split(",")]
+        return value
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpu_ids(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        ids = tuple(g.strip() for g in value)
+        if not ids or "" in ids:
+            raise ValueError("SRNET_WORKER_GPUS must be 'all' or GPU ids such as 0,1,3")
+        if "all" in (i.lower() for i in ids):
+            if len(ids) > 1:
+                raise ValueError("SRNET_WORKER_GPUS: 'all' cannot be mixed with GPU ids")
+            return ("all",)
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"SRNET_WORKER_GPUS names GPU {', '.join(twice)} twice")
+        return ids
 
     def job_dir(self, job_id: object) -> Path:
         return self.work_dir / "jobs" / str(job_id)

@@ -10,9 +10,13 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from srnet import keys_cli
 from srnet.slurm import cli as slurm_cli
+
+if TYPE_CHECKING:
+    from persistence.settings import WorkerSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,15 +41,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     worker = sub.add_parser(
         "worker",
-        help="run a Celery worker (one per GPU)",
+        help="run a Celery worker (one process per GPU with --gpus)",
         description="`celery -A worker.celery_app worker` with the service's settings: prefork "
         "pool, one fresh process per job, prefetch 1. SRNET_WORKER_QUEUES/--queues picks the "
-        "queues.",
+        "queues. With --gpus (SRNET_WORKER_GPUS) it supervises one worker process per GPU, "
+        "each pinned with CUDA_VISIBLE_DEVICES, plus a CPU-only one for the cpu queue.",
     )
     worker.add_argument("--queues", help="comma-separated: gpu, cpu (default: SRNET_WORKER_QUEUES)")
-    worker.add_argument("--concurrency", type=int, help="jobs at once (default 1: one per GPU)")
-    worker.add_argument("--hostname", default="srnet@%h", help="Celery node name")
+    worker.add_argument("--concurrency", type=int,
+                        help="jobs at once (default 1; with --gpus: one per GPU)")  # fmt: skip
+    worker.add_argument("--gpus", help="'all' or GPU ids/UUIDs (0,1,3): one pinned worker "
+                        "process per GPU (default: SRNET_WORKER_GPUS; unset: one process)")
+    worker.add_argument("--hostname", default="srnet@%h",
+                        help="Celery node name (with --gpus: gpu0@<host>, ..., cpu@<host>)")
     worker.add_argument("--loglevel", default="INFO")
+    worker.add_argument("--stop-timeout", type=float, default=600.0,
+                        help="with --gpus: seconds the processes get to stop (a running job "
+                        "checkpoints first) before they are killed")  # fmt: skip
     worker.add_argument("--exit-when-idle", metavar="DURATION",
                         help="exit after this long without a job (15m, 90s; Slurm workers)")
     worker.add_argument("--end-margin", metavar="DURATION",
@@ -92,15 +104,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from persistence.settings import Settings, WorkerSettings
-    from worker.celery_app import make_celery_app, worker_argv
 
     overrides: dict[str, object] = {}
     if args.queues:
         overrides["queues"] = args.queues
     if args.concurrency:
         overrides["concurrency"] = args.concurrency
-    worker_settings = WorkerSettings(**overrides)
+    if args.gpus:
+        overrides["gpus"] = args.gpus
+    try:
+        worker_settings = WorkerSettings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"srnet worker: {problems}", file=sys.stderr)
+        return 2
+    if worker_settings.gpus is not None:
+        return _supervise_gpu_workers(args, worker_settings)
+
+    from worker.celery_app import make_celery_app, worker_argv
+
     settings = Settings()
     print(f"srnet worker: {settings.locations()}; work {worker_settings.work}", file=sys.stderr)
     app = make_celery_app(settings, worker_settings)
@@ -111,6 +136,41 @@ def cmd_worker(args: argparse.Namespace) -> int:
     argv = worker_argv(worker_settings, loglevel=args.loglevel, hostname=args.hostname)
     app.worker_main(argv[2:])  # drop "-A worker.celery_app": the app is this one
     return 0
+
+
+def _supervise_gpu_workers(args: argparse.Namespace, worker_settings: WorkerSettings) -> int:
+    """`srnet worker --gpus`: one pinned worker process per GPU (worker.supervisor); no torch
+    and no CUDA in this process."""
+    from persistence.settings import Settings
+    from worker.gpus import GpuAssignmentError, WorkerChild, plan_worker_children, probe_gpus
+    from worker.supervisor import WorkerSupervisor, child_argv, declare_queues
+
+    fields = worker_settings.model_fields_set
+    asked = worker_settings.concurrency if "concurrency" in fields else None
+    try:
+        inventory = probe_gpus()
+        children = plan_worker_children(
+            inventory, worker_settings.gpus or (), worker_settings.queues, asked
+        )
+    except GpuAssignmentError as exc:
+        print(f"srnet worker: {exc}", file=sys.stderr)
+        return 2
+    settings = Settings()
+    print(f"srnet worker: {settings.locations()}; GPUs {inventory.describe()}; "
+          f"{len(children)} worker processes", file=sys.stderr)  # fmt: skip
+    declare_queues(settings, worker_settings)
+    host = args.hostname.split("@", 1)[1] if "@" in args.hostname else args.hostname
+    lifetime = []  # Slurm workers: each child ends by itself when idle
+    if args.exit_when_idle:
+        lifetime += ["--exit-when-idle", args.exit_when_idle]
+    if args.end_margin:
+        lifetime += ["--end-margin", args.end_margin]
+
+    def argv_of(child: WorkerChild) -> list[str]:
+        return [*child_argv(child, hostname=host, loglevel=args.loglevel), *lifetime]
+
+    supervisor = WorkerSupervisor(children, argv_of=argv_of, stop_timeout_s=args.stop_timeout)
+    return supervisor.run()
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:

@@ -46,6 +46,7 @@ from srcore.files import confined_to, without_install_paths
 from srcore.jobspec.layout import OutputLayout
 from srcore.jobspec.results import SearchResult
 from worker.celery_app import shutdown_requested
+from worker.gpus import job_device_environment
 from worker.lease import JobLease
 from worker.mlflow_export import export_finished_job
 from worker.reporting import JobReporter, json_safe, key_of
@@ -74,6 +75,7 @@ def input_errors() -> tuple[type[BaseException], ...]:
     from srcore.data.errors import DataFormatError
     from srcore.jobspec.task_registry import TaskConfigError
     from srcore.models import ModelNotFoundError
+    from srcore.training.device import DeviceSettingError
     from srcore.training.memory import DeviceOutOfMemoryError
 
     return (
@@ -84,6 +86,7 @@ def input_errors() -> tuple[type[BaseException], ...]:
         ValidationError,  # a stored spec this worker's srcore does not accept
         FloatingPointError,  # the loss diverged: deterministic, it would diverge again
         DeviceOutOfMemoryError,  # the batch does not fit this GPU: every attempt would fail
+        DeviceSettingError,  # e.g. bf16 on a GPU without bf16 tensor cores
     )
 
 
@@ -212,9 +215,11 @@ class JobRun:
                 progress_interval_s=self.ctx.worker_settings.progress_interval_s,
                 known_metrics=self._known_metrics(),
             )  # fmt: skip
-            result = run_search(
-                spec, self.out_dir, reporter, cache_dir=self.ctx.worker_settings.stage_cache
-            )
+            with job_device_environment(self.job.queue):
+                self._note_device()
+                result = run_search(
+                    spec, self.out_dir, reporter, cache_dir=self.ctx.worker_settings.stage_cache
+                )
         except Cancelled:
             return self._stopped()
         except ResumeMismatchError as exc:
@@ -393,6 +398,30 @@ class JobRun:
                 message="resuming from the work folder: " + "; ".join(parts),
                 data={"resume": found, "attempt": self.job.attempt},
             )
+            session.commit()
+
+    def _note_device(self) -> None:
+        """Record where this attempt runs (an event per attempt: a retry may land elsewhere);
+        metrics.json records the same from srcore."""
+        from srcore.training import device as devices
+
+        picked = devices.pick_device()
+        # describe_device (name, UUID, memory, capability, CUDA and driver) is being added to
+        # srcore; until then the device's type and index.
+        describe = getattr(devices, "describe_device", None)
+        device = describe(picked) if describe else {"type": picked.type, "index": picked.index}
+        pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
+        where = device.get("name") or device.get("type")
+        if device.get("uuid"):
+            where = f"{where} ({device['uuid']})"
+        with contextlib.suppress(SQLAlchemyError), self.ctx.database.session() as session:
+            JobRepository(session).events.add(
+                self.job.id,
+                EventKind.log,
+                message=f"running on {device.get('type')}: {where}",
+                data={"device": device, "queue": self.job.queue, "cuda_visible_devices": pinned,
+                      "worker": self.worker_id, "attempt": self.job.attempt},
+            )  # fmt: skip
             session.commit()
 
     def _known_metrics(self) -> list[Any]:

@@ -16,8 +16,9 @@ from persistence.settings import Settings
 from srnet.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
-SRNET_SERVICES = ("migrate", "api", "worker", "worker-cpu", "reconciler")
-SRNET_COMMANDS = ("migrate", "worker", "worker-cpu", "reconciler")
+GPU_WORKERS = ("worker-gpu0", "worker-gpu1", "worker-gpu2", "worker-gpu3")
+SRNET_SERVICES = ("migrate", "api", *GPU_WORKERS, "worker-cpu", "reconciler")
+SRNET_COMMANDS = ("migrate", *GPU_WORKERS, "worker-cpu", "reconciler")
 
 
 @pytest.fixture(scope="module")
@@ -56,18 +57,36 @@ def test_migrations_run_before_the_service_starts(compose):
     services = compose["services"]
     assert services["migrate"]["command"][:2] == ["srnet", "migrate"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("api", "worker", "worker-cpu", "reconciler"):
+    for name in ("api", *GPU_WORKERS, "worker-cpu", "reconciler"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
 
 
-def test_the_worker_reserves_a_gpu_and_has_time_to_checkpoint(compose):
-    worker = compose["services"]["worker"]
-    (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
-    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
-    assert worker["command"][worker["command"].index("--queues") + 1] == "gpu"
-    assert worker["stop_grace_period"]
-    assert compose["services"]["worker-cpu"]["profiles"] == ["cpu"]
+def test_one_worker_service_per_gpu_each_with_its_own_device(compose):
+    """`count: N` (or `--scale`) gives every replica devices 0..N-1: all on GPU 0. Each GPU
+    worker service reserves one GPU by id, runs one job at a time, and has time to checkpoint."""
+    services = compose["services"]
+    seen_ids, hostnames = [], []
+    for name in GPU_WORKERS:
+        worker = services[name]
+        (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
+        assert device["driver"] == "nvidia" and "gpu" in device["capabilities"], name
+        assert "count" not in device and len(device["device_ids"]) == 1, name
+        seen_ids.append(device["device_ids"][0])
+        command = worker["command"]
+        assert command[command.index("--queues") + 1] == "gpu", name
+        assert "--concurrency" not in command and "--gpus" not in command, name
+        hostname = command[command.index("--hostname") + 1]
+        hostnames.append(hostname)
+        assert f"-d {hostname.replace('%h', '$$HOSTNAME')} " in worker["healthcheck"]["test"][1]
+        assert worker["stop_grace_period"], name
+    assert seen_ids == ["0", "1", "2", "3"] and len(set(hostnames)) == len(hostnames)
+    # GPU 0 by default; the others only where the host has them.
+    assert "profiles" not in services["worker-gpu0"]
+    assert services["worker-gpu1"]["profiles"] == ["gpus-2", "gpus-4"]
+    assert services["worker-gpu3"]["profiles"] == ["gpus-4"]
+    assert services["worker-cpu"]["profiles"] == ["cpu"]
+    assert "deploy" not in services["worker-cpu"]  # no GPU: cpu-queue jobs run on the CPU
 
 
 def test_srnet_commands_exist_and_parse(compose):
@@ -92,7 +111,7 @@ def test_the_environment_is_one_the_settings_accept_in_production(compose, monke
     assert settings.database_url.startswith("postgresql+psycopg://srnet:pg-secret@postgres")
     assert settings.broker_is_redis and settings.data_roots == ["/data"]
     # Artifacts and work folders live on the volume every service mounts.
-    for name in ("api", "worker", "reconciler"):
+    for name in ("api", *GPU_WORKERS, "reconciler"):
         assert "srnet-data:/var/lib/srnet" in compose["services"][name]["volumes"]
     assert env["SRNET_ARTIFACT_STORE"].startswith("file:///var/lib/srnet/")
     assert env["SRNET_WORK_DIR"].startswith("/var/lib/srnet/")
