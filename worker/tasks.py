@@ -76,6 +76,7 @@ def input_errors() -> tuple[type[BaseException], ...]:
     from srcore.jobspec.task_registry import TaskConfigError
     from srcore.models import ModelNotFoundError
     from srcore.training.device import DeviceSettingError
+    from srcore.training.device import DeviceSettingError
     from srcore.training.memory import DeviceOutOfMemoryError
 
     return (
@@ -86,6 +87,7 @@ def input_errors() -> tuple[type[BaseException], ...]:
         ValidationError,  # a stored spec this worker's srcore does not accept
         FloatingPointError,  # the loss diverged: deterministic, it would diverge again
         DeviceOutOfMemoryError,  # the batch does not fit this GPU: every attempt would fail
+        DeviceSettingError,  # e.g. bf16 on a GPU without bf16 tensor cores
         DeviceSettingError,  # e.g. bf16 on a GPU without bf16 tensor cores
     )
 

@@ -135,6 +135,8 @@ class SearchResult(ResultModel):
     summary: list[dict[str, Any]]  # mean and spread over seeds per sparsity
     versions: dict[str, str]
     precision: dict[str, Any] | None = None
+    # where it ran: srcore.training.device.describe_device (GPU name, UUID, memory, ...)
+    device: dict[str, Any] | None = None
     seconds: float
 
     @property

@@ -428,7 +428,20 @@ class TrainingSpec(StrictModel):
         default="auto",
         description="Matrix products of training and evaluation. auto: bf16 where the "
         "hardware multiplies bf16 natively (CUDA compute capability 8.0+, CPUs with AMX or "
-        "AVX512-BF16), else fp32. Weights, optimizer state, masks and scores stay fp32.",
+        "AVX512-BF16), else fp32. Weights, optimizer state, masks and scores stay fp32. bf16 "
+        "on a GPU below compute capability 8.0 (no bf16 tensor cores) is refused.",
+    )
+    tf32: bool = Field(
+        default=True,
+        description="On GPUs of compute capability 8.0+ (Ampere and later), let fp32 matrix "
+        "products run on TF32 tensor cores (10-bit mantissa inputs, fp32 accumulation; several "
+        "times faster). false: full fp32 products. No effect on CPUs.",
+    )
+    deterministic: bool = Field(
+        default=False,
+        description="Deterministic algorithms (torch.use_deterministic_algorithms, "
+        "CUBLAS_WORKSPACE_CONFIG, cuDNN benchmark off): on a GPU a repeated or resumed run is "
+        "then bit-identical, at some speed cost. CPU runs are bit-identical either way.",
     )
     eval_every: Annotated[int, Field(ge=1, le=MAX_STEPS)] | None = Field(
         default=None, description="Steps between evaluations. Not set: 10 evaluations per stage."
@@ -572,4 +585,20 @@ def spec_hash(spec: JobSpec) -> str:
     in, keys sorted, no whitespace, UTF-8 with non-ASCII characters as themselves). The API
     stores it with the job and the pipeline writes it into masks and reports, so a downloaded
     artifact can be matched to its job."""
-    return canonical_hash(spec.model_dump(mode="json"))
+    return canonical_hash(_without_late_defaults(spec.model_dump(mode="json")))
+
+
+# Fields added after jobs were stored: at their default they are left out of the hash, so a
+# job's (and a study folder's) identity does not change with the srcore that reads it.
+_LATE_DEFAULTS: dict[tuple[str, str], Any] = {
+    ("training", "tf32"): True,
+    ("training", "deterministic"): False,
+}
+
+
+def _without_late_defaults(dumped: dict[str, Any]) -> dict[str, Any]:
+    for (section, key), default in _LATE_DEFAULTS.items():
+        part = dumped.get(section)
+        if isinstance(part, dict) and key in part and part[key] == default:
+            dumped[section] = {k: v for k, v in part.items() if k != key}
+    return dumped

@@ -40,6 +40,7 @@ from srcore.pipeline.stages import (
 from srcore.pruning import head_state_dict, model_parameter_count, save_masks, sparsity_report
 from srcore.stage_cache import StageCache
 from srcore.training import configure_cpu_threads, pick_device, precision_info
+from srcore.training.device import apply_numerics, describe_device
 
 
 def run_search(
@@ -55,6 +56,8 @@ def run_search(
     layout.root.mkdir(parents=True, exist_ok=True)
     cache = StageCache(Path(cache_dir) if cache_dir else layout.default_cache_dir)
     configure_cpu_threads()
+    t = spec.training  # TF32 / determinism for everything this job runs, trainers or not
+    apply_numerics(pick_device(), tf32=t.tf32, deterministic=t.deterministic)
     started = time.time()
 
     callbacks.on_stage("data")
@@ -95,7 +98,10 @@ def run_search(
         units=units,
         summary=summarise(units),
         versions=library_versions(),
-        precision=precision_info(spec.training.precision, pick_device()),
+        precision=precision_info(
+            t.precision, pick_device(), tf32=t.tf32, deterministic=t.deterministic
+        ),
+        device=describe_device(pick_device()),
         seconds=round(time.time() - started, 2),
     )
     write_report(result.report(), layout.root, layout.metrics_path.name)

@@ -100,6 +100,8 @@ def trainer_config(
         grad_clip=t.grad_clip,
         eval_every=t.eval_every,
         precision=t.precision,
+        tf32=t.tf32,
+        deterministic=t.deterministic,
         select_last_fraction=select_last_fraction or t.select_last_fraction,
         seed=seed,
         checkpoint_dir=checkpoint_dir,
@@ -193,6 +195,8 @@ def dense_stage(ctx: StageContext, loss: str) -> DenseModel:
         "eval_batch": spec.evaluation.batch_size,
         "seed": seed,
     }
+    if not spec.training.tf32:  # full-fp32 GEMMs give other numbers; the default keeps old keys
+        inputs["tf32"] = False
     key = cache.key("dense", inputs)
     work = cache.root / ".work" / key
 

@@ -35,6 +35,7 @@ from srcore.training.checkpoint import (
 )
 from srcore.training.device import (
     Precision,
+    apply_numerics,
     autocast,
     describe_precision,
     pick_device,
@@ -70,6 +71,11 @@ class TrainerConfig:
     # with AMX / AVX512-BF16), else fp32. Weights, optimizer state, masks, scores and the
     # loss stay fp32 either way.
     precision: Precision = "auto"
+    # fp32 matrix products on TF32 tensor cores where the GPU has them (sm >= 8.0).
+    tf32: bool = True
+    # torch.use_deterministic_algorithms and cuBLAS's fixed workspace: bit-identical repeats
+    # and resumes on a GPU (on the CPU they are bit-identical anyway).
+    deterministic: bool = False
     checkpoint_dir: Path | None = None
     checkpoint_every: int | None = None  # also written at the end and when stopped
     # Seconds between progress callbacks, while training and while evaluating; the first
@@ -297,11 +303,14 @@ class Trainer:
         else:
             seed_everything(cfg.seed)
 
+        numerics = apply_numerics(self.device, tf32=cfg.tf32, deterministic=cfg.deterministic)
         logger.info(
-            "%s: precision %s on %s",
+            "%s: precision %s on %s (%s%s)",
             cfg.stage,
             describe_precision(cfg.precision, self.device),
             self.device,
+            numerics.why,
+            ", deterministic" if numerics.deterministic else "",
         )
         self.model.train()
         batches = self.sampler.epoch(self.epoch)

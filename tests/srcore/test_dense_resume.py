@@ -4,6 +4,7 @@ uninterrupted run."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,10 @@ def test_dense_killed_mid_run_resumes_from_its_last_evaluation(tiny_model, tmp_p
         run_search(job, tmp_path / "b", resumed, cache_dir=tmp_path / "cache-b")
     assert resumed.first_dense_step == 5  # went on from the checkpoint at 4, not step 0
     assert resumed.checkpoints == list(range(6, DENSE_STEPS + 1, 2))
+
+    report = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert report["device"]["type"] == "cpu" and report["device"]["threads"] >= 1
+    assert report["precision"]["tf32"] is False and report["precision"]["deterministic"] is False
 
     a, b = dense_weights(tmp_path / "cache-a"), dense_weights(tmp_path / "cache-b")
     assert a.keys() == b.keys()

@@ -44,3 +44,11 @@ def test_out_of_memory_in_training_fails_the_job_on_the_first_attempt(
     assert "out of memory in training step 1 (batch " in job.error
     assert "Lower training.batch_size or training.max_length" in job.error
     assert events[-1].status == "failed"
+
+
+def test_a_setting_the_gpu_cannot_honour_is_an_input_error():
+    """bf16 on a GPU without bf16 tensor cores fails the same way on every attempt."""
+    from srcore.training.device import DeviceSettingError
+    from worker.tasks import input_errors
+
+    assert issubclass(DeviceSettingError, input_errors())
