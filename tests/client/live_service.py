@@ -115,6 +115,26 @@ def run_service(tmp_path: Path) -> Iterator[LiveService]:
 # --- a stand-in worker -------------------------------------------------------------------------
 
 
+def movement_payload(differ: float) -> dict[str, Any]:
+    """A mask's movement as srcore.pruning.movement reports it: `differ` of the entries differ
+    from magnitude pruning in total; per type, the query matrices twice as much, the rest half
+    (two layers)."""
+
+    def group(fraction: float) -> dict[str, Any]:
+        return {
+            "entries": 1000,
+            "differ_from_magnitude": round(1000 * fraction),
+            "flipped_from_init": round(2000 * fraction),
+            "differ_fraction": fraction,
+            "flipped_fraction": 2 * fraction,
+        }
+
+    kinds = ("Q", "K", "V", "AO", "I", "O")
+    types = {t: group(2 * differ if t == "Q" else differ / 2) for t in kinds}
+    layers = {"0": group(differ), "1": group(differ)}
+    return {**group(differ), "by_type": types, "by_layer": layers}
+
+
 def metric_payload(
     dev: float, hans: float | None = None, *, sparsity: float | None = None, spread: float = 0.0
 ) -> dict[str, Any]:
@@ -308,13 +328,10 @@ class FakeWorker:
                 )  # fmt: skip
                 dev = 0.78 - 0.05 * index + step / 2000 - shift
                 hans = 0.62 + 0.02 * index + step / 4000 + shift
-                self.metric(
-                    "search",
-                    step,
-                    metric_payload(dev, hans, sparsity=sparsity),
-                    sparsity=sparsity,
-                    selected=step == 30,
-                )
+                payload = metric_payload(dev, hans, sparsity=sparsity)
+                if step == 30:  # the worker adds the mask's movement to its selected point
+                    payload["movement"] = movement_payload(0.01 * (index + 1))
+                self.metric("search", step, payload, sparsity=sparsity, selected=step == 30)
                 if pause_s:
                     time.sleep(pause_s)
         self.stage("export", "report")

@@ -306,6 +306,14 @@ def test_job_page_follows_the_stream_and_shows_curves_tables_and_downloads(
     hans = css(driver, "#hans-table")[0]
     assert "lexical overlap" in hans.text and "constituent" in hans.text
     assert len(css(driver, "#hans-table tbody tr")) == 3
+    # Where each mask moved: per matrix type and per layer, one row per selected mask.
+    q_cells = driver.execute_script(
+        "return [...document.querySelectorAll('#movement-type-table td[data-group=\"Q\"]')]"
+        ".map((td) => td.textContent);"
+    )
+    assert q_cells == ["2.00", "4.00"]  # 50% and 70% masks: the stand-in's 1% and 2%, Q twice
+    assert len(css(driver, "#movement-layer-table tbody tr")) == 2
+    assert "layer 1" in text_of(driver, "#movement-layer-table thead")
     # Artifacts and the log.
     wait_for(driver, lambda d: len(css(d, "#artifacts-table tbody tr")) == 5)
     log = text_of(driver, "#event-log")

@@ -1,5 +1,6 @@
 // The job page: live status and progress from the event stream, the evaluation curves, the
-// sparsity-vs-accuracy plot, HANS by heuristic, the artifacts, the event log.
+// sparsity-vs-accuracy plot, HANS by heuristic, where each mask moved from magnitude pruning
+// (per matrix type and per layer), the artifacts, the event log.
 
 import { chart } from "./charts.js";
 import {
@@ -312,6 +313,56 @@ function hansTable(selected) {
     el("tbody", {}, rows));
 }
 
+/** Share of mask entries that differ from one-shot magnitude pruning, per matrix type (Q, K, V,
+ * attention output, intermediate, output, pooler, classifier) and per encoder layer, one row per
+ * selected mask; the share flipped from the search's own initial mask in the title. */
+function movementTable(selected, key, id, caption) {
+  const withMovement = selected.filter((p) => p.payload?.movement?.[key]);
+  if (!withMovement.length) return null;
+  const groups = [];
+  for (const p of withMovement) {
+    for (const name of Object.keys(p.payload.movement[key])) {
+      if (!groups.includes(name)) groups.push(name);
+    }
+  }
+  if (key === "by_layer") groups.sort((a, b) => Number(a) - Number(b));
+  const pct = (v) => (typeof v === "number" ? `${(100 * v).toFixed(2)}` : "–");
+  const rows = withMovement
+    .sort((a, b) => (a.seed ?? 0) - (b.seed ?? 0) || (sparsityOf(a) ?? 0) - (sparsityOf(b) ?? 0))
+    .map((p) => el("tr", {},
+      el("td", {}, p.seed ?? "–"), el("td", {}, fmtSparsity(sparsityOf(p))),
+      el("td", { class: "num" }, pct(p.payload.movement.differ_fraction)),
+      groups.map((name) => {
+        const g = p.payload.movement[key][name];
+        return el("td", {
+          class: "num", "data-group": name,
+          title: g && typeof g.flipped_fraction === "number"
+            ? `${pct(g.flipped_fraction)}% flipped from the initial mask` : "",
+        }, pct(g?.differ_fraction));
+      })));
+  const head = key === "by_layer" ? groups.map((g) => `layer ${g}`) : groups;
+  return el("table", { id, class: "movement" },
+    el("caption", {}, caption),
+    el("thead", {}, el("tr", {}, ["Seed", "Sparsity", "all", ...head]
+      .map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, rows));
+}
+
+function renderMovement(selected) {
+  const box = clear(document.getElementById("movement"));
+  const byType = movementTable(selected, "by_type", "movement-type-table",
+    "% of mask entries that differ from one-shot magnitude pruning, per matrix type "
+    + "(Q, K, V, AO attention output, I intermediate, O output)");
+  const byLayer = movementTable(selected, "by_layer", "movement-layer-table",
+    "% of mask entries that differ from one-shot magnitude pruning, per encoder layer");
+  if (!byType) {
+    box.append(notice("No movement recorded: it comes with a searched mask."));
+    return;
+  }
+  box.append(el("div", { class: "table-wrap" }, byType),
+    byLayer ? el("div", { class: "table-wrap" }, byLayer) : null);
+}
+
 function renderMetrics(metrics) {
   renderLoss(metrics.curves);
   const curvesBox = clear(document.getElementById("curves"));
@@ -332,6 +383,7 @@ function renderMetrics(metrics) {
     }
   }
   const selected = metrics.selected;
+  renderMovement(selected);
   if (!selected.length) {
     const over = TERMINAL.has(job?.status);
     sparsityBox.append(notice(over ? "No mask was selected: the job ended before one was chosen."
@@ -495,6 +547,8 @@ async function render() {
     section("loss", "Training loss (mean since the previous evaluation)", el("div", { id: "loss" })),
     section("sparsity", "Sparsity vs accuracy", el("div", { id: "sparsity" })),
     section("hans", "HANS by heuristic", el("div", { id: "hans" })),
+    section("movement", "Where the mask moved (vs one-shot magnitude pruning)",
+      el("div", { id: "movement" })),
     section("artifacts", "Artifacts", el("div", { id: "artifacts" }, notice("Loading…"))),
     section("log", "Event log", el("ol", { id: "event-log", class: "log" })),
     el("details", { class: "panel" }, el("summary", {}, "Spec"),
