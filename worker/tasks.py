@@ -76,7 +76,6 @@ def input_errors() -> tuple[type[BaseException], ...]:
     from srcore.jobspec.task_registry import TaskConfigError
     from srcore.models import ModelNotFoundError
     from srcore.training.device import DeviceSettingError
-    from srcore.training.device import DeviceSettingError
     from srcore.training.memory import DeviceOutOfMemoryError
 
     return (
@@ -87,7 +86,6 @@ def input_errors() -> tuple[type[BaseException], ...]:
         ValidationError,  # a stored spec this worker's srcore does not accept
         FloatingPointError,  # the loss diverged: deterministic, it would diverge again
         DeviceOutOfMemoryError,  # the batch does not fit this GPU: every attempt would fail
-        DeviceSettingError,  # e.g. bf16 on a GPU without bf16 tensor cores
         DeviceSettingError,  # e.g. bf16 on a GPU without bf16 tensor cores
     )
 
@@ -405,13 +403,10 @@ class JobRun:
     def _note_device(self) -> None:
         """Record where this attempt runs (an event per attempt: a retry may land elsewhere);
         metrics.json records the same from srcore."""
-        from srcore.training import device as devices
+        from srcore.training.device import describe_device, pick_device
 
-        picked = devices.pick_device()
-        # describe_device (name, UUID, memory, capability, CUDA and driver) is being added to
-        # srcore; until then the device's type and index.
-        describe = getattr(devices, "describe_device", None)
-        device = describe(picked) if describe else {"type": picked.type, "index": picked.index}
+        # GPU: name, UUID, memory, compute capability, CUDA runtime and driver; CPU: model.
+        device = describe_device(pick_device())
         pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
         where = device.get("name") or device.get("type")
         if device.get("uuid"):
