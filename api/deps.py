@@ -11,7 +11,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.errors import JobNotFound, StudyNotFound, Unauthorized
+from api.errors import JobNotFound, StudyNotFound, TooManyFailedKeys, Unauthorized
+from api.key_throttle import FailedKeyThrottle
 from persistence.artifacts import ArtifactStore
 from persistence.broker import JobSender
 from persistence.db import Database
@@ -21,8 +22,8 @@ from persistence.settings import Settings
 from persistence.tables import Job, Owner, Study
 
 # Both schemes appear in OpenAPI; neither fails on its own (we answer 401 in our shape).
-_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
+bearer_scheme = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 
 
 # The app-state getters are `async def`: FastAPI runs a plain `def` dependency in its thread
@@ -73,17 +74,29 @@ EnqueuerDep = Annotated[JobSender, Depends(get_enqueuer)]
 ArtifactStoreDep = Annotated[ArtifactStore, Depends(get_artifact_store)]
 
 
+def client_address(request: Request) -> str:
+    """The caller as the ASGI server reports it (uvicorn --proxy-headers behind a proxy)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 def get_current_owner(
+    request: Request,
     session: SessionDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    api_key: Annotated[str | None, Depends(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Owner:
     key = bearer.credentials if bearer is not None else api_key
     if not key:
         raise Unauthorized("missing API key")
+    throttle: FailedKeyThrottle = request.app.state.key_throttle
+    client = client_address(request)
+    wait_s = throttle.retry_after(client)
+    if wait_s is not None:
+        raise TooManyFailedKeys(wait_s)
     owner = verify_api_key(session, key)
     if owner is None:
         session.rollback()
+        throttle.record_failure(client)
         raise Unauthorized("invalid API key")
     session.commit()  # the throttled last_used_at, if it was written
     return owner

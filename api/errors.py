@@ -46,6 +46,21 @@ class Unauthorized(APIError):
         super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+class TooManyFailedKeys(APIError):
+    status_code = 429
+    type = "too_many_failed_keys"
+    description = (
+        "Too many wrong API keys from this client: wait the Retry-After seconds (a correct key "
+        "is refused too meanwhile)"
+    )
+
+    def __init__(self, retry_after_s: int):
+        super().__init__(
+            f"too many wrong API keys from this client; try again in {retry_after_s} s",
+            headers={"Retry-After": str(retry_after_s)},
+        )
+
+
 class JobNotFound(APIError):
     status_code = 404
     type = "job_not_found"
@@ -98,8 +113,11 @@ class RangeNotSatisfiable(APIError):
 
 
 def responses(*errors: type[APIError]) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI `responses=` entry for the errors a route may raise."""
+    """The OpenAPI `responses=` entry for the errors a route may raise (a route that asks
+    for a key may also throttle wrong ones)."""
     declared: dict[int | str, dict[str, Any]] = {}
+    if Unauthorized in errors and TooManyFailedKeys not in errors:
+        errors = (*errors, TooManyFailedKeys)
     for error in errors:
         entry = declared.setdefault(error.status_code, {"model": ErrorBody, "description": ""})
         entry["description"] = "; ".join(

@@ -28,6 +28,7 @@ from api.errors import (
 from api.health import router as health_router
 from api.jobs.endpoints import router as jobs_router
 from api.jobs.stream import ShutdownSignal
+from api.key_throttle import FailedKeyThrottle
 from api.limits import BodySizeLimit
 from api.monitoring import MetricsMiddleware, Monitoring
 from api.runs.endpoints import router as runs_router
@@ -87,6 +88,7 @@ def create_app(
     app.state.artifact_store = artifact_store
     app.state.monitoring = monitoring
     app.state.shutdown = shutdown
+    app.state.key_throttle = FailedKeyThrottle()  # wrong API keys per client (api.key_throttle)
 
     app.add_exception_handler(APIError, api_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from persistence.broker import CeleryJobSender
 from persistence.settings import Settings
+from tests.persistence.fixtures import make_owner
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,11 +41,19 @@ def test_healthz_503_names_a_dead_broker(settings):
     app = create_app(dead, enqueuer=CeleryJobSender.from_settings(dead))
     with TestClient(app) as client:
         response = client.get("/healthz")
+        _, key = make_owner(app.state.database)
+        with_key = client.get("/healthz", headers={"X-API-Key": key})
+        wrong_key = client.get("/healthz", headers={"X-API-Key": key + "x"})
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable" and body["detail"] == "broker down"
-    assert body["checks"]["database"] == "ok"
-    assert body["checks"]["broker"].startswith("down:")
+    # Anonymous callers learn up or down, never the error (it names hosts and ports).
+    assert body["checks"] == {"broker": "down", "database": "ok"}
+    assert wrong_key.json()["checks"] == {"broker": "down", "database": "ok"}
+    # A key holder is told why.
+    assert with_key.status_code == 503
+    assert with_key.json()["checks"]["broker"].startswith("down:")
+    assert "Connection refused" in with_key.json()["checks"]["broker"]
 
 
 def test_healthz_503_names_a_dead_database(enqueuer, store):
@@ -52,9 +61,12 @@ def test_healthz_503_names_a_dead_database(enqueuer, store):
                         database_url=f"postgresql://nobody@127.0.0.1:{dead_port()}/x")
     with TestClient(create_app(settings, enqueuer=enqueuer, artifact_store=store)) as client:
         response = client.get("/healthz")
+        keyed = client.get("/healthz", headers={"X-API-Key": "srn_" + "k" * 43})
     assert response.status_code == 503
     assert response.json()["detail"] == "database down"
-    assert response.json()["checks"]["broker"] == "ok"
+    # Not the host, port or database name the connection error names (issue 19 item 15).
+    assert response.json()["checks"] == {"broker": "ok", "database": "down"}
+    assert keyed.json()["checks"] == {"broker": "ok", "database": "down"}  # cannot check it
 
 
 def test_prometheus_metrics(client, auth):
