@@ -23,7 +23,12 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def pick_device(name: str | None = None) -> torch.device:
-    """`name` if given ("cpu", "cuda:1"), else the first GPU, else the CPU."""
+    """`name` if given ("cpu", "cuda:1"), else "cuda" where a GPU is visible, else the CPU.
+
+    "cuda" is the first visible GPU: a worker pins one GPU per process with
+    CUDA_VISIBLE_DEVICES (and hides them all for cpu-queue jobs), so it is the pinned one.
+    Importing this module touches no CUDA; this call asks `torch.cuda.is_available()`.
+    """
     if name is not None:
         return torch.device(name)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
