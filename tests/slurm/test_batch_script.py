@@ -175,3 +175,32 @@ def test_print_writes_the_script_and_the_env_file(tmp_path):
     short = srnet("slurm", "workers", "--print", "--time", "20:00", env=env)
     assert short.returncode == 2 and not short.stdout
     assert "settings: end_margin (30m) is not shorter than time (20:00)" in short.stderr
+
+
+def test_submitted_workers_on_the_real_cluster_keep_secrets_out_of_the_script(
+    slurm_cluster, tmp_path
+):
+    """`srnet slurm workers --count 2` (held, so nothing starts): one array of two tasks, and
+    the script Slurm stored has no password in it."""
+    name = f"srnet-sub-{os.urandom(3).hex()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SRNET_")}
+    env.update({"SRNET_HOME": str(tmp_path / "home"), "SLURM_CONF": str(slurm_cluster),
+                "SRNET_DATABASE_URL": f"postgresql://srnet:{PASSWORD}@db.lab/srnet",
+                "SRNET_BROKER_URL": f"redis://:{PASSWORD}@redis.lab:6379/0"})  # fmt: skip
+    done = srnet("slurm", "workers", "--count", "2", "--gpus-per-worker", "0", "--time", "1:00:00",
+                 "--cpus-per-worker", "1", "--job-name", name, "--extra", "#SBATCH --hold",
+                 env=env)  # fmt: skip
+    try:
+        assert done.returncode == 0, done.stderr
+        job_id = done.stdout.strip()
+        assert job_id.isdigit() and f"2 worker(s) submitted as job array {job_id}" in done.stderr
+        listed = subprocess.run(["squeue", "-h", "-r", "-n", name, "-o", "%i %T %r"], env=env,
+                                capture_output=True, text=True, timeout=30).stdout  # fmt: skip
+        assert sorted(listed.split("\n")[:2]) == [f"{job_id}_0 PENDING JobHeldUser",
+                                                  f"{job_id}_1 PENDING JobHeldUser"]  # fmt: skip
+        stored = subprocess.run(["scontrol", "write", "batch_script", job_id, "-"], env=env,
+                                capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert stored.returncode == 0, stored.stderr
+        assert "exec " in stored.stdout and PASSWORD not in stored.stdout
+    finally:
+        subprocess.run(["scancel", "-n", name], env=env, check=False, timeout=30)

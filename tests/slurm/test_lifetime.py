@@ -133,3 +133,12 @@ def test_a_real_slurm_worker_exits_before_its_time_limit(slurm_cluster, redis_br
     shown = subprocess.run(["scontrol", "show", "job", job_id], env=env, capture_output=True,
                            text=True, timeout=30).stdout  # fmt: skip
     assert "JobState=COMPLETED" in shown and "ExitCode=0:0" in shown, shown
+
+
+def test_srnet_worker_refuses_a_duration_that_is_not_one(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SRNET_")}
+    env.update({"SRNET_HOME": str(tmp_path / "home"), "SRNET_WORKER_PRELOAD": "false"})
+    done = subprocess.run([sys.executable, "-m", "srnet", "worker", "--exit-when-idle", "soon"],
+                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2
+    assert "--exit-when-idle: 'soon' is not a duration" in done.stderr
