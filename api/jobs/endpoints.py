@@ -35,12 +35,12 @@ from api.jobs.schemas import (
 )
 from api.jobs.stream import MAX_EVENT_ID, job_event_stream, parse_last_event_id
 from api.web.presets import openapi_examples
+from persistence.repositories import MAX_PAGE_SIZE
 from persistence.tables import JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 IdempotencyKey = idempotency_key_header("job")
 
-MAX_PAGE_SIZE = 100  # the OpenAPI bound; Settings.max_page_size may lower it
 
 
 @router.post(

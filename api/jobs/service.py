@@ -7,10 +7,9 @@ import re
 from collections.abc import Iterable
 
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.errors import IdempotencyKeyReused, JobNotCancellable
+from api.errors import JobNotCancellable
 from api.jobs.schemas import (
     JobAnnotate,
     JobCreate,
@@ -21,6 +20,7 @@ from api.jobs.schemas import (
     MetricCurve,
     MetricPoint,
 )
+from api.submission import submit_once
 from persistence.broker import JobSender
 from persistence.repositories import (
     InvalidCursor,
@@ -95,12 +95,7 @@ def create_job(
     request_hash = canonical_hash({"spec": spec_json, "queue": queue})
     jobs = JobRepository(session)
 
-    if idempotency_key is not None:
-        existing = jobs.get_by_idempotency_key(owner.id, idempotency_key)
-        if existing is not None:
-            return _replay(existing, request_hash), False
-
-    try:
+    def insert() -> tuple[Job, list[Job]]:
         job = jobs.create(
             owner_id=owner.id,
             spec=spec_json,
@@ -111,19 +106,18 @@ def create_job(
             idempotency_key=idempotency_key,
             request_hash=request_hash if idempotency_key else None,
         )
-        session.commit()
-    except IntegrityError:
-        # Another request with the same key committed between our read and our insert.
-        session.rollback()
-        if idempotency_key is None:
-            raise
-        existing = jobs.get_by_idempotency_key(owner.id, idempotency_key)
-        if existing is None:
-            raise
-        return _replay(existing, request_hash), False
+        return job, [job]
 
-    send_committed(session, [job], enqueuer)
-    return jobs.get(job.id) or job, True
+    job, new = submit_once(
+        session,
+        jobs,
+        owner_id=owner.id,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        insert=insert,
+        enqueuer=enqueuer,
+    )
+    return (jobs.get(job.id) or job, True) if new else (job, False)
 
 
 def validate_spec(spec: JobSpec, settings: Settings) -> None:
@@ -139,32 +133,6 @@ def validate_spec(spec: JobSpec, settings: Settings) -> None:
         raise RequestValidationError([{"loc": ("body", "model", "name_or_path"), "msg": problem,
                                        "type": "model_unavailable_offline",
                                        "input": spec.model.name_or_path}])  # fmt: skip
-
-
-def send_committed(session: Session, jobs: Iterable[Job], enqueuer: JobSender) -> None:
-    """Enqueue after commit (the worker's claim will find the rows), then record the sends."""
-    repository = JobRepository(session)
-    sent = []
-    for job in jobs:
-        try:
-            enqueuer.send(job.id, job.queue)
-        except Exception:
-            # The job stays queued with no enqueued_at; the reconciler sends it later.
-            log.warning(
-                "broker did not take job %s; the reconciler will resend it", job.id, exc_info=True
-            )
-            break
-        sent.append(job.id)
-    for job_id in sent:
-        repository.mark_enqueued(job_id)
-    if sent:
-        session.commit()
-
-
-def _replay(existing: Job, request_hash: str) -> Job:
-    if existing.request_hash != request_hash:
-        raise IdempotencyKeyReused()
-    return existing
 
 
 def list_jobs(

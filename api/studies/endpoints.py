@@ -26,6 +26,7 @@ from api.errors import (
 from api.studies import service
 from api.studies.schemas import StudyCreate, StudyDetail, StudyList, StudyTable
 from api.web.presets import study_openapi_examples
+from persistence.repositories import MAX_PAGE_SIZE
 from srcore.jobspec.study import MAX_STUDY_JOBS
 from srcore.jobspec.study_compare import comparisons_csv
 from srcore.jobspec.study_table import seed_records, seeds_csv, table_csv
@@ -33,7 +34,6 @@ from srcore.jobspec.study_table import seed_records, seeds_csv, table_csv
 router = APIRouter(prefix="/studies", tags=["studies"])
 IdempotencyKey = idempotency_key_header("study")
 
-MAX_PAGE_SIZE = 100  # the OpenAPI bound; Settings.max_page_size may lower it
 _VALIDATION = {
     422: {
         "description": "The study is invalid: `loc` names the field (`body.axes.1.path`, "

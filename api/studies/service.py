@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.errors import IdempotencyKeyReused, StudyNotCancellable
-from api.jobs.service import send_committed, validate_spec
+from api.errors import StudyNotCancellable
+from api.jobs.service import validate_spec
 from api.studies.schemas import (
     PairedComparison,
     SeedRecord,
@@ -27,6 +26,7 @@ from api.studies.schemas import (
     StudyTable,
     TableRecord,
 )
+from api.submission import submit_once
 from persistence.broker import JobSender
 from persistence.repositories import (
     ArtifactRepository,
@@ -38,6 +38,7 @@ from persistence.repositories import (
 from persistence.settings import Settings
 from persistence.tables import TERMINAL_STATUSES, ArtifactKind, Job, JobStatus, Owner, Study
 from srcore.jobspec.canonical import canonical_hash
+from srcore.jobspec.results import Evaluation
 from srcore.jobspec.spec import JobSpec, spec_hash
 from srcore.jobspec.study import StudyChild, StudyError, StudySpec, expand_study
 from srcore.jobspec.study_compare import (
@@ -153,14 +154,9 @@ def create_study(
     spec_json = study.model_dump(mode="json")
     queue = body.queue or settings.default_queue
     request_hash = canonical_hash({"study": spec_json, "queue": queue})
-    studies = StudyRepository(session)
-    if idempotency_key is not None:
-        existing = studies.get_by_idempotency_key(owner.id, idempotency_key)
-        if existing is not None:
-            return _replay(existing, request_hash), False
+    studies, jobs = StudyRepository(session), JobRepository(session)
 
-    jobs = JobRepository(session)
-    try:
+    def insert() -> tuple[Study, list[Job]]:
         row = studies.create(
             owner_id=owner.id,
             spec=spec_json,
@@ -186,23 +182,17 @@ def create_study(
             )
             for child in children
         ]
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        if idempotency_key is None:
-            raise
-        existing = studies.get_by_idempotency_key(owner.id, idempotency_key)
-        if existing is None:
-            raise
-        return _replay(existing, request_hash), False
-    send_committed(session, created, enqueuer)
-    return row, True
+        return row, created
 
-
-def _replay(existing: Study, request_hash: str) -> Study:
-    if existing.request_hash != request_hash:
-        raise IdempotencyKeyReused()
-    return existing
+    return submit_once(
+        session,
+        studies,
+        owner_id=owner.id,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        insert=insert,
+        enqueuer=enqueuer,
+    )
 
 
 # --- reads -----------------------------------------------------------------------------------
@@ -260,14 +250,8 @@ def _table_children(study: Study) -> list[StudyChild]:
 
 
 def _eval_sets(payload: dict[str, Any]) -> dict[str, Any]:
-    """The evaluated sets of a metric payload (the trainer's extras and `movement` left out)."""
-    return {
-        name: value
-        for name, value in payload.items()
-        if isinstance(value, dict)
-        and name != "movement"
-        and any(isinstance(value.get(k), int | float) for k in ("accuracy", "f1"))
-    }
+    """The evaluated sets of a metric payload, read by `Evaluation` (extras left out)."""
+    return {name: m.as_json() for name, m in Evaluation.from_payload(payload).sets.items()}
 
 
 def _mask_hashes(session: Session, job_ids: set[uuid.UUID]) -> dict[tuple, str]:
@@ -298,7 +282,7 @@ def table_rows(session: Session, study: Study) -> list[TableRow]:
                 seed=seed,
                 sparsity=sparsity,
                 metrics=_eval_sets(metric.payload),
-                movement=metric.payload.get("movement"),
+                movement=Evaluation.from_payload(metric.payload).movement,
                 job=str(metric.job_id),
                 selected_step=metric.step,
                 mask_sha256=None if dense else masks.get((metric.job_id, seed, round(sparsity, 6))),

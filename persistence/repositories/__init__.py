@@ -7,7 +7,7 @@ not the broker or a lock in some process, decides which of two racing writers wi
 """
 
 from persistence.repositories.artifacts import ArtifactRepository
-from persistence.repositories.base import Clock
+from persistence.repositories.base import Clock, IdempotencyConflict, SubmittedRepository
 from persistence.repositories.events import JobEventRepository
 from persistence.repositories.jobs import (
     ALLOWED_TRANSITIONS,
@@ -20,16 +20,24 @@ from persistence.repositories.jobs import (
 )
 from persistence.repositories.metrics import MetricRepository
 from persistence.repositories.owners import ApiKeyRepository, OwnerRepository
-from persistence.repositories.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
+from persistence.repositories.pagination import (
+    MAX_PAGE_SIZE,
+    InvalidCursor,
+    Page,
+    decode_cursor,
+    encode_cursor,
+)
 from persistence.repositories.runs import RunPoint, RunRepository
 from persistence.repositories.studies import StudyRepository
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "MAX_PAGE_SIZE",
     "ApiKeyRepository",
     "ArtifactRepository",
     "ClaimCheck",
     "Clock",
+    "IdempotencyConflict",
     "InvalidCursor",
     "InvalidTransition",
     "JobEventRepository",
@@ -43,6 +51,7 @@ __all__ = [
     "RunRepository",
     "StatusChange",
     "StudyRepository",
+    "SubmittedRepository",
     "decode_cursor",
     "encode_cursor",
 ]

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from persistence.repositories.base import Clock
+from persistence.repositories.base import Clock, SubmittedRepository
 from persistence.repositories.events import JobEventRepository
-from persistence.repositories.pagination import Page, decode_cursor, encode_cursor
+from persistence.repositories.pagination import Page
 from persistence.tables import TERMINAL_STATUSES, EventKind, Job, JobStatus, utcnow
 
 # Which status may follow which. `running` is entered only through `JobRepository.claim`.
@@ -140,10 +140,17 @@ class ClaimCheck:
         return conditions
 
 
-class JobRepository:
+def _in_statuses(statuses: Iterable[JobStatus] | None) -> list[Any]:
+    """The WHERE condition "status is one of these" (none: any status)."""
+    return [Job.status.in_([s.value for s in statuses])] if statuses else []
+
+
+class JobRepository(SubmittedRepository[Job]):
+    table = Job
+    refresh_reads = True  # a job's status moves under the session (workers, the reconciler)
+
     def __init__(self, session: Session, clock: Clock = utcnow):
-        self._session = session
-        self._clock = clock
+        super().__init__(session, clock)
         self.events = JobEventRepository(session, clock)
 
     # --- creation and reads ------------------------------------------------------------------
@@ -189,18 +196,6 @@ class JobRepository:
         self.events.add(job.id, EventKind.created, status=JobStatus.queued, message="job created")
         return job
 
-    def get(self, job_id: uuid.UUID, *, owner_id: uuid.UUID | None = None) -> Job | None:
-        """The job, or None; with `owner_id`, None also when someone else owns it."""
-        job = self._session.get(Job, job_id, populate_existing=True)
-        if job is None or (owner_id is not None and job.owner_id != owner_id):
-            return None
-        return job
-
-    def get_by_idempotency_key(self, owner_id: uuid.UUID, key: str) -> Job | None:
-        return self._session.scalar(
-            select(Job).where(Job.owner_id == owner_id, Job.idempotency_key == key)
-        )
-
     def list(
         self,
         owner_id: uuid.UUID,
@@ -210,35 +205,12 @@ class JobRepository:
         cursor: str | None = None,
     ) -> Page[Job]:
         """Newest first, keyset-paginated on (created_at, id): stable under inserts."""
-        query = select(Job).where(Job.owner_id == owner_id)
-        if statuses:
-            query = query.where(Job.status.in_([s.value for s in statuses]))
-        if cursor:
-            created_at, last_id = decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    Job.created_at < created_at,
-                    and_(Job.created_at == created_at, Job.id < last_id),
-                )
-            )
-        rows = list(
-            self._session.scalars(
-                query.order_by(Job.created_at.desc(), Job.id.desc())
-                .limit(limit + 1)
-                .execution_options(populate_existing=True)
-            )
+        return self.page(
+            self.owned(owner_id).where(*_in_statuses(statuses)), limit=limit, cursor=cursor
         )
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
-        return Page(rows, next_cursor)
 
     def count(self, owner_id: uuid.UUID, *, statuses: Iterable[JobStatus] | None = None) -> int:
-        query = select(func.count()).select_from(Job).where(Job.owner_id == owner_id)
-        if statuses:
-            query = query.where(Job.status.in_([s.value for s in statuses]))
-        return int(self._session.scalar(query) or 0)
+        return self.count_owned(owner_id, *_in_statuses(statuses))
 
     def count_by_status(self) -> dict[JobStatus, int]:
         """All owners together (the Prometheus gauge); every status present, zeros included."""

@@ -1,4 +1,4 @@
-"""Keyset pagination of job lists: opaque cursors over (created_at, id)."""
+"""Keyset pagination of job and study lists: opaque cursors over (created_at, id)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+MAX_PAGE_SIZE = 100  # the largest page of any list (the OpenAPI bound); settings may lower it
 
 
 class InvalidCursor(ValueError):

@@ -7,22 +7,19 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
 
-from persistence.repositories.base import Clock
-from persistence.repositories.pagination import Page, decode_cursor, encode_cursor
-from persistence.tables import Job, JobStatus, Metric, Study, utcnow
+from persistence.repositories.base import SubmittedRepository
+from persistence.repositories.pagination import Page
+from persistence.tables import Job, JobStatus, Metric, Study
 
 # The stages whose selected points enter a study's table ("teacher", conf_reg's CE model, and
 # the search curve of a retrained mask select nothing there).
 TABLE_STAGES = ("dense", "search", "retrain")
 
 
-class StudyRepository:
-    def __init__(self, session: Session, clock: Clock = utcnow):
-        self._session = session
-        self._clock = clock
+class StudyRepository(SubmittedRepository[Study]):
+    table = Study
 
     def create(
         self,
@@ -52,45 +49,14 @@ class StudyRepository:
         self._session.flush()
         return study
 
-    def get(self, study_id: uuid.UUID, *, owner_id: uuid.UUID | None = None) -> Study | None:
-        """The study, or None; with `owner_id`, None also when someone else owns it."""
-        study = self._session.get(Study, study_id)
-        if study is None or (owner_id is not None and study.owner_id != owner_id):
-            return None
-        return study
-
-    def get_by_idempotency_key(self, owner_id: uuid.UUID, key: str) -> Study | None:
-        return self._session.scalar(
-            select(Study).where(Study.owner_id == owner_id, Study.idempotency_key == key)
-        )
-
     def list(
         self, owner_id: uuid.UUID, *, limit: int = 20, cursor: str | None = None
     ) -> Page[Study]:
         """Newest first, keyset-paginated on (created_at, id) like the jobs."""
-        query = select(Study).where(Study.owner_id == owner_id)
-        if cursor:
-            created_at, last_id = decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    Study.created_at < created_at,
-                    and_(Study.created_at == created_at, Study.id < last_id),
-                )
-            )
-        rows = list(
-            self._session.scalars(
-                query.order_by(Study.created_at.desc(), Study.id.desc()).limit(limit + 1)
-            )
-        )
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
-        return Page(rows, next_cursor)
+        return self.page(self.owned(owner_id), limit=limit, cursor=cursor)
 
     def count(self, owner_id: uuid.UUID) -> int:
-        query = select(func.count()).select_from(Study).where(Study.owner_id == owner_id)
-        return int(self._session.scalar(query) or 0)
+        return self.count_owned(owner_id)
 
     def children(self, study_id: uuid.UUID) -> list[Job]:
         """The study's jobs, fresh from the database (their status moves)."""

@@ -118,6 +118,20 @@ def test_idempotent_submission(client, auth):
     assert other.status_code == 409
 
 
+def test_concurrent_submissions_with_one_key_make_one_study(client, auth, enqueuer, app_database):
+    """The jobs' race rule holds for studies too (one submission helper): the loser's insert
+    hits the unique key, rolls back and answers the winner's study; its jobs are sent once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(lambda _: post(client, auth, **{"Idempotency-Key": "race"}),
+                                  range(4)))  # fmt: skip
+    assert sorted(r.status_code for r in responses) == [200, 200, 200, 201]
+    assert len({r.json()["id"] for r in responses}) == 1
+    studies, jobs = counts(app_database)
+    assert studies == 1 and len(enqueuer.sent) == jobs == 4
+
+
 def test_others_see_nothing(client, auth, other_auth):
     study = post(client, auth).json()
     sid = study["id"]
