@@ -32,11 +32,15 @@ def test_canonical_json_sorts_keys_drops_whitespace_and_keeps_non_ascii():
 def test_the_hashes_stored_with_jobs_and_caches_keep_their_bytes():
     """spec_hash and request hashes (stored with every job and study), bias-cache keys (folders
     on disk) were sha256 of exactly these bytes before the helper existed."""
+    from srcore.jobspec.spec import _without_late_defaults
+
     spec = JobSpec.model_validate({"task": "mnli", "name": "Débiaisé · 偏り"})
-    before = json.dumps(
-        spec.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
-    )
+    hashed = _without_late_defaults(spec.model_dump(mode="json"))  # what spec_hash covers
+    before = json.dumps(hashed, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     assert spec_hash(spec) == hashlib.sha256(before.encode("utf-8")).hexdigest()
+    request = {"spec": hashed, "queue": "gpu"}  # the API's request hash
+    old = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_hash(request) == hashlib.sha256(old.encode()).hexdigest()
     parts = {"kind": "overlap", "labels": ["entailment"], "seed": 0, "options": {}}
     old = json.dumps({"code_version": BIAS_CODE_VERSION, **parts}, sort_keys=True,
                      separators=(",", ":"), ensure_ascii=False)  # fmt: skip
