@@ -25,6 +25,7 @@ from api.errors import (
     responses,
 )
 from api.jobs import service
+from api.jobs.examples import openapi_examples
 from api.jobs.schemas import (
     JobAnnotate,
     JobCreate,
@@ -34,7 +35,6 @@ from api.jobs.schemas import (
     JobMetrics,
 )
 from api.jobs.stream import MAX_EVENT_ID, job_event_stream, parse_last_event_id
-from api.web.presets import openapi_examples
 from persistence.repositories import MAX_PAGE_SIZE
 from persistence.tables import JobStatus
 

@@ -24,8 +24,8 @@ from api.errors import (
     responses,
 )
 from api.studies import service
+from api.studies.examples import study_openapi_examples
 from api.studies.schemas import StudyCreate, StudyDetail, StudyList, StudyTable
-from api.web.presets import study_openapi_examples
 from persistence.repositories import MAX_PAGE_SIZE
 from srcore.jobspec.study import MAX_STUDY_JOBS
 from srcore.jobspec.study_compare import comparisons_csv

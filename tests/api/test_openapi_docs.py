@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.web.presets import PRESETS
+from api.jobs.examples import PRESETS
 
 # FastAPI's own validation models and the bodies other domains own (errors, health).
 NOT_OURS = {"HTTPValidationError", "ValidationError", "ErrorBody", "Health"}
