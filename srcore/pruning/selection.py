@@ -52,7 +52,9 @@ def lowest_k_splits(
     if len(values) != len(ks):
         raise ValueError(f"{len(values)} tensors but {len(ks)} counts")
     out: list[Split | None] = [None] * len(values)
-    groups: dict[tuple[int, torch.dtype, torch.device], list[int]] = {}
+    # Same size and same k: one sort, and k stays a Python int (a tensor of ks would cost a
+    # host-to-device copy, itself a synchronisation).
+    groups: dict[tuple[int, int, torch.dtype, torch.device], list[int]] = {}
     for i, (tensor, k) in enumerate(zip(values, ks, strict=True)):
         flat = tensor.detach().reshape(-1)
         n = flat.numel()
@@ -63,14 +65,14 @@ def lowest_k_splits(
         elif (flat.device.type == "cpu") if sort is None else not sort:
             out[i] = _split_cpu(flat, k, tensor.shape)
         else:
-            groups.setdefault((n, flat.dtype, flat.device), []).append(i)
-    for (n, _dtype, _device), members in groups.items():
+            groups.setdefault((n, k, flat.dtype, flat.device), []).append(i)
+    for (n, k, _dtype, _device), members in groups.items():
         rows = max(1, SORT_CHUNK_ELEMENTS // n)
         for start in range(0, len(members), rows):
             chunk = members[start : start + rows]
             splits = _split_sorted(
                 torch.stack([values[i].detach().reshape(-1) for i in chunk]),
-                [ks[i] for i in chunk],
+                k,
                 [values[i].shape for i in chunk],
             )
             for i, split in zip(chunk, splits, strict=True):
@@ -80,23 +82,23 @@ def lowest_k_splits(
 
 def _split_torch(flat: Tensor, k: int, shape: torch.Size) -> Split:
     """The accelerator path for one flat tensor (any device torch sorts on)."""
-    return _split_sorted(flat.reshape(1, -1), [k], [shape])[0]
+    return _split_sorted(flat.reshape(1, -1), k, [shape])[0]
 
 
-def _split_sorted(rows: Tensor, ks: Sequence[int], shapes: Sequence[torch.Size]) -> list[Split]:
-    """Row i of `rows` (B, n) split at its ks[i]-th smallest value; one host sync in all."""
-    k = torch.tensor(ks, device=rows.device).unsqueeze(1)
-    t = torch.sort(rows, dim=1).values.gather(1, k - 1)  # (B, 1): the k-th smallest
+def _split_sorted(rows: Tensor, k: int, shapes: Sequence[torch.Size]) -> list[Split]:
+    """Each row of `rows` (B, n) split at its k-th smallest value; one host sync in all."""
+    t = torch.sort(rows, dim=1).values[:, k - 1 : k]  # (B, 1): the k-th smallest
     below = (rows < t).sum(1, keepdim=True)
     at = rows == t
     straddles = below + at.sum(1, keepdim=True) != k
-    # Tied entries past the first k - below of their row stay (the lowest indices are cut).
-    tie_keep = at & (at.cumsum(1) > k - below)
     flags = straddles.squeeze(1).tolist()  # the one synchronisation
-    return [
-        (t[i, 0], tie_keep[i].clone().view(shape) if flags[i] else None)
-        for i, shape in enumerate(shapes)
-    ]
+    out: list[Split] = []
+    for i, shape in enumerate(shapes):
+        tie_keep = None
+        if flags[i]:  # tied entries past the first k - below of the row stay (lowest cut)
+            tie_keep = (at[i] & (at[i].cumsum(0) > k - below[i])).view(shape)
+        out.append((t[i, 0], tie_keep))
+    return out
 
 
 def _split_cpu(flat: Tensor, k: int, shape: torch.Size) -> Split:
