@@ -54,6 +54,8 @@ def _page(root: str, title: str) -> str:
 <link rel="icon" type="image/png" href="{static}/favicon.png">
 </head>
 <body>
+<p class="srnet-web-link"><a href="{escape(root)}/web/">← SRNet web pages</a> (jobs, studies,
+runs; sign in with your API key)</p>
 <div id="swagger-ui"></div>
 <script src="{static}/swagger-ui-bundle.js"></script>
 <script src="{escape(root + DOCS_URL)}/init.js"></script>

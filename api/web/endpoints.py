@@ -55,6 +55,13 @@ def _root(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
+@router.get("/")
+def service_root(request: Request) -> RedirectResponse:
+    """A browser pointed at the service lands on the web pages (the API's routes are listed
+    at /docs, linked from every page)."""
+    return RedirectResponse(f"{_root(request)}/web/", status_code=307)
+
+
 @router.get("/web")
 @router.get("/web/")
 def web_home(request: Request) -> RedirectResponse:

@@ -72,7 +72,7 @@ def render_page(page: Page, root_path: str = "") -> str:
         + (' aria-current="page"' if key == page.id or CURRENT.get(page.id) == key else "")
         + f">{escape(label)}</a>"
         for key, href, label in NAV
-    )
+    ) + f'<a class="api-docs" href="{root}/docs">API docs</a>'  # the OpenAPI page (api.docs)
     intro = f'<p class="intro">{escape(page.intro)}</p>' if page.intro else ""
     return f"""<!doctype html>
 <html lang="en">

@@ -59,7 +59,8 @@ def test_web_redirects_to_the_jobs_page(service: LiveService):
     for path in ("/web", "/web/"):
         response = httpx.get(service.url + path)
         assert response.status_code == 307 and response.headers["location"] == "/web/jobs"
-    assert httpx.get(service.url + "/").status_code == 404  # the root is not the web's
+    root = httpx.get(service.url + "/")  # a browser pointed at the service (issue 19 item 3)
+    assert root.status_code == 307 and root.headers["location"] == "/web/"
 
 
 def test_static_files_are_served_with_their_types(service: LiveService):
