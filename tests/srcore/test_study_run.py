@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from srcore.jobspec.results import SearchResult
 from srcore.jobspec.study import StudySpec
 from srcore.jobspec.study_table import read_seeds_csv, read_table_csv
 from srcore.pipeline.study_run import run_study
@@ -74,6 +75,11 @@ def test_study_runs_every_child_and_tables_them_over_seeds(tiny_model, tmp_path)
         mask = tmp_path / "study" / r["job"] / f"masks/seed-{r['seed']}/mask-0.50.safetensors"
         assert hashlib.sha256(mask.read_bytes()).hexdigest() == r["mask_sha256"]
         assert r["selected_step"] in (2, 4)
+    # the report breaks each mask's movement down per matrix type and per layer
+    unit = SearchResult.read(tmp_path / "study" / poe_dev[0]["job"]).units[0]
+    assert {"Q", "K", "V", "AO", "I", "O"} <= set(unit.movement["by_type"])
+    by_layer = unit.movement["by_layer"]
+    assert by_layer and sum(g["entries"] for g in by_layer.values()) < unit.movement["entries"]
     dense_ce = [r for r in seeds if (r["row"], r["metric"]) == ("dense CE", "dev.accuracy")]
     assert [r["mask_sha256"] for r in dense_ce] == [None, None]
     assert len(table["seeds"]) == len(seeds)

@@ -8,11 +8,14 @@ import {
   fmtDuration, fmtPct, fmtSize, fmtSparsity, fmtTime, followEvents, getKey, needKey, notice,
   onKey, root, statusBadge,
 } from "./core.js";
-import { evalSets, headline, selectedBySparsity, setNames, sparsityOf } from "./metrics.js";
+import {
+  evalSets, headline, selectedBySparsity, setNames, sparsityOf, trainLoss,
+} from "./metrics.js";
 
 const MAX_CURVES = 24;
 const MAX_LOG = 500;
 const METRICS_REFRESH_MS = 5000;
+const MATRIX_TYPES = ["Q", "K", "V", "AO", "I", "O", "pooler", "classifier", "other"];
 
 const jobId = decodeURIComponent(window.location.pathname.split("/").filter(Boolean).pop() || "");
 let job = null;
@@ -194,7 +197,7 @@ function curveChart(curve) {
     points: curve.points
       .map((p) => ({
         x: p.step,
-        y: 100 * (headline(evalSets(p.payload)[name]) ?? Number.NaN),
+        y: 100 * (headline(evalSets(p)[name]) ?? Number.NaN),
         highlight: p.selected,
         note: p.selected ? "selected" : "",
       }))
@@ -214,8 +217,8 @@ function renderLoss(curves) {
   const series = curves.slice(-MAX_CURVES).map((curve) => ({
     name: curveTitle(curve),
     points: curve.points
-      .filter((p) => typeof p.payload?.train_loss === "number")
-      .map((p) => ({ x: p.step, y: p.payload.train_loss })),
+      .filter((p) => trainLoss(p) !== null)
+      .map((p) => ({ x: p.step, y: trainLoss(p) })),
   })).filter((s) => s.points.length);
   clear(box).append(series.length
     ? chart({
@@ -263,7 +266,7 @@ function selectedTable(selected) {
   const rows = [...selected]
     .sort((a, b) => (a.seed ?? 0) - (b.seed ?? 0) || (sparsityOf(a) ?? 0) - (sparsityOf(b) ?? 0))
     .map((p) => {
-      const sets = evalSets(p.payload);
+      const sets = evalSets(p);
       return el("tr", {},
         el("td", {}, p.stage), el("td", {}, p.seed ?? "–"), el("td", {}, fmtSparsity(sparsityOf(p))),
         el("td", {}, p.step),
@@ -279,11 +282,11 @@ function selectedTable(selected) {
 }
 
 function hansTable(selected) {
-  const withHans = selected.filter((p) => p.payload?.hans?.heuristics);
+  const withHans = selected.filter((p) => evalSets(p).hans?.heuristics);
   if (!withHans.length) return null;
   const heuristics = [];
   for (const p of withHans) {
-    for (const name of Object.keys(p.payload.hans.heuristics)) {
+    for (const name of Object.keys(evalSets(p).hans.heuristics)) {
       if (!heuristics.includes(name)) heuristics.push(name);
     }
   }
@@ -291,9 +294,9 @@ function hansTable(selected) {
     .sort((a, b) => (a.seed ?? 0) - (b.seed ?? 0) || (sparsityOf(a) ?? 0) - (sparsityOf(b) ?? 0))
     .map((p) => el("tr", {},
       el("td", {}, p.stage), el("td", {}, p.seed ?? "–"), el("td", {}, fmtSparsity(sparsityOf(p))),
-      el("td", { class: "num" }, fmtPct(p.payload.hans.accuracy)),
+      el("td", { class: "num" }, fmtPct(evalSets(p).hans.accuracy)),
       heuristics.flatMap((h) => {
-        const split = p.payload.hans.heuristics[h] || {};
+        const split = evalSets(p).hans.heuristics[h] || {};
         return [el("td", { class: "num" }, fmtPct(split.entailed)),
           el("td", { class: "num weak" }, fmtPct(split.non_entailed))];
       })));
@@ -325,7 +328,10 @@ function movementTable(selected, key, id, caption) {
       if (!groups.includes(name)) groups.push(name);
     }
   }
-  if (key === "by_layer") groups.sort((a, b) => Number(a) - Number(b));
+  // JSON keeps no order: layers by index, types as srcore.pruning.movement.TYPE_ORDER
+  const typeRank = (g) => (MATRIX_TYPES.includes(g) ? MATRIX_TYPES.indexOf(g) : MATRIX_TYPES.length);
+  const rank = (g) => (key === "by_layer" ? Number(g) : typeRank(g));
+  groups.sort((a, b) => rank(a) - rank(b));
   const pct = (v) => (typeof v === "number" ? `${(100 * v).toFixed(2)}` : "–");
   const rows = withMovement
     .sort((a, b) => (a.seed ?? 0) - (b.seed ?? 0) || (sparsityOf(a) ?? 0) - (sparsityOf(b) ?? 0))
