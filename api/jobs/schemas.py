@@ -7,10 +7,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from persistence.settings import QueueName
 from persistence.tables import Job, JobEvent, JobStatus, Metric
+from srcore.jobspec.results import Evaluation
 from srcore.jobspec.spec import JobSpec
 
 
@@ -242,10 +251,19 @@ class MetricPoint(BaseModel):
         description="The point chosen for its curve (best ID score late in training)"
     )
     payload: dict[str, Any] = Field(
-        description="Per evaluated set (dev, hans, paws, …) its metrics (accuracy or F1, per-"
-        "heuristic or per-class, n, collapsed), plus selection, sparsity, train_loss "
-        "and, on a selected mask, movement"
+        description="The evaluation as recorded, one flat object: per evaluated set (dev, hans, "
+        "paws, …) its metrics, beside selection, sparsity, train_loss and, on a selected mask, "
+        "movement. Read `evaluation` instead: the same numbers, typed"
     )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="The payload typed: `sets` (set name → accuracy or F1, n, per-heuristic or "
+        "per-class parts, the collapse fields) and the extras apart (selection, sparsity, "
+        "train_loss, movement, extras)"
+    )
+    @property
+    def evaluation(self) -> Evaluation:
+        return Evaluation.from_payload(self.payload)
 
     @classmethod
     def of(cls, metric: Metric) -> MetricPoint:

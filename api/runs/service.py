@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session
 from api.runs.schemas import RunRow, RunTable
 from persistence.repositories import RunPoint, RunRepository
 from persistence.tables import Owner
+from srcore.jobspec.results import Evaluation, SetMetrics
 
 MAX_RUN_JOBS = 1000  # the newest jobs with a selected point; `truncated` says when cut
 ID_SET = "dev"
@@ -49,23 +49,9 @@ class RunFilter:
         return all(tag in row.tags for tag in self.tags)
 
 
-def headline(values: Any) -> float | None:
-    """A set's headline number: accuracy, else F1 (finite numbers only)."""
-    if not isinstance(values, dict):
-        return None
-    for key in ("accuracy", "f1"):
-        value = values.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-    return None
-
-
-def _sets(payload: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {
-        name: values
-        for name, values in payload.items()
-        if name != "movement" and headline(values) is not None
-    }
+def _sets(evaluation: Evaluation) -> dict[str, SetMetrics]:
+    """The sets of an evaluation that have a headline number (accuracy, else F1)."""
+    return {name: m for name, m in evaluation.sets.items() if m.headline is not None}
 
 
 def _sparsity(point: RunPoint) -> float:
@@ -74,8 +60,8 @@ def _sparsity(point: RunPoint) -> float:
         return 0.0
     if metric.sparsity is not None:
         return float(metric.sparsity)
-    reported = metric.payload.get("sparsity")
-    return float(reported) if isinstance(reported, int | float) else 0.0
+    reported = Evaluation.from_payload(metric.payload).sparsity
+    return float(reported) if reported is not None else 0.0
 
 
 def _spec(job_spec: dict[str, Any], *path: str) -> str:
@@ -95,9 +81,9 @@ def _row(group: list[RunPoint]) -> RunRow:
     by_set: dict[str, list[float]] = {}
     collapsed: set[str] = set()
     for point in group:
-        for name, values in _sets(point.metric.payload).items():
-            by_set.setdefault(name, []).append(headline(values) or 0.0)
-            if values.get("collapsed"):
+        for name, values in _sets(Evaluation.from_payload(point.metric.payload)).items():
+            by_set.setdefault(name, []).append(values.headline or 0.0)
+            if values.collapsed:
                 collapsed.add(name)
     means = {name: statistics.fmean(values) for name, values in by_set.items()}
     ood = {name: value for name, value in sorted(means.items()) if name != ID_SET}

@@ -13,11 +13,20 @@ loss, for IMP the round.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    model_validator,
+)
 
 from srcore.jobspec.layout import OutputLayout, artifact_names
 
@@ -43,9 +52,193 @@ class CurveId(ResultModel):
     imp_round: int | None = None  # IMP: the pruning round the evaluation trained in
 
 
-def evaluation_payload(entry: dict[str, Any]) -> dict[str, Any]:
+# --- one evaluation, typed -------------------------------------------------------------------
+#
+# On disk (metrics.json histories) and in the database (Metric.payload) an evaluation is one
+# flat dict: {"dev": {...}, "hans": {...}, "selection": .8, "sparsity": .5, "train_loss": .4,
+# "movement": {...}}. `Evaluation.from_payload` is the one reader that tells the evaluated sets
+# from the extras; everything else reads `Evaluation.sets` and its named fields.
+
+# Payload keys that are never an evaluated set, whatever they hold.
+EXTRA_KEYS = frozenset({"selection", "sparsity", "train_loss", "movement", "selectable"})
+# Keys of a set's metrics that are no metric curve (counts, the collapse verdict).
+SET_FLAG_KEYS = frozenset({"n", "majority_label", "majority_share", "collapsed"})
+_NAMED = ("selection", "sparsity", "train_loss", "movement")  # Evaluation's own fields
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+class _AsGiven(ResultModel):
+    """Written back with the keys it was read with, in their order: fields it was not given
+    (None by default) are not added, so a file read and written again keeps its bytes."""
+
+    _order: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_order(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        model = handler(data)
+        if isinstance(data, Mapping):
+            model._order = tuple(str(key) for key in data)
+        return model
+
+    def as_json(self, **kw: Any) -> dict[str, Any]:
+        """Only the keys it was given (extras too, nested models alike), in their order."""
+        data = super().as_json(exclude_unset=True, **kw)
+        first = [key for key in self._order if key in data]
+        return {key: data[key] for key in [*first, *(k for k in data if k not in first)]}
+
+
+class HeuristicMetrics(_AsGiven):
+    """HANS accuracy on one slice (all of it, or one heuristic), split by gold label."""
+
+    accuracy: float | None = Field(None, description="Accuracy on the slice")
+    entailed: float | None = Field(None, description="Accuracy on its gold-entailed pairs")
+    non_entailed: float | None = Field(
+        None, description="Accuracy on its gold non-entailed pairs (where biased models fail)"
+    )
+
+
+class SetMetrics(_AsGiven):
+    """One evaluated set at one step (`srcore.evaluation.split_metrics`). The metric of the
+    set's kind (accuracy; F1 too for PAWS and QQP; the HANS splits), its size, per-heuristic
+    (HANS) or per-class (PAWS) parts, and the collapse verdict. A registered metric's own keys
+    are kept as extras."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    accuracy: float | None = Field(None, description="Accuracy on the set")
+    f1: float | None = Field(None, description="F1 of the positive class (PAWS, QQP)")
+    n: int | None = Field(None, description="Examples evaluated")
+    entailed: float | None = Field(None, description="HANS: accuracy on gold-entailed pairs")
+    non_entailed: float | None = Field(
+        None, description="HANS: accuracy on gold non-entailed pairs"
+    )
+    heuristics: dict[str, HeuristicMetrics] | None = Field(
+        None, description="HANS: per heuristic (lexical_overlap, subsequence, constituent)"
+    )
+    per_class: dict[str, float | None] | None = Field(
+        None, description="PAWS: accuracy per gold class"
+    )
+    majority_label: str | None = Field(None, description="The class predicted most")
+    majority_share: float | None = Field(None, description="Its share of the predictions")
+    collapsed: bool = Field(
+        False, description="One class predicted for at least 95% of the set: not robust"
+    )
+
+    @property
+    def headline(self) -> float | None:
+        """The set's headline number: accuracy, else F1 (finite numbers only)."""
+        accuracy = _finite(self.accuracy)
+        return accuracy if accuracy is not None else _finite(self.f1)
+
+    def numbers(self) -> dict[str, float]:
+        """Its finite numbers by name, flags and `n` left out; heuristics and classes one level
+        down: {"accuracy": .6, "lexical_overlap.non_entailed": .1, "entailment": .9, ...}."""
+        out: dict[str, float] = {}
+
+        def walk(prefix: str, node: Any) -> None:
+            if isinstance(node, Mapping):
+                for key, value in node.items():
+                    if key in SET_FLAG_KEYS:
+                        continue
+                    # heuristics / per_class nest one level: "lexical_overlap.non_entailed"
+                    inner = prefix if key in ("heuristics", "per_class") else f"{prefix}.{key}"
+                    walk(inner, value)
+            elif _finite(node) is not None:
+                out[prefix.removeprefix(".")] = float(node)
+
+        walk("", self.model_dump(mode="json"))
+        return out
+
+
+def is_set_metrics(value: Any) -> bool:
+    """An evaluated set's metrics: a mapping with a numeric accuracy, F1 or size."""
+    return isinstance(value, Mapping) and any(
+        _finite(value.get(key)) is not None for key in ("accuracy", "f1", "n")
+    )
+
+
+class Evaluation(ResultModel):
+    """One evaluation of a model: set name → its metrics, and the extras apart (the selection
+    metric, the sparsity the pruning hooks reported, the mean training loss since the last
+    evaluation, a selected mask's movement, anything else a hook recorded)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sets: dict[str, SetMetrics] = Field(
+        description="Set name (dev, hans, paws, …) → its metrics at this step"
+    )
+    selection: float | None = Field(
+        None, description="The ID selection metric (dev accuracy; F1 for QQP)"
+    )
+    sparsity: float | None = Field(None, description="The sparsity the pruning reported")
+    train_loss: float | None = Field(
+        None, description="Mean training loss since the previous evaluation"
+    )
+    movement: dict[str, Any] | None = Field(
+        None, description="A selected mask's distance from magnitude pruning"
+    )
+    extras: dict[str, Any] = Field(
+        default_factory=dict, description="Anything else recorded (e.g. selectable)"
+    )
+    _order: tuple[str, ...] = PrivateAttr(default=())  # the payload's key order
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Evaluation:
+        """The flat payload (metrics.json history entry's fields, a Metric row's payload)."""
+        sets = {
+            name: SetMetrics.model_validate(value)
+            for name, value in payload.items()
+            if name not in EXTRA_KEYS and is_set_metrics(value)
+        }
+        rest = {k: v for k, v in payload.items() if k not in sets}
+        named = {k: rest.pop(k) for k in _NAMED if k in rest}
+        evaluation = cls(sets=sets, **named, extras=rest)
+        evaluation._order = tuple(payload)
+        return evaluation
+
+    @classmethod
+    def of_entry(cls, entry: Mapping[str, Any] | HistoryEntry) -> Evaluation:
+        """A trainer history entry ({"step", "metrics", "train_loss", "info"})."""
+        return cls.from_payload(evaluation_payload(entry))
+
+    def payload(self) -> dict[str, Any]:
+        """Back to the flat payload (the inverse of `from_payload`, keys in their order)."""
+        body: dict[str, Any] = {name: m.as_json() for name, m in self.sets.items()}
+        body.update(self.extras)
+        for key in _NAMED:
+            value = getattr(self, key)
+            if value is not None or key == "train_loss":  # the trainer always records it
+                body[key] = value
+        first = [key for key in self._order if key in body]
+        return {key: body[key] for key in [*first, *(k for k in body if k not in first)]}
+
+
+class HistoryEntry(ResultModel):
+    """One evaluation of a trainer's history, as metrics.json stores it."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    step: int
+    metrics: dict[str, Any]  # set name → its metrics, and "selection"
+    train_loss: float | None = None
+    info: dict[str, Any] | None = None  # what the pruning hooks recorded (sparsity, selectable)
+
+    @property
+    def evaluation(self) -> Evaluation:
+        return Evaluation.of_entry(self)
+
+
+def evaluation_payload(entry: Mapping[str, Any] | HistoryEntry) -> dict[str, Any]:
     """One history entry as the flat payload `Callbacks.on_metrics` gets: the sets' metrics,
     what the pruning hooks recorded (e.g. sparsity), and the training loss."""
+    if isinstance(entry, HistoryEntry):
+        entry = entry.model_dump()
     return {
         **entry.get("metrics", {}),
         **(entry.get("info") or {}),
@@ -75,6 +268,11 @@ class DensePoint(ResultModel):
     cached: bool  # taken from the stage cache, not trained by this job
 
     @property
+    def sets(self) -> dict[str, SetMetrics]:
+        """`metrics`, typed."""
+        return {name: SetMetrics.model_validate(m) for name, m in self.metrics.items()}
+
+    @property
     def curve(self) -> CurveId:
         return CurveId(stage="dense", seed=self.seed, loss=self.loss)
 
@@ -95,6 +293,11 @@ class ResultUnit(ResultModel):
     movement: dict[str, Any] | None = None
     mask: Path
     checkpoint: Path  # save_pretrained directory
+
+    @property
+    def sets(self) -> dict[str, SetMetrics]:
+        """`metrics`, typed."""
+        return {name: SetMetrics.model_validate(m) for name, m in self.metrics.items()}
 
     @property
     def curve(self) -> CurveId:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from srcore.jobspec.results import SearchResult
+from srcore.jobspec.results import SearchResult, SetMetrics
 from srcore.jobspec.study import Role, StudyChild
 
 
@@ -108,23 +107,13 @@ class TableRow:
 
 def flatten_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """{set: {accuracy, heuristics: {h: {...}}}} → {"set.accuracy": …, "set.h.non_entailed": …}
-    (numbers only; `n` and flags left out)."""
-    flat: dict[str, float] = {}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, Mapping):
-            for key, value in node.items():
-                if key in ("n", "majority_share", "collapsed", "majority_label"):
-                    continue
-                # heuristics/per_class nest one level: "hans.lexical_overlap.non_entailed"
-                walk(prefix if key in ("heuristics", "per_class") else f"{prefix}.{key}", value)
-        elif isinstance(node, int | float) and not isinstance(node, bool) and math.isfinite(node):
-            flat[prefix] = float(node)
-
-    for set_name, values in metrics.items():
-        if isinstance(values, Mapping):
-            walk(set_name, values)
-    return flat
+    (numbers only; `n` and flags left out: `SetMetrics.numbers`)."""
+    return {
+        f"{name}.{key}": value
+        for name, values in metrics.items()
+        if isinstance(values, Mapping)
+        for key, value in SetMetrics.model_validate(values).numbers().items()
+    }
 
 
 def study_table(children: Sequence[StudyChild], points: Iterable[SelectedPoint]) -> list[TableRow]:

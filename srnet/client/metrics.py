@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from srnet.client.models import Job
@@ -18,7 +18,10 @@ class MetricPoint:
     seed: int | None
     sparsity: float | None
     selected: bool
-    payload: dict[str, Any]
+    payload: dict[str, Any]  # the evaluation as recorded (one flat object)
+    # The service's typed reading of the payload (its OpenAPI `Evaluation`): {"sets": {name:
+    # metrics}, "selection", "sparsity", "train_loss", "movement", "extras"}.
+    evaluation: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> MetricPoint:
@@ -30,24 +33,29 @@ class MetricPoint:
             sparsity=data.get("sparsity"),
             selected=bool(data.get("selected")),
             payload=dict(data.get("payload") or {}),
+            evaluation=dict(data.get("evaluation") or {}),
         )
 
     def eval_sets(self) -> dict[str, dict[str, Any]]:
-        """The evaluated sets of this point ({"dev": {...}, "hans": {...}}): every payload
-        entry that is a dict with a numeric accuracy (or F1)."""
+        """The evaluated sets of this point ({"dev": {...}, "hans": {...}}), as the service
+        typed them (`evaluation.sets`). A service older than that sends no `evaluation`: then
+        every payload entry that is a dict with a numeric accuracy (or F1)."""
+        if "sets" in self.evaluation:
+            return {name: dict(values) for name, values in self.evaluation["sets"].items()}
         return {
             name: value
             for name, value in self.payload.items()
             if isinstance(value, dict)
+            and name != "movement"
             and any(isinstance(value.get(k), int | float) for k in ("accuracy", "f1"))
         }
 
     @property
     def effective_sparsity(self) -> float | None:
-        """The row's sparsity, else the one the payload reports; dense points are 0."""
+        """The row's sparsity, else the one the evaluation reports; dense points are 0."""
         if self.sparsity is not None:
             return self.sparsity
-        value = self.payload.get("sparsity")
+        value = self.evaluation.get("sparsity", self.payload.get("sparsity"))
         if isinstance(value, int | float):
             return float(value)
         return 0.0 if self.stage == "dense" else None

@@ -1,22 +1,23 @@
-// Reading metric points (GET /jobs/{id}/metrics): which entries of a payload are evaluated
-// sets, the headline number of a set, and the sparsity of a point.
+// Reading metric points (GET /jobs/{id}/metrics): a point's evaluated sets, the headline
+// number of a set, and the sparsity of a point. The service types each point's payload as
+// `evaluation` ({sets: {name: metrics}, selection, sparsity, train_loss, movement, extras});
+// these read that, never guess which keys of the raw payload are sets.
 
-/** {name: metrics} for every payload entry with a numeric accuracy or F1 ("dev", "hans"…). */
-export function evalSets(payload) {
-  const sets = {};
-  for (const [name, value] of Object.entries(payload || {})) {
-    if (value && typeof value === "object" && !Array.isArray(value)
-      && (typeof value.accuracy === "number" || typeof value.f1 === "number")) {
-      sets[name] = value;
-    }
-  }
-  return sets;
+/** {name: metrics} of a point's evaluated sets ("dev", "hans"…). */
+export function evalSets(point) {
+  return point?.evaluation?.sets || {};
+}
+
+/** The mean training loss a point recorded, or null. */
+export function trainLoss(point) {
+  const loss = point?.evaluation?.train_loss;
+  return typeof loss === "number" ? loss : null;
 }
 
 /** Set names in display order: the ID dev set first, then the OOD sets by name. */
 export function setNames(points) {
   const names = new Set();
-  for (const point of points) for (const name of Object.keys(evalSets(point.payload))) names.add(name);
+  for (const point of points) for (const name of Object.keys(evalSets(point))) names.add(name);
   return [...names].sort((a, b) => (a === "dev" ? -1 : b === "dev" ? 1 : a.localeCompare(b)));
 }
 
@@ -28,7 +29,7 @@ export function headline(setMetrics) {
 
 export function sparsityOf(point) {
   if (typeof point.sparsity === "number") return point.sparsity;
-  const reported = point.payload?.sparsity;
+  const reported = point.evaluation?.sparsity;
   if (typeof reported === "number") return reported;
   return point.stage === "dense" ? 0 : null;
 }
@@ -56,7 +57,7 @@ export function selectedBySparsity(selected) {
       const names = setNames(group.points);
       const sets = {};
       for (const name of names) {
-        sets[name] = mean(group.points.map((p) => headline(evalSets(p.payload)[name])));
+        sets[name] = mean(group.points.map((p) => headline(evalSets(p)[name])));
       }
       return { stage: group.stage, sparsity: group.sparsity, seeds: group.points.map((p) => p.seed), sets };
     })

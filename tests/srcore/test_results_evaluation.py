@@ -1,0 +1,119 @@
+"""The typed evaluation (issue 17 item 2): `Evaluation.from_payload` tells the evaluated sets
+from the extras of the flat payload that metrics.json histories and Metric rows hold; each set
+is a `SetMetrics` (headline, HANS heuristics, PAWS classes, collapse fields); and what is read
+is written back with the same keys, so files and rows keep their bytes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from srcore.evaluation import hans_metrics, paws_metrics, prediction_spread
+from srcore.jobspec.results import (
+    Evaluation,
+    HistoryEntry,
+    SetMetrics,
+    evaluation_payload,
+)
+from srcore.jobspec.study_table import flatten_metrics
+
+ENT = ("entailment", "non-entailment")
+
+
+def real_payload() -> dict:
+    """A payload as the trainer records it, from the real metric functions."""
+    gold = np.array([0, 0, 1, 1, 1, 0])
+    pred = np.array([0, 1, 1, 0, 0, 0])
+    heuristics = ["lexical_overlap", "lexical_overlap", "subsequence", "subsequence",
+                  "constituent", "constituent"]  # fmt: skip
+    hans = {**hans_metrics(pred, gold, heuristics, ENT), **prediction_spread(pred, ENT)}
+    paws = {**paws_metrics(pred, gold, ("0", "1")), **prediction_spread(pred, ("0", "1"))}
+    dev = {"accuracy": 0.75, "n": 8, **prediction_spread(np.zeros(8, dtype=int), ("a", "b"))}
+    entry = {
+        "step": 40,
+        "metrics": {"dev": dev, "hans": hans, "paws": paws, "selection": 0.75},
+        "train_loss": 0.42,
+        "info": {"sparsity": 0.5, "selectable": True},
+    }
+    return json.loads(json.dumps(evaluation_payload(entry)))  # as stored: JSON
+
+
+def test_sets_and_extras_apart():
+    payload = {**real_payload(), "movement": {"differ_fraction": 0.01, "n": 12}}
+    evaluation = Evaluation.from_payload(payload)
+    assert sorted(evaluation.sets) == ["dev", "hans", "paws"]
+    assert evaluation.selection == 0.75 and evaluation.sparsity == 0.5
+    assert evaluation.train_loss == 0.42
+    assert evaluation.movement == {"differ_fraction": 0.01, "n": 12}  # a dict with n: no set
+    assert evaluation.extras == {"selectable": True}
+
+    hans = evaluation.sets["hans"]
+    assert hans.n == 6 and hans.accuracy == pytest.approx(3 / 6)
+    assert hans.heuristics is not None
+    assert list(hans.heuristics) == ["lexical_overlap", "subsequence", "constituent"]
+    assert hans.heuristics["lexical_overlap"].entailed == 0.5
+    assert hans.heuristics["subsequence"].non_entailed == 0.5
+    assert hans.majority_label in ENT and hans.collapsed is False
+    paws = evaluation.sets["paws"]
+    assert paws.per_class == {"0": pytest.approx(2 / 3), "1": pytest.approx(1 / 3)}
+    assert paws.headline == paws.accuracy and paws.f1 is not None
+    dev = evaluation.sets["dev"]
+    assert dev.collapsed is True and dev.majority_share == 1.0  # one class for every example
+
+
+def test_read_and_written_back_byte_for_byte():
+    payload = real_payload()
+    evaluation = Evaluation.from_payload(payload)
+    assert json.dumps(evaluation.payload()) == json.dumps(payload)
+    for name, values in payload.items():
+        if name in evaluation.sets:  # no null fields added to a set that lacked them
+            assert json.dumps(evaluation.sets[name].as_json()) == json.dumps(values)
+    assert "f1" not in evaluation.sets["dev"].as_json()
+
+
+def test_headline_is_accuracy_else_f1_and_finite():
+    assert SetMetrics(f1=0.4, n=3).headline == 0.4
+    assert SetMetrics(accuracy=0.7, f1=0.4).headline == 0.7
+    assert SetMetrics(accuracy=float("nan"), f1=0.4).headline == 0.4
+    assert SetMetrics(n=3).headline is None
+
+
+def test_numbers_are_the_study_tables_and_unknown_metrics_are_kept():
+    payload = real_payload()
+    evaluation = Evaluation.from_payload(payload)
+    sets = {name: payload[name] for name in evaluation.sets}
+    flat = {f"{n}.{k}": v for n, m in evaluation.sets.items() for k, v in m.numbers().items()}
+    assert flat == flatten_metrics(sets)
+    assert flat["hans.constituent.non_entailed"] == 0.0
+    assert "hans.lexical_overlap.non_entailed" not in flat  # None: no such pairs
+    assert "dev.n" not in flat and "dev.majority_share" not in flat
+    custom = SetMetrics.model_validate({"accuracy": 0.5, "n": 4, "brier": 0.2})
+    assert custom.numbers() == {"accuracy": 0.5, "brier": 0.2}
+    assert custom.as_json() == {"accuracy": 0.5, "n": 4, "brier": 0.2}
+
+
+def test_old_and_odd_payloads_still_read():
+    # Before sets were dicts, some rows held flat numbers; they are extras, not sets.
+    odd = Evaluation.from_payload({"dev_accuracy": 0.61, "hans": 0.51, "train_loss": None})
+    assert odd.sets == {} and odd.extras == {"dev_accuracy": 0.61, "hans": 0.51}
+    assert odd.payload() == {"dev_accuracy": 0.61, "hans": 0.51, "train_loss": None}
+    # A set a magnitude baseline scored with accuracy only.
+    bare = Evaluation.from_payload({"dev": {"accuracy": 0.5}, "sparsity": 0.9})
+    assert bare.sets["dev"].headline == 0.5 and bare.train_loss is None
+
+
+def test_history_entries_are_typed():
+    entry = HistoryEntry.model_validate(
+        {
+            "step": 4,
+            "metrics": {"dev": {"accuracy": 0.6, "n": 2}, "selection": 0.6},
+            "train_loss": 1.5,
+            "info": {"sparsity": 0.7},
+        }
+    )
+    evaluation = entry.evaluation
+    assert evaluation.sets["dev"].accuracy == 0.6
+    assert (evaluation.selection, evaluation.sparsity, evaluation.train_loss) == (0.6, 0.7, 1.5)
+    assert evaluation_payload(entry) == evaluation_payload(entry.model_dump())
