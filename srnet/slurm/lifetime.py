@@ -14,8 +14,9 @@ default) takes it as the stop request instead, checkpoints at its next step and 
 back to the queue. `KillWait` later Slurm sends SIGKILL; a job that could not stop by then is
 recovered by the reconciler from its last checkpoint.
 
-End of the time limit: `SLURM_JOB_END_TIME` (epoch seconds, where the Slurm release sets it; 22.05 does not), else
-`squeue -h -j $SLURM_JOB_ID -o %e`, asked again every few minutes (`scontrol update` may move it).
+End of the time limit: `SLURM_JOB_END_TIME` (epoch seconds, where the Slurm release sets it;
+22.05 does not), else `squeue -h -j $SLURM_JOB_ID -o %e`, asked again every few minutes
+(`scontrol update` may move it).
 """
 
 from __future__ import annotations
