@@ -56,6 +56,15 @@ class CardFacts:
     spec_hash: str
     name: str | None = None
     extra_tags: list[str] = field(default_factory=list)
+    # The model the search started from (the dense fine-tune), at its own selected step:
+    # beside the subnetwork's numbers, a reader sees what pruning and the loss changed.
+    start_metrics: Mapping[str, Mapping[str, Any]] | None = None
+    start_name: str | None = None
+    # What was actually used: training rows, optimisation steps, the evaluation subsample.
+    train_rows: int | None = None
+    steps: int | None = None
+    max_eval_examples: int | None = None
+    has_pooler: bool = True  # BERT has one; RoBERTa and DistilBERT do not
 
 
 def _pct(value: Any) -> str:
@@ -77,10 +86,63 @@ def _hub_base_model(name: str) -> str | None:
     return name
 
 
+def _base_model_text(name: str) -> str:
+    """The base model as the card names it: a hub id or bundled name as given, a local folder
+    by its last component only (a downloaded card never shows a server's folders)."""
+    if _hub_base_model(name) is not None:
+        return f"`{name}`"
+    folder = name.rstrip("/").rsplit("/", 1)[-1] or "model"
+    return f"a local model folder (`{folder}`)"
+
+
+def _collapsed_sets(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    return [n for n, v in metrics.items() if isinstance(v, Mapping) and v.get("collapsed")]
+
+
+def _collapse_text(values: Mapping[str, Any]) -> str:
+    if not values.get("collapsed"):
+        return ""
+    share, label = values.get("majority_share"), values.get("majority_label")
+    return f"yes: {label} for {_pct(share)} %" if label is not None else "yes"
+
+
+def _hans_rows(sub: Mapping[str, Any], start: Mapping[str, Any] | None) -> list[str]:
+    """Overall, then entailed and non-entailed gold pairs per heuristic (where biased models
+    fail is the non-entailed column), the start model beside the subnetwork."""
+    def cell(values: Mapping[str, Any] | None, key: str) -> str:
+        return _pct(values.get(key)) if isinstance(values, Mapping) else "–"
+
+    parts = [("all", sub, start)]
+    start_h = (start or {}).get("heuristics") or {}
+    for name, values in sorted((sub.get("heuristics") or {}).items()):
+        parts.append((name, values, start_h.get(name)))
+    rows = []
+    for name, mine, theirs in parts:
+        row = f"| {name} | {cell(mine, 'entailed')} | {cell(mine, 'non_entailed')} |"
+        if start is not None:
+            row += f" {cell(theirs, 'entailed')} | {cell(theirs, 'non_entailed')} |"
+        rows.append(row)
+    return rows
+
+
 def _source_text(source: Mapping[str, Any]) -> str:
     where = source.get("hub") or source.get("path") or "?"
     note = ", a bundled sample" if str(where).startswith("sample:") else ""
     return f"`{where}` ({source.get('format', '?')}{note})"
+
+
+def _used_text(facts: CardFacts) -> str:
+    parts = []
+    if facts.train_rows is not None:
+        parts.append(f"{facts.train_rows:,} training rows")
+    if facts.steps is not None:
+        parts.append(f"{facts.steps:,} optimisation steps")
+    if facts.max_eval_examples is not None:
+        parts.append(f"each evaluation set subsampled to at most {facts.max_eval_examples:,} "
+                     "examples (seeded; the `examples` column gives each set's count)")  # fmt: skip
+    else:
+        parts.append("every evaluation set in full")
+    return "; ".join(parts)
 
 
 def model_card(facts: CardFacts) -> ModelCard:
@@ -90,6 +152,7 @@ def model_card(facts: CardFacts) -> ModelCard:
     over_masked = s.get("sparsity_over_masked_weights")
     over_all = s.get("sparsity_over_all_parameters")
     title = facts.name or f"{facts.task} SRNet at {facts.target_sparsity:.0%} sparsity"
+    collapsed = _collapsed_sets(facts.metrics)
     eval_results = []
     for set_name, values in facts.metrics.items():
         for metric in ("accuracy", "f1"):
@@ -105,21 +168,25 @@ def model_card(facts: CardFacts) -> ModelCard:
         base_model=_hub_base_model(facts.base_model),
         library_name="transformers",
         pipeline_tag="text-classification",
-        tags=["srnet", "pruning", "sparse", "debiasing", facts.task, facts.method, facts.loss,
-              *facts.extra_tags],
+        tags=["srnet", "pruning", "sparse",
+              *(["debiasing"] if facts.loss != "none" else []),
+              *(["collapsed"] if collapsed else []),
+              facts.task, facts.method, facts.loss, *facts.extra_tags],
         metrics=["accuracy"],
         eval_results=eval_results or None,
     )
     rows = [
         ("task", f"`{facts.task}` (labels: {', '.join(facts.labels)})"),
-        ("base model", f"`{facts.base_model}`"),
+        ("base model", _base_model_text(facts.base_model)),
         ("training data", _source_text(facts.train_source)),
+        ("data used", _used_text(facts)),
         ("debiasing loss", f"`{facts.loss}`: {LOSS_DESCRIPTIONS.get(facts.loss) or facts.loss}"),
         ("pruning method", f"`{facts.method}`: {_method_description(facts.method)}"),
         ("scenario", f"`{facts.scenario}`: {_SCENARIOS.get(facts.scenario, facts.scenario)}"),
         ("sparsity", f"{_pct(over_masked)} % of the {masked:,} prunable weights are zero "
-                     f"({zeros:,} of {masked:,}: every encoder layer's 6 matrices and the pooler "
-                     f"{'and the classifier ' if facts.method == 'mask_training' else ''}"
+                     f"({zeros:,} of {masked:,}: every encoder layer's attention and "
+                     f"feed-forward matrices{' and the pooler' if facts.has_pooler else ''}"
+                     f"{' and the classifier' if facts.method == 'mask_training' else ''} "
                      f"pruned per matrix; embeddings, biases and LayerNorm kept); "
                      f"{_pct(over_all)} % of all {total:,} parameters"),
         ("target sparsity", f"{facts.target_sparsity:.0%}"),
@@ -128,12 +195,55 @@ def model_card(facts: CardFacts) -> ModelCard:
         ("job spec hash", f"`{facts.spec_hash}`"),
     ]
     metric_rows = []
+    start = facts.start_metrics
+    start_name = facts.start_name or "start model"
     names = sorted(facts.metrics, key=lambda n: (n != facts.id_set, n))
     for set_name in names:
         values = facts.metrics[set_name]
         kind = "ID" if set_name == facts.id_set else "OOD"
-        metric_rows.append(f"| {set_name} | {kind} | {_pct(values.get('accuracy'))} | "
-                           f"{_pct(values.get('f1'))} | {values.get('n', '')} |")  # fmt: skip
+        row = (f"| {set_name} | {kind} | {_pct(values.get('accuracy'))} | "
+               f"{_pct(values.get('f1'))} | {_collapse_text(values)} | {values.get('n', '')} |")
+        if start is not None:
+            theirs = start.get(set_name) or {}
+            row += f" {_pct(theirs.get('accuracy'))} | {_collapse_text(theirs)} |"
+        metric_rows.append(row)  # fmt: skip
+    metric_header = "| set | kind | accuracy | F1 | collapsed | examples |"
+    metric_rule = "|---|---|---|---|---|---|"
+    if start is not None:
+        metric_header += f" {start_name}: accuracy | {start_name}: collapsed |"
+        metric_rule += "---|---|"
+    hans_sections = []
+    for set_name in names:
+        values = facts.metrics[set_name]
+        if isinstance(values, Mapping) and "non_entailed" in values:
+            head = "| heuristic | entailed | non-entailed |"
+            rule = "|---|---|---|"
+            if start is not None:
+                head += f" {start_name}: entailed | {start_name}: non-entailed |"
+                rule += "---|---|"
+            rows_text = chr(10).join(_hans_rows(values, (start or {}).get(set_name)))
+            hans_sections.append(
+                f"### {set_name} by gold label and heuristic{chr(10)}{chr(10)}"
+                f"Accuracy in % on pairs whose gold label is entailment and on the others "
+                f"(non-entailment: where a model that learned the lexical-overlap shortcut "
+                f"fails). Read them together: a shift towards predicting non-entailment raises "
+                f"one and lowers the other.{chr(10)}{chr(10)}{head}{chr(10)}{rule}{chr(10)}"
+                f"{rows_text}{chr(10)}"
+            )
+    if collapsed:
+        lead = (
+            f"A sparse subnetwork of {_base_model_text(facts.base_model)} for `{facts.task}` "
+            f"that has **collapsed** on {', '.join(f'`{n}`' for n in collapsed)}: it predicts "
+            f"one class for at least 95 % of those examples (see the `collapsed` column). "
+            f"Its accuracy there measures the share of that class, not robustness: do not use "
+            f"it as a sparse and robust subnetwork."
+        )
+    else:
+        lead = (
+            f"A sparse and robust subnetwork (SRNet) candidate of "
+            f"{_base_model_text(facts.base_model)} for `{facts.task}`: how robust, the OOD "
+            f"numbers below say."
+        )
     versions = ", ".join(f"{k} {v}" for k, v in facts.versions.items())
     label_text = ", ".join(f"{i}: {name}" for i, name in enumerate(facts.labels))
     content = f"""---
@@ -142,9 +252,14 @@ def model_card(facts: CardFacts) -> ModelCard:
 
 # {title}
 
-A sparse and robust subnetwork (SRNet) of `{facts.base_model}` for `{facts.task}`, found by
-the SRNet service following Liu et al., NeurIPS 2022, [*{PAPER_TITLE}*]({PAPER_URL}). Pruned
-weights are stored as zeros: this is a plain `transformers` checkpoint, no custom code.
+{lead} Found by the SRNet service following Liu et al., NeurIPS 2022,
+[*{PAPER_TITLE}*]({PAPER_URL}). Pruned weights are stored as zeros: this is a plain
+`transformers` checkpoint, no custom code.
+
+The sparsity is unstructured (single weights zeroed anywhere in a matrix): plain
+`transformers` runs this model exactly as fast, and stores it as large, as the dense one. A
+speedup needs sparse kernels or structured pruning; what this checkpoint shows is how many
+weights the task needs.
 
 ## How it was found
 
@@ -154,12 +269,14 @@ weights are stored as zeros: this is a plain `transformers` checkpoint, no custo
 
 ## Results at the selected step
 
-In-distribution (ID) and out-of-distribution (OOD) sets, in %.
+In-distribution (ID) and out-of-distribution (OOD) sets, in %. `collapsed`: the model
+predicts one class for at least 95 % of the set.
 
-| set | kind | accuracy | F1 | examples |
-|---|---|---|---|---|
+{metric_header}
+{metric_rule}
 {chr(10).join(metric_rows)}
 
+{chr(10).join(hans_sections)}
 ## How to load
 
 ```python

@@ -161,7 +161,7 @@ def _run_seed(ctx: StageContext) -> tuple[list[ResultUnit], DensePoint | None]:
             if plan.retrains:
                 callbacks.on_stage("retrain", f"seed {seed}, sparsity {found.sparsity:g}")
                 found = retrain(ctx, found)
-            unit = _export_unit(ctx, found, search_found)
+            unit = _export_unit(ctx, found, search_found, point)
             unit.write(ctx.layout.unit_file(seed, found.sparsity))
         callbacks.on_unit(unit)
         units.append(unit)
@@ -179,7 +179,9 @@ def _start_model(ctx: StageContext, dense: DenseModel | None) -> Callable[[], nn
     return lambda: load_model(data.model_path, data.labels, seed, ctx.spec.model.revision)
 
 
-def _export_unit(ctx: StageContext, found: Found, search_found: Found) -> ResultUnit:
+def _export_unit(
+    ctx: StageContext, found: Found, search_found: Found, dense: DensePoint | None = None
+) -> ResultUnit:
     spec, plan, data, seed = ctx.spec, ctx.plan, ctx.data, ctx.seed
     ctx.callbacks.on_stage("export", f"seed {seed}, sparsity {found.sparsity:g}")
     model = load_model(data.model_path, data.labels, seed, spec.model.revision)
@@ -213,6 +215,12 @@ def _export_unit(ctx: StageContext, found: Found, search_found: Found) -> Result
         sparsity={k: v for k, v in report.items() if k != "per_matrix"}, metrics=metrics,
         id_set="dev", selected_step=found.selected_step, versions=library_versions(),
         spec_hash=spec_hash(spec), name=spec.name,
+        start_metrics=dense.metrics if dense is not None else None,
+        start_name=f"dense ({dense.loss})" if dense is not None else None,
+        train_rows=len(data.train.examples),
+        steps=max((int(h.get("step", 0)) for h in found.history), default=None),
+        max_eval_examples=spec.data.max_eval_examples,
+        has_pooler=any("pooler" in name for name in found.masks),
     ))  # fmt: skip
     export_checkpoint(
         model, data.tokenizer, data.labels, ckpt_dir, masks=found.masks, overwrite=True,

@@ -70,3 +70,58 @@ def test_push_fails_at_once_offline_or_without_a_token(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     with pytest.raises(HubPushError, match=r"could not be reached|refused"):
         push_checkpoint(folder, "lab/x", token="hf_test")
+
+
+HANS = {
+    "accuracy": 0.5, "entailed": 0.99, "non_entailed": 0.01, "n": 300,
+    "heuristics": {"lexical_overlap": {"accuracy": 0.5, "entailed": 1.0, "non_entailed": 0.0},
+                   "subsequence": {"accuracy": 0.5, "entailed": 0.98, "non_entailed": 0.02}},
+    "majority_label": "entailment", "majority_share": 0.99, "collapsed": True,
+}  # fmt: skip
+DENSE_HANS = {
+    "accuracy": 0.55, "entailed": 0.9, "non_entailed": 0.2, "n": 300, "collapsed": False,
+    "heuristics": {"lexical_overlap": {"entailed": 0.95, "non_entailed": 0.1},
+                   "subsequence": {"entailed": 0.85, "non_entailed": 0.3}},
+}  # fmt: skip
+
+
+def test_a_collapsed_subnetwork_is_not_called_robust_and_is_flagged(tmp_path):
+    """Issue 19 item 5: one class for ≥ 95% of HANS was called "a sparse and robust subnetwork"."""
+    card = model_card(facts(metrics={"dev": {"accuracy": 0.6, "n": 100}, "hans": HANS}))
+    text = card.text
+    assert "sparse and robust subnetwork (SRNet)" not in text
+    assert "has **collapsed** on `hans`" in text and "not robustness" in text
+    assert "| hans | OOD | 50.00 | – | yes: entailment for 99.00 % | 300 |" in text
+    assert "collapsed" in card.data.tags
+    healthy = model_card(facts()).text
+    assert "sparse and robust subnetwork (SRNet) candidate" in healthy
+    assert "**collapsed**" not in healthy
+
+
+def test_hans_by_heuristic_beside_the_dense_start_model():
+    card = model_card(facts(
+        metrics={"dev": {"accuracy": 0.6, "n": 100}, "hans": HANS},
+        start_metrics={"dev": {"accuracy": 0.62}, "hans": DENSE_HANS}, start_name="dense (none)",
+    ))  # fmt: skip
+    text = card.text
+    assert "| set | kind | accuracy | F1 | collapsed | examples | dense (none): accuracy |" in text
+    assert "| dev | ID | 60.00 | – |  | 100 | 62.00 |  |" in text
+    assert "| all | 99.00 | 1.00 | 90.00 | 20.00 |" in text
+    assert "| lexical_overlap | 100.00 | 0.00 | 95.00 | 10.00 |" in text
+    assert "| subsequence | 98.00 | 2.00 | 85.00 | 30.00 |" in text
+
+
+def test_the_card_states_the_data_used_tags_and_what_was_pruned_plainly():
+    card = model_card(facts(
+        loss="none", train_rows=2000, steps=282, max_eval_examples=500, has_pooler=False,
+        base_model="/srv/lab/models/roberta-base",
+    ))  # fmt: skip
+    text = card.text
+    assert "debiasing" not in card.data.tags  # a cross-entropy job debiases nothing
+    assert "2,000 training rows; 282 optimisation steps; each evaluation set subsampled to at " \
+        "most 500 examples" in text
+    assert "pooler" not in text  # RoBERTa and DistilBERT have none
+    assert "/srv/lab" not in text and "a local model folder (`roberta-base`)" in text
+    assert "runs this model exactly as fast" in text  # no speedup from unstructured zeros
+    assert "debiasing" in model_card(facts()).data.tags  # poe does
+    assert "feed-forward matrices and the pooler and the classifier" in model_card(facts()).text

@@ -110,6 +110,10 @@ def test_mask_training_job_end_to_end(tiny_model, tmp_path):
     assert "Win-win Deal" in card.text and "NeurIPS" in card.text and "| hans | OOD |" in card.text
     dev = unit["metrics"]["dev"]["accuracy"]
     assert f"| dev | ID | {100 * dev:.2f} |" in card.text
+    # Issue 19 item 6: HANS by heuristic, the dense start model beside, the data used.
+    assert "### hans by gold label and heuristic" in card.text
+    assert "dense (none): accuracy" in card.text and "| lexical_overlap |" in card.text
+    assert "training rows; 8 optimisation steps" in card.text
 
     model = AutoModelForSequenceClassification.from_pretrained(result.checkpoints[0])
     assert model.config.id2label == {0: "contradiction", 1: "entailment", 2: "neutral"}
