@@ -1,19 +1,36 @@
-"""A tiny random BERT saved as a model directory, so a job spec can name it by path."""
+"""A tiny random BERT saved as a model directory, so a job spec can name it by path; and the
+`tiny_model` fixture the pipeline tests share (a test package's conftest imports it)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+
+import pytest
 
 from tests.helpers.tiny_bert import WORDS, tiny_bert, tiny_tokenizer
 
 NLI_WORDS = (*WORDS, "not", "no", "never", "is", "are", "was", "were", "and", "of", "to", "in")
 
 
-def save_tiny_model(directory: Path, num_labels: int = 3, seed: int = 0) -> Path:
+def save_tiny_model(
+    directory: Path,
+    num_labels: int = 3,
+    seed: int = 0,
+    *,
+    words: Sequence[str] = NLI_WORDS,
+    dropout: float = 0.0,
+) -> Path:
     """Write config, weights and a fast tokenizer; `from_pretrained(directory)` loads it."""
-    tokenizer = tiny_tokenizer(NLI_WORDS)
-    model = tiny_bert(tokenizer, num_labels=num_labels, seed=seed, dropout=0.0)
+    tokenizer = tiny_tokenizer(words)
+    model = tiny_bert(tokenizer, num_labels=num_labels, seed=seed, dropout=dropout)
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The path of a tiny 3-label BERT directory, one per test module."""
+    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))

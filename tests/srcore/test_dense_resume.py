@@ -14,14 +14,8 @@ from srcore.jobspec.callbacks import Callbacks
 from srcore.jobspec.spec import JobSpec
 from srcore.pipeline import run_search
 from tests.helpers.tiny_bert import torch_threads
-from tests.helpers.tiny_model_dir import save_tiny_model
 
 DENSE_STEPS = 20  # training.eval_every not set: 10 evaluations, every 2 steps
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
 
 
 def spec(model: str) -> JobSpec:

@@ -18,7 +18,6 @@ from srcore.jobspec.callbacks import Callbacks
 from srcore.jobspec.spec import JobSpec
 from srcore.pipeline import run_search
 from tests.helpers.tiny_bert import torch_threads
-from tests.helpers.tiny_model_dir import save_tiny_model
 
 _TAG_AS_CUDA = {"on": False}
 
@@ -49,11 +48,6 @@ class CrashInRound(Callbacks):
     def on_metrics(self, curve, step, metrics) -> None:
         if curve.imp_round == self.imp_round:
             raise RuntimeError("worker died")
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
 
 
 def test_imp_round_written_on_a_gpu_resumes_on_the_cpu(tiny_model, tmp_path):

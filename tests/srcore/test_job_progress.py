@@ -12,6 +12,7 @@ from srcore.jobspec.callbacks import Callbacks, Progress
 from srcore.jobspec.spec import JobSpec
 from srcore.pipeline.plan import StagePlan
 from srcore.pipeline.progress import JobProgress, StageWork, expected_work
+from tests.helpers.callbacks import RecordingCallbacks
 
 
 def spec(**overrides) -> JobSpec:
@@ -48,18 +49,9 @@ def test_conf_reg_with_a_ce_dense_model_counts_the_teacher_once():
     assert [w.work > 0 for w in dense] == [True, False]  # the second is the cached teacher
 
 
-class Record(Callbacks):
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple]] = []
-        self.progress: list[Progress] = []
-
-    def on_progress(self, progress):
-        self.progress.append(progress)
-
-
-def tracked(stages: list[StageWork]) -> tuple[JobProgress, Record, list[float]]:
+def tracked(stages: list[StageWork]) -> tuple[JobProgress, RecordingCallbacks, list[float]]:
     now = [0.0]
-    inner = Record()
+    inner = RecordingCallbacks()
     tracker = JobProgress(inner, clock=lambda: now[0])
     tracker.on_stage("data")
     tracker.plan(stages)

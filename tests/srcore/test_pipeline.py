@@ -12,20 +12,15 @@ from transformers import AutoModelForSequenceClassification
 
 from srcore.evaluation import make_evaluate_fn
 from srcore.jobspec.callbacks import Callbacks, Cancelled
-from srcore.jobspec.results import CurveId, DensePoint, ResultUnit, SearchResult
+from srcore.jobspec.results import CurveId, SearchResult
 from srcore.jobspec.spec import JobSpec
 from srcore.pipeline import run_search
 from srcore.pipeline.inputs import load_job_data
 from srcore.pruning import load_masks, prunable_weights, restore_subnetwork
+from tests.helpers.callbacks import RecordingCallbacks
 from tests.helpers.tiny_bert import torch_threads
-from tests.helpers.tiny_model_dir import save_tiny_model
 
 HANS_FIXTURE = Path(__file__).parents[1] / "fixtures/data/hans/heuristics_evaluation_set.txt"
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
 
 
 def make_spec(model: str, **overrides) -> JobSpec:
@@ -271,21 +266,6 @@ def test_ood_upper_bound_mixes_ood_training_rows(tiny_model):
     assert any(e.label == contradiction for e in extra)
 
 
-class RecordMetrics(Callbacks):
-    def __init__(self) -> None:
-        self.seen: list[tuple[CurveId, int, dict]] = []
-        self.units: list[ResultUnit] = []
-        self.dense: list[DensePoint] = []
-
-    def on_metrics(self, curve, step, metrics) -> None:
-        self.seen.append((curve, step, metrics))
-
-    def on_unit(self, unit) -> None:
-        self.units.append(unit)
-
-    def on_dense_point(self, point) -> None:
-        self.dense.append(point)
-
 
 def test_every_evaluation_names_its_curve(tiny_model, tmp_path):
     """Receivers (the worker) file evaluations by their CurveId, not by parsing progress text;
@@ -295,16 +275,16 @@ def test_every_evaluation_names_its_curve(tiny_model, tmp_path):
         pruning={"method": "imp", "sparsities": [0.2]},
         training={"imp_round_epochs": 0.25, "max_steps": None, "seeds": [7]},
     )
-    record = RecordMetrics()
+    record = RecordingCallbacks()
     with torch_threads(1):
         result = run_search(spec, tmp_path / "out", record, cache_dir=tmp_path / "cache")
-    dense = [curve for curve, _, _ in record.seen if curve.stage == "dense"]
-    search = [curve for curve, _, _ in record.seen if curve.stage == "search"]
+    dense = [curve for curve, _, _ in record.metrics if curve.stage == "dense"]
+    search = [curve for curve, _, _ in record.metrics if curve.stage == "search"]
     assert dense and all((c.seed, c.sparsity, c.loss) == (7, 0.0, "none") for c in dense)
     assert {c.imp_round for c in search} == {1, 2}
     assert all(c.seed == 7 for c in search)  # the job's seed, not the round's data seed
     assert {c.sparsity for c in search} == {0.1, 0.2}
-    assert all("selection" in m and "train_loss" in m for _, _, m in record.seen)
+    assert all("selection" in m and "train_loss" in m for _, _, m in record.metrics)
 
     assert record.units == result.units and record.dense == result.dense
     (unit,) = result.units
@@ -366,21 +346,9 @@ def test_conf_reg_uses_the_dense_ce_model_as_teacher(tiny_model, tmp_path, dense
     assert report["dense"][0]["cached"] is (dense_loss == "none")
 
 
-class RecordProgress(Callbacks):
-    def __init__(self) -> None:
-        self.progress: list = []
-        self.stages: list[str] = []
-
-    def on_stage(self, stage, detail=None) -> None:
-        self.stages.append(stage)
-
-    def on_progress(self, progress) -> None:
-        self.progress.append(progress)
-
-
 def test_progress_covers_the_whole_job_and_its_evaluations(tiny_model, tmp_path):
     spec = make_spec(tiny_model, pruning={"sparsities": [0.3, 0.5]})
-    record = RecordProgress()
+    record = RecordingCallbacks()
     with torch_threads(1):
         run_search(spec, tmp_path / "out", record, cache_dir=tmp_path / "cache")
     fractions = [p.job_fraction for p in record.progress]

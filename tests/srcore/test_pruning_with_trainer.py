@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from srcore.jobspec.callbacks import Callbacks, Cancelled
+from srcore.jobspec.callbacks import Cancelled
 from srcore.pruning import (
     CubicSparsity,
     ImpSchedule,
@@ -17,6 +17,7 @@ from srcore.pruning import (
     prunable_weights,
 )
 from srcore.training import Trainer, TrainerConfig, debias_loss_fn, encode_split
+from tests.helpers.callbacks import RecordingCallbacks
 from tests.helpers.tiny_bert import random_pair_split, tiny_bert, tiny_tokenizer, torch_threads
 
 
@@ -34,15 +35,6 @@ def tokenizer():
 @pytest.fixture(scope="module")
 def train(tokenizer):
     return encode_split(random_pair_split(48, seed=0), tokenizer, max_length=32)
-
-
-class StopAfter(Callbacks):
-    def __init__(self, checks: int) -> None:
-        self.left = checks
-
-    def should_stop(self) -> bool:
-        self.left -= 1
-        return self.left < 0
 
 
 def mask_search(tokenizer, train, schedule, checkpoint_dir=None, callbacks=None, values=None):
@@ -94,7 +86,8 @@ def test_interrupted_mask_search_resumes_exactly(tokenizer, train, tmp_path: Pat
     full, full_masker = mask_search(tokenizer, train, schedule)
     full.run()
 
-    first, _ = mask_search(tokenizer, train, schedule, tmp_path / "ck", StopAfter(6))
+    stop = RecordingCallbacks(stop_after_checks=6)
+    first, _ = mask_search(tokenizer, train, schedule, tmp_path / "ck", stop)
     with pytest.raises(Cancelled):
         first.run()
     second, masker = mask_search(tokenizer, train, schedule, tmp_path / "ck")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from srcore.evaluation import EvalSet, make_evaluate_fn
-from srcore.jobspec.callbacks import Callbacks, Cancelled
+from srcore.jobspec.callbacks import Cancelled
 from srcore.training import (
     ResumeMismatchError,
     Trainer,
@@ -17,6 +17,7 @@ from srcore.training import (
     encode_split,
 )
 from srcore.training.checkpoint import load_checkpoint
+from tests.helpers.callbacks import RecordingCallbacks
 from tests.helpers.tiny_bert import random_pair_split, tiny_bert, tiny_tokenizer, torch_threads
 
 
@@ -36,18 +37,6 @@ def data():
     bias = np.random.default_rng(0).dirichlet(np.ones(3), size=len(train))
     dev = encode_split(random_pair_split(24, seed=9), tok, max_length=32)
     return tok, train.with_extras(bias_probs=bias), dev
-
-
-class StopAt(Callbacks):
-    def __init__(self, step):
-        self.step, self.calls, self.checkpoints = step, 0, []
-
-    def should_stop(self):
-        self.calls += 1
-        return self.calls > self.step
-
-    def on_checkpoint(self, stage, step, path):
-        self.checkpoints.append(step)
 
 
 class Crash(RuntimeError):
@@ -103,7 +92,7 @@ def reference(data, tmp_path_factory):
 
 def test_cancelled_and_resumed_run_is_bit_identical(data, reference, tmp_path):
     ref_trainer, ref = reference
-    first = _trainer(data, tmp_path, callbacks=StopAt(7))
+    first = _trainer(data, tmp_path, callbacks=RecordingCallbacks(stop_after_checks=7))
     with pytest.raises(Cancelled):
         first.run()
     assert (tmp_path / "latest").read_text() == "step-00000007"
@@ -122,11 +111,11 @@ def test_cancelled_and_resumed_run_is_bit_identical(data, reference, tmp_path):
 
 def test_crash_resumes_from_the_last_periodic_checkpoint(data, reference, tmp_path):
     ref_trainer, ref = reference
-    callbacks = StopAt(10**6)
+    callbacks = RecordingCallbacks()
     first = _trainer(data, tmp_path, callbacks=callbacks, hooks=CountingHooks(crash_at=8))
     with pytest.raises(Crash):
         first.run()
-    assert callbacks.checkpoints == [5]
+    assert callbacks.checkpoint_steps() == [5]
     meta = json.loads((tmp_path / "step-00000005" / "meta.json").read_text())
     assert meta["step"] == 5 and meta["config"]["batch_size"] == 8
 
@@ -186,7 +175,8 @@ def test_bf16_cancelled_and_resumed_run_is_bit_identical(data, reference, tmp_pa
         if s.is_floating_point()
     )
 
-    first = _trainer(data, tmp_path / "run", callbacks=StopAt(7), precision="bf16")
+    stop = RecordingCallbacks(stop_after_checks=7)
+    first = _trainer(data, tmp_path / "run", callbacks=stop, precision="bf16")
     with pytest.raises(Cancelled):
         first.run()
     resumed = _trainer(data, tmp_path / "run", init_seed=5, precision="bf16")

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from srcore.jobspec.callbacks import Callbacks, Cancelled
+from srcore.jobspec.callbacks import Cancelled
 from srcore.training import Trainer, TrainerConfig, TrainerHooks, debias_loss_fn, encode_split
 from srcore.training.trainer import linear_warmup_decay, param_groups
+from tests.helpers.callbacks import RecordingCallbacks
 from tests.helpers.tiny_bert import random_pair_split, tiny_bert, tiny_tokenizer, torch_threads
 
 
@@ -91,21 +92,6 @@ def test_hook_can_exclude_evaluations_but_not_leave_none(train, tokenizer):
     assert result.history[0]["info"] == {"sparsity": 0.5, "selectable": False}
 
 
-class StopAfter(Callbacks):
-    def __init__(self, steps):
-        self.steps, self.asked = steps, 0
-        self.progress, self.metrics = [], []
-
-    def should_stop(self):
-        self.asked += 1
-        return self.asked > self.steps
-
-    def on_progress(self, progress):
-        self.progress.append(progress)
-
-    def on_metrics(self, curve, step, metrics):
-        self.metrics.append((curve.stage, step, metrics))
-
 
 class CountSteps(TrainerHooks):
     def __init__(self):
@@ -116,7 +102,7 @@ class CountSteps(TrainerHooks):
 
 
 def test_should_stop_raises_cancelled_between_steps(train, tokenizer):
-    callbacks, hooks = StopAfter(7), CountSteps()
+    callbacks, hooks = RecordingCallbacks(stop_after_checks=7), CountSteps()
     trainer = _trainer(train, tokenizer, callbacks=callbacks, hooks=hooks)
     with pytest.raises(Cancelled, match="after step 7 of 20"):
         trainer.run()
@@ -125,7 +111,7 @@ def test_should_stop_raises_cancelled_between_steps(train, tokenizer):
 
 
 def test_progress_and_metrics_reach_the_callbacks(train, tokenizer):
-    callbacks = StopAfter(10**6)
+    callbacks = RecordingCallbacks()
     trainer = _trainer(
         train, tokenizer, Scripted([0.5, 0.6]), callbacks=callbacks, eval_every=10,
         progress_every_s=0, stage="dense", detail="seed 1",
@@ -136,7 +122,7 @@ def test_progress_and_metrics_reach_the_callbacks(train, tokenizer):
     assert (last.stage, last.total_steps, last.detail, last.eta_s) == ("dense", 20, "seed 1", 0)
     assert (last.evaluations_done, last.evaluations_total) == (1, 2)  # before the last one
     assert last.examples_per_s > 0 and result.examples_per_s > 0
-    assert [(s, step) for s, step, _ in callbacks.metrics] == [("dense", 10), ("dense", 20)]
+    assert [(c.stage, step) for c, step, _ in callbacks.metrics] == [("dense", 10), ("dense", 20)]
     assert math.isfinite(callbacks.metrics[0][2]["train_loss"])
 
 
@@ -205,7 +191,7 @@ def test_missing_selection_metric_is_an_error(train, tokenizer):
 
 def test_progress_is_on_a_timer_not_a_step_count(train, tokenizer):
     """A long interval: only the first and the last step are reported, however many steps."""
-    callbacks = StopAfter(10**6)
+    callbacks = RecordingCallbacks()
     _trainer(train, tokenizer, callbacks=callbacks, progress_every_s=3600).run()
     assert [p.step for p in callbacks.progress] == [1, 20]
 
@@ -220,7 +206,7 @@ class Evaluating:
 
 
 def test_progress_is_reported_while_evaluating(train, tokenizer):
-    callbacks = StopAfter(10**6)
+    callbacks = RecordingCallbacks()
     _trainer(
         train, tokenizer, Evaluating(), callbacks=callbacks, eval_every=10, progress_every_s=0
     ).run()

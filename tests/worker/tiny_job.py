@@ -11,17 +11,15 @@ from persistence.db import Database
 from persistence.keys import create_api_key
 from persistence.repositories import JobRepository
 from srcore.jobspec.spec import JobSpec
-from tests.helpers.tiny_bert import WORDS, tiny_bert, tiny_tokenizer
+from tests.helpers.tiny_bert import WORDS
+from tests.helpers.tiny_model_dir import save_tiny_model as save_model_dir
 
 MNLI_LABELS = ("contradiction", "entailment", "neutral")
 
 
 def save_tiny_model(folder: Path) -> Path:
-    tokenizer = tiny_tokenizer(WORDS)
-    model = tiny_bert(tokenizer, num_labels=3, seed=0)
-    tokenizer.save_pretrained(folder)
-    model.save_pretrained(folder)
-    return folder
+    """The worker tests' model: the plain word list, the default dropout."""
+    return save_model_dir(folder, words=WORDS, dropout=0.1)
 
 
 def tiny_job_spec(
