@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +141,33 @@ def test_runners_sharing_a_study_folder_skip_a_child_another_one_holds(tiny_mode
         run = run_study(study, out, log=logged.append)
     assert json.loads((out / "run_info.json").read_text())["complete"] is True
     assert "loss poe" in {r["row"] for r in read_table_csv(run.csv_path.read_text())}
+
+
+def test_a_child_report_written_before_per_seed_records_still_tables(tmp_path):
+    """metrics.json as the code of 68a8353 wrote it (the studies running when per-seed
+    records arrived): `srnet study run` on that folder rebuilds the table, its per-seed
+    records and comparisons (no mask file there: no sha256) without running the child."""
+    from srcore.jobspec.layout import child_dir_name
+    from srcore.jobspec.study import expand_study
+    from srcore.pipeline.study_run import _write_outputs
+
+    fixture = Path(__file__).parents[1] / "fixtures/reports/metrics-68a8353.json"
+    report = json.loads(fixture.read_text())
+    study = StudySpec.model_validate(
+        {"base": report["spec"], "axes": [{"path": "debias.loss", "values": ["poe"]}],
+         "dense_references": False}
+    )  # fmt: skip
+    children = expand_study(study)
+    child_dir = tmp_path / "jobs" / child_dir_name(children[0].key)
+    child_dir.mkdir(parents=True)
+    (child_dir / "metrics.json").write_text(fixture.read_text())
+    run = _write_outputs(study, children, tmp_path, None)
+    seeds = read_seeds_csv(run.seeds_path.read_text())
+    dev = [r for r in seeds if r["metric"] == "dev.accuracy"]
+    assert [(r["row"], r["seed"], r["sparsity"]) for r in dev] == [("loss poe", 1, 0.5)]
+    (unit,) = report["results"]
+    assert dev[0]["value"] == pytest.approx(unit["metrics"]["dev"]["accuracy"], abs=1e-6)
+    assert dev[0]["selected_step"] == unit["selected_step"]
+    assert dev[0]["job"] == f"jobs/{child_dir_name(children[0].key)}"
+    assert dev[0]["mask_sha256"] is None
+    assert json.loads((tmp_path / "run_info.json").read_text())["complete"] is True

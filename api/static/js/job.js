@@ -362,7 +362,9 @@ function renderMovement(selected) {
   const byLayer = movementTable(selected, "by_layer", "movement-layer-table",
     "% of mask entries that differ from one-shot magnitude pruning, per encoder layer");
   if (!byType) {
-    box.append(notice("No movement recorded: it comes with a searched mask."));
+    box.append(notice(selected.some((p) => p.payload?.movement)
+      ? "This job recorded only the total movement (it ran before the breakdown existed)."
+      : "No movement recorded: it comes with a selected mask."));
     return;
   }
   box.append(el("div", { class: "table-wrap" }, byType),
