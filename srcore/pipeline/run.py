@@ -40,7 +40,7 @@ from srcore.pipeline.stages import (
 from srcore.pruning import head_state_dict, model_parameter_count, save_masks, sparsity_report
 from srcore.stage_cache import StageCache
 from srcore.training import configure_cpu_threads, pick_device, precision_info
-from srcore.training.device import apply_numerics, describe_device
+from srcore.training.device import apply_numerics, describe_device, resolve_precision
 
 
 def run_search(
@@ -58,6 +58,7 @@ def run_search(
     configure_cpu_threads()
     t = spec.training  # TF32 / determinism for everything this job runs, trainers or not
     apply_numerics(pick_device(), tf32=t.tf32, deterministic=t.deterministic)
+    resolve_precision(t.precision, pick_device())  # bf16 on a GPU without it: refused at once
     started = time.time()
 
     callbacks.on_stage("data")

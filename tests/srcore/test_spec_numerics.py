@@ -64,3 +64,28 @@ def test_a_deterministic_cpu_run_trains_and_switches_back():
                 assert torch.are_deterministic_algorithms_enabled() is deterministic
     finally:
         torch.use_deterministic_algorithms(before)
+
+
+def test_bf16_on_a_gpu_without_it_is_refused_before_any_stage(monkeypatch, tmp_path):
+    from srcore.jobspec.callbacks import Callbacks
+    from srcore.pipeline import run_search
+    from srcore.training.device import DeviceSettingError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a V100 (sm 7.0), faked
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100")
+    stages = []
+
+    class Stages(Callbacks):
+        def on_stage(self, stage, detail=None):
+            stages.append(stage)
+
+    spec = JobSpec.model_validate({"task": "mnli", "training": {"precision": "bf16"}})
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.are_deterministic_algorithms_enabled()
+    try:
+        with pytest.raises(DeviceSettingError, match=r"training\.precision: bf16 needs"):
+            run_search(spec, tmp_path / "out", Stages(), cache_dir=tmp_path / "cache")
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved[0]
+        torch.use_deterministic_algorithms(saved[1])
+    assert stages == []  # nothing loaded or trained first
