@@ -29,7 +29,9 @@ def cell_text(record: Mapping[str, Any] | None, percent: bool = True) -> str:
     scale = 100.0 if percent else 1.0
     mean, sd, n = record["mean"] * scale, record["sd"] * scale, record["n"]
     digits = 2 if record["metric"].startswith("mask.") else 1
-    text = f"{mean:.{digits}f} ± {sd:.{digits}f} ({n})"
+    # One seed has no spread to show: "± –", not a zero sd (issue 19 item 8).
+    spread = f"{sd:.{digits}f}" if n > 1 else "–"
+    text = f"{mean:.{digits}f} ± {spread} ({n})"
     if record.get("collapsed"):
         text += f" ⚠{record['collapsed']} collapsed"
     return text

@@ -53,7 +53,8 @@ export function cellText(record) {
   if (!record) return "–";
   const digits = record.metric.startsWith("mask.") ? 2 : 1;
   const f = (v) => (100 * v).toFixed(digits);
-  return `${f(record.mean)} ± ${f(record.sd)} (${record.n})`;
+  // One seed has no spread to show: "± –", not a zero sd.
+  return `${f(record.mean)} ± ${record.n > 1 ? f(record.sd) : "–"} (${record.n})`;
 }
 
 function resultsTable(records) {
