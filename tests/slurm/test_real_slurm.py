@@ -225,9 +225,9 @@ def test_autoscaled_slurm_workers_run_a_job_scale_to_zero_and_survive_scancel(
                  (svc.state_dir / "decisions.jsonl").read_text().splitlines()]  # fmt: skip
     submits = [d for d in decisions if d["action"] == "submit"]
     assert [d["count"] for d in submits] == [1] and submits[0]["demand"] == 1
-    wait_for(lambda: "worker tasks" in svc.status() and " 0 pending, 0 running" in svc.status(),
-             10, "status to show no worker")  # fmt: skip
-    assert "submit 1  demand 1" in svc.status()
+    status = svc.status()  # what `srnet slurm status` shows now: no worker, the decisions
+    assert f"worker tasks ({svc.job_name}): 0 pending, 0 running" in status, status
+    assert "submit 1  demand 1" in status, status
 
     # --- 2. scancel mid-job: the job checkpoints, goes back, resumes elsewhere, finishes once -
     spec = tiny_job_spec(model_dir, search_steps=STEPS, eval_every=20)
