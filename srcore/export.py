@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from srcore.files import atomic_write_bytes
@@ -170,6 +171,24 @@ def _curves(
     return curves
 
 
+REPORT_COLLAPSE_LABEL = "collapsed: one class for ≥ 95% of the set (not robustness)"
+
+
+def collapsed_points(
+    points: Sequence[Mapping[str, Any]], metric: str
+) -> list[tuple[str, float, float]]:
+    """(set, sparsity, value) of every seed's point whose model collapsed on that set."""
+    found = []
+    for point in points:
+        for set_name, values in point["metrics"].items():
+            if not isinstance(values, Mapping) or not values.get("collapsed"):
+                continue
+            value = values.get(metric)
+            if isinstance(value, int | float) and math.isfinite(value):
+                found.append((set_name, float(point["sparsity"]), float(value)))
+    return found
+
+
 def plot_report(
     points: Sequence[Mapping[str, Any]],
     out_path: str | os.PathLike[str],
@@ -178,8 +197,16 @@ def plot_report(
     title: str | None = None,
 ) -> Path:
     """PNG of `metric` against sparsity: one line (mean over seeds) per evaluation set, one dot
-    per seed. `points`: [{"sparsity": 0.5, "seed": 1, "metrics": {"mnli_dev": {"accuracy": …},
-    "hans": {…}}}, …]; sets without `metric` are left out."""
+    per seed, a red cross on each seed's point whose model collapsed on that set. `points`:
+    [{"sparsity": 0.5, "seed": 1, "metrics": {"mnli_dev": {"accuracy": …}, "hans": {…}}}, …];
+    sets without `metric` are left out."""
+    atomic_write_bytes(Path(out_path), png_bytes(report_figure(points, metric=metric, title=title)))
+    return Path(out_path)
+
+
+def report_figure(
+    points: Sequence[Mapping[str, Any]], *, metric: str = "accuracy", title: str | None = None
+) -> Figure:
     curves = _curves(points, metric)
     fig = new_figure(6.4, 4.2, dpi=120)
     ax = fig.add_subplot()
@@ -191,6 +218,12 @@ def plot_report(
         seed_x = [x for x in xs for _ in by_sparsity[x]]
         seed_y = [v for x in xs for v in by_sparsity[x]]
         ax.scatter(seed_x, seed_y, s=12, alpha=0.4, color=line.get_color())
+    collapsed = collapsed_points(points, metric)
+    if collapsed:
+        ax.scatter(
+            [x for _, x, _ in collapsed], [y for _, _, y in collapsed], marker="x", s=60,
+            color="#c0392b", linewidths=2.0, zorder=5, label=REPORT_COLLAPSE_LABEL,
+        )  # fmt: skip
     ax.set_xlabel("sparsity (fraction of masked weights pruned)")
     ax.set_ylabel(metric)
     if title:
@@ -199,6 +232,4 @@ def plot_report(
         ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=GRID_ALPHA)
     fig.tight_layout()
-    path = Path(out_path)
-    atomic_write_bytes(path, png_bytes(fig))
-    return path
+    return fig

@@ -64,3 +64,18 @@ def test_one_seed_shows_no_spread_in_the_table_text():
     one = {"metric": "dev.accuracy", "mean": 0.62, "sd": 0.0, "n": 1}
     assert cell_text(one) == "62.0 ± – (1)"
     assert cell_text({**one, "sd": 0.031, "n": 3}) == "62.0 ± 3.1 (3)"
+
+
+def test_report_png_marks_each_collapsed_seed():
+    from srcore.export import REPORT_COLLAPSE_LABEL, report_figure
+
+    points = [
+        {"sparsity": 0.5, "seed": 1, "metrics": {"dev": {"accuracy": 0.6},
+                                                 "hans": {"accuracy": 0.5, "collapsed": True}}},
+        {"sparsity": 0.5, "seed": 2, "metrics": {"dev": {"accuracy": 0.62},
+                                                 "hans": {"accuracy": 0.55, "collapsed": False}}},
+    ]  # fmt: skip
+    ax = report_figure(points).axes[0]
+    (marks,) = [c for c in ax.collections if c.get_label() == REPORT_COLLAPSE_LABEL]
+    assert marks.get_offsets().tolist() == [[0.5, 0.5]]
+    assert REPORT_COLLAPSE_LABEL in [t.get_text() for t in ax.get_legend().get_texts()]
