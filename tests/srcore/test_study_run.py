@@ -14,12 +14,6 @@ from srcore.jobspec.study import StudySpec
 from srcore.jobspec.study_table import read_seeds_csv, read_table_csv
 from srcore.pipeline.study_run import run_study
 from tests.helpers.tiny_bert import torch_threads
-from tests.helpers.tiny_model_dir import save_tiny_model
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    return str(save_tiny_model(tmp_path_factory.mktemp("tiny") / "model"))
 
 
 def test_study_runs_every_child_and_tables_them_over_seeds(tiny_model, tmp_path):
