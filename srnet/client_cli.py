@@ -640,11 +640,14 @@ def format_metrics(metrics: Metrics) -> str:
                 columns.append((name, key))
     headers = ["STAGE", "SEED", "SPARSITY", "STEP"] + [
         name if key == "accuracy" else f"{name} F1" for name, key in columns
-    ]
+    ] + ["COLLAPSED ON"]
     rows = []
+    any_collapsed = False
     for point in points:
         sets = point.eval_sets()
         sparsity = point.effective_sparsity
+        collapsed = [name for name in set_names if sets.get(name, {}).get("collapsed")]
+        any_collapsed = any_collapsed or bool(collapsed)
         rows.append(
             [
                 point.stage,
@@ -653,8 +656,12 @@ def format_metrics(metrics: Metrics) -> str:
                 str(point.step),
             ]
             + [_pct(sets.get(name, {}).get(key)) for name, key in columns]
+            + [", ".join(collapsed) or "–"]
         )
     text = "Selected points (accuracy %, F1 %):\n" + _table(headers, rows)
+    if any_collapsed:
+        text += ("\nCOLLAPSED ON: the model predicts one class for at least 95% of that set; its "
+                 "accuracy there is the share of that class, not robustness.")  # fmt: skip
     hans_rows = []
     heuristics: list[str] = []
     for point in points:

@@ -143,9 +143,10 @@ def test_watch_follows_the_job_then_prints_the_metrics_table(env, spec_file, ser
     if not mode:  # the stream also carries the log
         assert "stage search (seed 1: mask_training, finetuned)" in err
     table = out.split("\n\n")[0].splitlines()
-    assert table[1].split() == ["STAGE", "SEED", "SPARSITY", "STEP", "dev", "hans"]
+    assert table[1].split() == ["STAGE", "SEED", "SPARSITY", "STEP", "dev", "hans", "COLLAPSED",
+                                "ON"]  # fmt: skip
     rows = {line.split()[2]: line.split() for line in table[2:]}
-    assert rows["50%"][3:] == ["30", "79.5", "62.7"]
+    assert rows["50%"][3:] == ["30", "79.5", "62.7", "–"]
     assert rows["0%"][0] == "dense"
     assert "HANS by heuristic" in out and "lexical_overlap" in out
 
@@ -303,3 +304,24 @@ def test_version_short_ids_urls_and_messages(env, spec_file, service, capsys, mo
     # A URL that is not the service's base: a clear message, not "not found: Not Found".
     code, _, err = run(capsys, "status", job_id, "--url", service.url + "/wrong")
     assert code == 2 and "base URL" in err and "Not Found" not in err
+
+
+def test_the_closing_table_flags_a_collapsed_model():
+    """Issue 19 item 5: `srnet watch`'s table showed a collapsed model's HANS accuracy bare."""
+    from srnet.client import Metrics
+    from srnet.client_cli import format_metrics
+
+    def point(i, stage, sparsity, hans):
+        return {"id": i, "at": "2026-12-03T09:00:00Z", "stage": stage, "step": 8, "seed": 1,
+                "sparsity": sparsity, "selected": True,
+                "payload": {"dev": {"accuracy": 0.6, "n": 10}, "hans": hans}}  # fmt: skip
+
+    collapsed = {"accuracy": 0.5, "n": 10, "collapsed": True, "majority_label": "entailment"}
+    metrics = Metrics.from_json({"job_id": "j", "curves": [], "selected": [
+        point(1, "dense", None, {"accuracy": 0.52, "n": 10, "collapsed": False}),
+        point(2, "search", 0.5, collapsed),
+    ]})  # fmt: skip
+    lines = format_metrics(metrics).splitlines()
+    assert lines[1].split()[-2:] == ["COLLAPSED", "ON"]
+    assert lines[2].split()[-1] == "–" and lines[3].split()[-1] == "hans"
+    assert lines[4].startswith("COLLAPSED ON: the model predicts one class for at least 95%")
