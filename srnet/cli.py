@@ -80,7 +80,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"plot:    {result.plot_path}")
     for path in result.checkpoints:
         print(f"checkpoint: {path}")
-    print(json.dumps(result.summary, indent=1))
+    print(json.dumps(result.summary_json(), indent=1))
     return EXIT_OK
 
 

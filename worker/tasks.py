@@ -270,7 +270,7 @@ class JobRun:
                     expected=[JobStatus.running],
                     message=f"succeeded: {len(uploaded.artifacts)} artifacts stored",
                     data=json_safe(
-                        {"artifacts": len(uploaded.artifacts), "summary": result.summary}
+                        {"artifacts": len(uploaded.artifacts), "summary": result.summary_json()}
                     ),
                 )
                 session.commit()

@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -277,6 +277,58 @@ class DensePoint(ResultModel):
         return CurveId(stage="dense", seed=self.seed, loss=self.loss)
 
 
+class SummaryStat(ResultModel):
+    """One number over the seeds of a sparsity."""
+
+    mean: float
+    std: float  # population standard deviation; 0 for one seed
+    n: int  # seeds with the number
+
+
+class SummaryRow(ResultModel):
+    """metrics.json `summary`: per target sparsity, each set's headline numbers over seeds."""
+
+    sparsity: float
+    seeds: list[int] = Field(default_factory=list)
+    sets: dict[str, dict[str, SummaryStat]] = Field(default_factory=dict)  # set → "accuracy"/"f1"
+
+
+class DenseFineTune(ResultModel):
+    """What a dense fine-tune leaves in its stage-cache entry (`result.json` beside the
+    weights), enough to rebuild its `DensePoint` when a later job reuses it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    FILE: ClassVar[str] = "result.json"
+
+    loss: str
+    seed: int
+    selected_step: int
+    selected: dict[str, Any]  # the selected evaluation: set name → metrics, and "selection"
+    history: History
+    total_steps: int
+    examples_per_s: float
+    precision: str | None = None  # what training.precision resolved to (older entries: none)
+
+    def point(self, *, cached: bool) -> DensePoint:
+        sets = {k: v for k, v in self.selected.items() if isinstance(v, dict)}
+        return DensePoint(
+            seed=self.seed,
+            loss=self.loss,
+            selected_step=self.selected_step,
+            metrics=sets,
+            history=self.history,
+            cached=cached,
+        )
+
+    def write(self, folder: Path) -> None:
+        (folder / self.FILE).write_text(json.dumps(self.as_json(), indent=1))
+
+    @classmethod
+    def read(cls, folder: Path) -> DenseFineTune:
+        return cls.model_validate_json((folder / cls.FILE).read_text())
+
+
 class ResultUnit(ResultModel):
     """One subnetwork: a seed × target sparsity, its selected evaluation and its files."""
 
@@ -335,7 +387,7 @@ class SearchResult(ResultModel):
     bias: dict[str, Any] | None  # the bias model's report
     dense: list[DensePoint]
     units: list[ResultUnit]  # "results" in metrics.json
-    summary: list[dict[str, Any]]  # mean and spread over seeds per sparsity
+    summary: list[SummaryRow]  # mean and spread over seeds per sparsity
     versions: dict[str, str]
     precision: dict[str, Any] | None = None
     # where it ran: srcore.training.device.describe_device (GPU name, UUID, memory, ...)
@@ -368,6 +420,10 @@ class SearchResult(ResultModel):
         for unit in self.units:
             found += unit.curves()
         return found
+
+    def summary_json(self) -> list[dict[str, Any]]:
+        """`summary` as metrics.json writes it."""
+        return [row.as_json() for row in self.summary]
 
     def report(self) -> dict[str, Any]:
         """The content of metrics.json (local paths of masks and checkpoints)."""

@@ -5,7 +5,6 @@ teacher's probabilities."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from srcore.evaluation import make_evaluate_fn, predict
 from srcore.jobspec.callbacks import Callbacks
 from srcore.jobspec.layout import OutputLayout
 from srcore.jobspec.names import loss_needs
-from srcore.jobspec.results import CurveId, DensePoint
+from srcore.jobspec.results import CurveId, DenseFineTune, DensePoint
 from srcore.jobspec.spec import JobSpec
 from srcore.pipeline.inputs import DEV_SET, JobData, load_model
 from srcore.pipeline.plan import StagePlan
@@ -141,19 +140,11 @@ def training_split(ctx: StageContext, loss: str) -> EncodedSplit:
 @dataclass(frozen=True)
 class DenseModel:
     path: Path  # save_pretrained directory
-    result: dict[str, Any]  # history, selected step and metrics
+    result: DenseFineTune  # history, selected step and metrics
     cached: bool
 
     def point(self) -> DensePoint:
-        r = self.result
-        return DensePoint(
-            seed=r["seed"],
-            loss=r["loss"],
-            selected_step=r["selected_step"],
-            metrics=set_metrics(r["selected"]),
-            history=r["history"],
-            cached=self.cached,
-        )
+        return self.result.point(cached=self.cached)
 
 
 def set_metrics(evaluation: dict[str, Any]) -> dict[str, Any]:
@@ -229,22 +220,21 @@ def dense_stage(ctx: StageContext, loss: str) -> DenseModel:
         result = trainer.run(resume=True)
         model.load_state_dict(result.best_snapshot)
         model.save_pretrained(tmp, safe_serialization=True)
-        summary = {
-            "loss": loss,
-            "seed": seed,
-            "selected_step": result.best_step,
-            "selected": result.best_metrics,
-            "history": result.history,
-            "total_steps": result.total_steps,
-            "examples_per_s": result.examples_per_s,
-            "precision": result.precision,
-        }
-        (tmp / "result.json").write_text(json.dumps(summary, indent=1, default=_json_default))
+        DenseFineTune(
+            loss=loss,
+            seed=seed,
+            selected_step=result.best_step,
+            selected=result.best_metrics,
+            history=result.history,
+            total_steps=result.total_steps,
+            examples_per_s=result.examples_per_s,
+            precision=result.precision,
+        ).write(tmp)
 
     path, hit = cache.get_or_build(key, build)
     if hit:
         ctx.callbacks.on_stage("dense", f"seed {seed}: reused cached fine-tune {key}")
-    return DenseModel(path, json.loads((path / "result.json").read_text()), hit)
+    return DenseModel(path, DenseFineTune.read(path), hit)
 
 
 def teacher_stage(ctx: StageContext) -> np.ndarray | None:
@@ -293,9 +283,3 @@ def _array_digest(array: np.ndarray) -> str:
     import hashlib
 
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON-serialisable: {type(value)}")

@@ -12,9 +12,12 @@ import pytest
 
 from srcore.evaluation import hans_metrics, paws_metrics, prediction_spread
 from srcore.jobspec.results import (
+    DenseFineTune,
     Evaluation,
     HistoryEntry,
+    SearchResult,
     SetMetrics,
+    SummaryRow,
     evaluation_payload,
 )
 from srcore.jobspec.study_table import flatten_metrics
@@ -26,8 +29,14 @@ def real_payload() -> dict:
     """A payload as the trainer records it, from the real metric functions."""
     gold = np.array([0, 0, 1, 1, 1, 0])
     pred = np.array([0, 1, 1, 0, 0, 0])
-    heuristics = ["lexical_overlap", "lexical_overlap", "subsequence", "subsequence",
-                  "constituent", "constituent"]  # fmt: skip
+    heuristics = [
+        "lexical_overlap",
+        "lexical_overlap",
+        "subsequence",
+        "subsequence",
+        "constituent",
+        "constituent",
+    ]
     hans = {**hans_metrics(pred, gold, heuristics, ENT), **prediction_spread(pred, ENT)}
     paws = {**paws_metrics(pred, gold, ("0", "1")), **prediction_spread(pred, ("0", "1"))}
     dev = {"accuracy": 0.75, "n": 8, **prediction_spread(np.zeros(8, dtype=int), ("a", "b"))}
@@ -117,3 +126,68 @@ def test_history_entries_are_typed():
     assert evaluation.sets["dev"].accuracy == 0.6
     assert (evaluation.selection, evaluation.sparsity, evaluation.train_loss) == (0.6, 0.7, 1.5)
     assert evaluation_payload(entry) == evaluation_payload(entry.model_dump())
+
+
+OLD_DENSE_RESULT = {  # result.json of a stage-cache entry as the untyped code wrote it
+    "loss": "none",
+    "seed": 2,
+    "selected_step": 20,
+    "selected": {"dev": {"accuracy": 0.8, "n": 64}, "hans": {"accuracy": 0.5}, "selection": 0.8},
+    "history": [
+        {
+            "step": 20,
+            "metrics": {"dev": {"accuracy": 0.8}, "selection": 0.8},
+            "train_loss": 0.3,
+            "info": {},
+        }
+    ],
+    "total_steps": 20,
+    "examples_per_s": 123.4,
+}
+
+
+def test_a_cached_dense_result_reads_and_gives_its_point(tmp_path):
+    (tmp_path / "result.json").write_text(json.dumps(OLD_DENSE_RESULT, indent=1))
+    result = DenseFineTune.read(tmp_path)  # an older entry: no "precision"
+    assert result.precision is None and result.total_steps == 20
+    point = result.point(cached=True)
+    assert point.metrics == {"dev": {"accuracy": 0.8, "n": 64}, "hans": {"accuracy": 0.5}}
+    assert (point.seed, point.loss, point.selected_step, point.cached) == (2, "none", 20, True)
+    assert point.sets["hans"].headline == 0.5
+    again = tmp_path / "again"
+    again.mkdir()
+    DenseFineTune.model_validate({**OLD_DENSE_RESULT, "precision": "bf16"}).write(again)
+    assert json.loads((again / "result.json").read_text()) == {
+        **OLD_DENSE_RESULT,
+        "precision": "bf16",
+    }
+
+
+def test_an_old_metrics_json_reads_with_its_summary_typed(tmp_path):
+    summary = [
+        {
+            "sparsity": 0.5,
+            "seeds": [1, 2],
+            "sets": {"dev": {"accuracy": {"mean": 0.7, "std": 0.01, "n": 2}}},
+        }
+    ]
+    body = {
+        "spec": {"task": "mnli"},
+        "spec_hash": "ab" * 32,
+        "task": "mnli",
+        "labels": ["contradiction", "entailment", "neutral"],
+        "selection_metric": "accuracy",
+        "data": {"train": 64},
+        "bias": None,
+        "dense": [],
+        "results": [],
+        "summary": summary,
+        "versions": {"srcore": "0.1.0"},
+        "seconds": 12.5,
+    }
+    (tmp_path / "metrics.json").write_text(json.dumps(body))
+    result = SearchResult.read(tmp_path)
+    assert isinstance(result.summary[0], SummaryRow)
+    assert result.summary[0].sets["dev"]["accuracy"].mean == 0.7
+    assert result.summary_json() == summary
+    assert result.report()["summary"] == summary
