@@ -43,9 +43,10 @@ def test_the_settings_reach_the_report():
     ).report
     assert (report["seed"], report["folds"], report["fit"]) == (2, 3, "out_of_fold")
     assert "negation" in " ".join(report["features"])
-    assert "in_sample_accuracy" in bias_probabilities(
-        "overlap", _split(), LABELS, BiasFit(fit="in_sample")
-    ).report
+    assert (
+        "in_sample_accuracy"
+        in bias_probabilities("overlap", _split(), LABELS, BiasFit(fit="in_sample")).report
+    )
 
 
 def test_a_default_fit_keys_the_cache_as_before():

@@ -112,7 +112,7 @@ def test_a_new_file_is_a_new_declared_name(tmp_path):
     ("decorator", "error"),
     [
         ('@register_loss("a", order=0, bias=USE_BIAS)', "keyword literals only"),
-        ('@register_loss(NAME, order=0)', "keyword literals only"),
+        ("@register_loss(NAME, order=0)", "keyword literals only"),
         ('@register_loss("a")', "order=N"),
         ('@register_loss("a", order=0, **more)', "keyword literals only"),
         ('@register_loss("a", **{"order": 0})', "order=N"),
