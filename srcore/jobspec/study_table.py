@@ -71,6 +71,11 @@ class Cell:
                 value = point.movement.get(key)
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     values[f"mask.{key}"] = float(value)
+            # where it moved: "mask.Q.differ_fraction", … (srcore.pruning.movement's by_type)
+            for kind, group in (point.movement.get("by_type") or {}).items():
+                value = group.get("differ_fraction") if isinstance(group, Mapping) else None
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    values[f"mask.{kind}.differ_fraction"] = float(value)
         collapsed = frozenset(
             name
             for name, metrics in point.metrics.items()

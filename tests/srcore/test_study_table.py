@@ -117,7 +117,7 @@ def test_seed_records_trace_every_mean_to_its_job_step_and_mask():
             2,
             0.5,
             {"dev": {"accuracy": 0.64}, "hans": _hans(0.6, 0.8, 0.4, True)},
-            {"differ_fraction": 0.04},
+            {"differ_fraction": 0.04, "by_type": {"Q": {"differ_fraction": 0.1}}},
             job="job-b",
             selected_step=40,
             mask_sha256="b" * 64,
@@ -159,4 +159,6 @@ def test_seed_records_trace_every_mean_to_its_job_step_and_mask():
     assert by_metric["hans.non_entailed"]["collapsed"] == 1
     assert by_metric["dev.accuracy"]["collapsed"] == 0
     assert by_metric["mask.differ_fraction"]["value"] == 0.04
+    assert by_metric["mask.Q.differ_fraction"]["value"] == 0.1
+    assert "mask.K.differ_fraction" not in by_metric  # only the types the report names
     assert all(r["child"] == poe for r in records if r["row"] == "loss poe")
