@@ -7,7 +7,7 @@ import {
   UUID_RE, api, app, clear, el, errorNotice, fmtPct, fmtSparsity, fmtTime, getKey, jobUrl,
   needKey, notice, onKey, statusBadge,
 } from "./core.js";
-import { selectedBySparsity, setNames } from "./metrics.js";
+import { evalSets, selectedBySparsity, setNames, sparsityOf } from "./metrics.js";
 
 const MAX_JOBS = 12;
 const metricsCache = new Map();
@@ -41,6 +41,21 @@ async function metricsOf(id) {
 
 function label(job) {
   return job.name || job.id.slice(0, 8);
+}
+
+/** How many seeds of a group (a stage and sparsity of one job) collapsed on `setName`: their
+ * model answers one class for ≥ 95% of the set, which is not robustness. */
+function collapsedSeeds(selected, group, setName) {
+  const dense = group.stage === "dense";
+  return selected.filter((p) => (p.stage === "dense") === dense && sparsityOf(p) === group.sparsity
+    && evalSets(p)[setName]?.collapsed).length;
+}
+
+function metricCell(value, collapsed) {
+  if (!collapsed) return el("td", { class: "num" }, fmtPct(value));
+  return el("td", { class: "num collapsed", "data-collapsed": "true",
+    title: `${collapsed} seed(s) collapsed onto one class on this set: not a robustness gain` },
+  fmtPct(value), el("span", { class: "flag" }, ` ⚠ ${collapsed} collapsed`));
 }
 
 async function draw() {
@@ -83,10 +98,15 @@ async function draw() {
     const points = groups
       .filter((g) => typeof g.sets[idSet] === "number" && typeof g.sets[oodSet] === "number")
       .map((g) => {
-        rows.push({ job, group: g });
+        const collapsed = {
+          id: collapsedSeeds(metrics.selected, g, idSet),
+          ood: collapsedSeeds(metrics.selected, g, oodSet),
+        };
+        rows.push({ job, group: g, collapsed });
+        const flag = collapsed.id || collapsed.ood ? " ⚠ collapsed" : "";
         return {
           x: 100 * g.sets[idSet], y: 100 * g.sets[oodSet],
-          label: g.stage === "dense" ? "dense" : fmtSparsity(g.sparsity),
+          label: `${g.stage === "dense" ? "dense" : fmtSparsity(g.sparsity)}${flag}`,
           note: `${g.stage === "dense" ? "dense" : `sparsity ${fmtSparsity(g.sparsity)}`}, `
             + `${g.seeds.length} seed${g.seeds.length === 1 ? "" : "s"}`,
         };
@@ -104,14 +124,16 @@ async function draw() {
     width: 760, height: 440,
   }));
   out.append(el("div", { class: "table-wrap" }, el("table", { id: "compare-table" },
+    el("caption", {}, "Mean over seeds at each selected point, in %. ⚠ collapsed: that many "
+      + "seeds answer one class for ≥ 95% of the set (not robustness)."),
     el("thead", {}, el("tr", {}, ["Job", "Sparsity", "Seeds", `${idSet} %`, `${oodSet} %`]
       .map((h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, rows.map(({ job, group }) => el("tr", {},
+    el("tbody", {}, rows.map(({ job, group, collapsed }) => el("tr", {},
       el("td", {}, el("a", { href: jobUrl(job.id) }, label(job))),
       el("td", {}, group.stage === "dense" ? "dense" : fmtSparsity(group.sparsity)),
       el("td", {}, group.seeds.join(", ")),
-      el("td", { class: "num" }, fmtPct(group.sets[idSet])),
-      el("td", { class: "num" }, fmtPct(group.sets[oodSet]))))))));
+      metricCell(group.sets[idSet], collapsed.id),
+      metricCell(group.sets[oodSet], collapsed.ood)))))));
 }
 
 async function render() {
