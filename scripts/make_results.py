@@ -426,6 +426,9 @@ def study_section(study: Study) -> list[str]:
         ]
     if (folder / "plot.png").exists():
         lines += [f"![{name}](../results/studies/{folder.name}/plot.png)", ""]
+    for plot in sorted(folder.glob("plot-*.png")):  # against a numeric axis (study_axis_plot)
+        axis = plot.stem.removeprefix("plot-")
+        lines += [f"![{name}: against {axis}](../results/studies/{folder.name}/{plot.name})", ""]
     return lines
 
 

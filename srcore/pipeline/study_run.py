@@ -27,6 +27,7 @@ from srcore.jobspec.layout import OutputLayout, child_dir_name
 from srcore.jobspec.results import SearchResult
 from srcore.jobspec.spec import spec_hash
 from srcore.jobspec.study import StudyChild, StudySpec, expand_study
+from srcore.jobspec.study_axis_plot import axis_plot_png, numeric_axes
 from srcore.jobspec.study_compare import INTERVAL, comparisons_csv, study_comparisons
 from srcore.jobspec.study_plot import plot_study
 from srcore.jobspec.study_table import (
@@ -242,6 +243,10 @@ def _write_outputs(
         },
     )
     plot_path = plot_study(rows, out_dir / "plot.png", title=study.name or "")
+    for axis in numeric_axes(study.axes):  # e.g. plot-stop_at_step.png: metrics vs that axis
+        png = axis_plot_png(rows, axis, title=study.name or "")
+        if png is not None:
+            atomic_write_bytes(out_dir / f"plot-{axis.path.rsplit('.', 1)[-1]}.png", png)
     seconds = {c.key: timings.get(c.key, 0.0) for c in children}
     return StudyRun(
         out_dir, rows, csv_path, seeds_path, comparisons_path, json_path, plot_path, seconds

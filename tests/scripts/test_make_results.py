@@ -211,3 +211,15 @@ def test_an_old_study_without_per_seed_records_says_so_and_keeps_its_mean_verdic
     text = "\n".join(lines)
     assert "no per-seed records" in text and "numbers (seed means)" in text
     assert "| loss poe | 50% |" in text and text.count("| yes |") == 1
+
+
+def test_a_study_section_shows_its_plots_against_numeric_axes(tmp_path):
+    folder = tmp_path / "early"
+    folder.mkdir()
+    (folder / "run_info.json").write_text(json.dumps({"jobs": 3}))
+    for name in ("plot.png", "plot-stop_at_step.png"):
+        (folder / name).write_bytes(b"\x89PNG")
+    meta = {"name": "early", "base": {"task": "mnli", "data": {}, "training": {"seeds": [1]}}}
+    text = "\n".join(make_results.study_section(make_results.Study(folder, references(), meta)))
+    assert "![early](../results/studies/early/plot.png)" in text
+    assert "![early: against stop_at_step](../results/studies/early/plot-stop_at_step.png)" in text
