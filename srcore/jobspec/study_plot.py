@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from srcore.jobspec.figures import GRID_ALPHA, line_colours, new_figure, png_bytes
 from srcore.jobspec.study_table import TableRow
+
+if TYPE_CHECKING:  # matplotlib loads when a plot is drawn: the API starts without it
+    from matplotlib.figure import Figure
 
 # metric → panel title; only the metrics a study actually has are drawn
 PANELS = (
