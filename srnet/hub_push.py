@@ -1,6 +1,6 @@
 """`srnet push`: a finished job's checkpoint to the Hugging Face hub (huggingface_hub's
 `create_repo` + `upload_folder`; the folder carries its model card). Needs a token
-(`--token`, $HF_TOKEN or `huggingface-cli login`) and the network; offline or without a token
+(`--hf-token`, $HF_TOKEN or `huggingface-cli login`) and the network; offline or without a token
 it fails at once with a message saying which."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def push_checkpoint(
     token = token or get_token()
     if not token:
         raise HubPushError(
-            "no Hugging Face token: pass --token, set HF_TOKEN or run `huggingface-cli login`"
+            "no Hugging Face token: pass --hf-token, set HF_TOKEN or run `huggingface-cli login`"
         )
     api = HfApi(token=token)
     try:

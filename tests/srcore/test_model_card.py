@@ -64,8 +64,8 @@ def test_push_fails_at_once_offline_or_without_a_token(tmp_path, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no stored login
-    with pytest.raises(HubPushError, match="no Hugging Face token"):
-        push_checkpoint(folder, "lab/x")
+    with pytest.raises(HubPushError, match="no Hugging Face token: pass --hf-token"):
+        push_checkpoint(folder, "lab/x")  # the flag `srnet push` has (issue 19 item 11)
     # A token but no network (nothing outside this machine answers): a clear error, no hang.
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     with pytest.raises(HubPushError, match=r"could not be reached|refused"):
