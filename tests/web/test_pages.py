@@ -107,12 +107,14 @@ def test_the_form_has_every_spec_field_with_default_and_explanation(service: Liv
         "pruning.scenario",
         "training.seeds",
         "training.precision",
+        "training.tf32",
+        "training.deterministic",
         "dense.stop_at_step",
         "data.ood",
         "evaluation.ood_sets",
     }
     assert expected <= set(fields)
-    assert len(fields) == len(form_fields()) == 50
+    assert len(fields) == len(form_fields()) == 52
     for path, field in fields.items():
         assert field["description"], f"{path} has no explanation"
     assert fields["pruning.sparsities"]["default"] == [0.5]  # from the parent's default
