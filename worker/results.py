@@ -179,7 +179,7 @@ def record_selected_points(session: Session, job_id: uuid.UUID, result: SearchRe
     marked = 0
     for curve in result.curves():
         for entry in curve.history:
-            key = curve_key(curve.id, int(entry["step"]))
+            key = curve_key(curve.id, entry.step)
             if key not in rows:
                 metric = metrics.add(job_id, stage=key[0], step=key[3], seed=key[1],
                                      sparsity=key[2],

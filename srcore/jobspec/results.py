@@ -29,8 +29,7 @@ from pydantic import (
 )
 
 from srcore.jobspec.layout import OutputLayout, artifact_names
-
-History = list[dict[str, Any]]  # trainer evaluations: {"step", "metrics", "train_loss", "info"}
+from srcore.jobspec.spec import JobSpec
 
 DENSE_SPARSITY = 0.0  # the dense model is the 0 % point of every sparsity curve
 
@@ -227,11 +226,16 @@ class HistoryEntry(ResultModel):
     step: int
     metrics: dict[str, Any]  # set name → its metrics, and "selection"
     train_loss: float | None = None
-    info: dict[str, Any] | None = None  # what the pruning hooks recorded (sparsity, selectable)
+    info: dict[str, Any] = Field(default_factory=dict)  # the pruning hooks' (sparsity, ...)
 
     @property
     def evaluation(self) -> Evaluation:
         return Evaluation.of_entry(self)
+
+
+# A trainer's evaluations in order (`srcore.training.Trainer` records them as plain dicts with
+# these four keys; a result reads them typed).
+History = list[HistoryEntry]
 
 
 def evaluation_payload(entry: Mapping[str, Any] | HistoryEntry) -> dict[str, Any]:
@@ -378,6 +382,8 @@ class SearchResult(ResultModel):
     """A finished search: everything metrics.json records, and where its files are."""
 
     out_dir: Path
+    # The spec as it ran (every default filled in), kept as its JSON so that a later srcore
+    # whose JobSpec moved on still reads the file; `job_spec` is it typed.
     spec: dict[str, Any]
     spec_hash: str
     task: str
@@ -393,6 +399,11 @@ class SearchResult(ResultModel):
     # where it ran: srcore.training.device.describe_device (GPU name, UUID, memory, ...)
     device: dict[str, Any] | None = None
     seconds: float
+
+    @property
+    def job_spec(self) -> JobSpec:
+        """`spec` validated by this srcore's JobSpec (raises if it no longer accepts it)."""
+        return JobSpec.model_validate(self.spec)
 
     @property
     def layout(self) -> OutputLayout:

@@ -191,3 +191,43 @@ def test_an_old_metrics_json_reads_with_its_summary_typed(tmp_path):
     assert result.summary[0].sets["dev"]["accuracy"].mean == 0.7
     assert result.summary_json() == summary
     assert result.report()["summary"] == summary
+
+
+def test_history_and_spec_are_typed_on_read(tmp_path):
+    from srcore.jobspec.spec import JobSpec
+
+    spec = JobSpec.model_validate({"name": "typed", "task": "mnli"}).model_dump(mode="json")
+    entry = {
+        "step": 4,
+        "metrics": {"dev": {"accuracy": 0.6}, "selection": 0.6},
+        "train_loss": 0.2,
+        "info": {"sparsity": 0.0},
+    }
+    dense = {
+        "seed": 1,
+        "selected_step": 4,
+        "metrics": {"dev": {"accuracy": 0.6}},
+        "history": [entry],
+        "cached": False,
+    }
+    body = {
+        "spec": spec,
+        "spec_hash": "cd" * 32,
+        "task": "mnli",
+        "labels": ["a", "b", "c"],
+        "selection_metric": "accuracy",
+        "data": {},
+        "bias": None,
+        "dense": [dense],
+        "results": [],
+        "summary": [],
+        "versions": {},
+        "seconds": 1.0,
+    }
+    (tmp_path / "metrics.json").write_text(json.dumps(body))
+    result = SearchResult.read(tmp_path)
+    (history_entry,) = result.dense[0].history
+    assert isinstance(history_entry, HistoryEntry) and history_entry.step == 4
+    assert history_entry.evaluation.sets["dev"].accuracy == 0.6
+    assert result.report()["dense"][0]["history"] == [entry]  # written back as it was
+    assert result.job_spec.name == "typed" and result.job_spec.task == "mnli"
