@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -124,9 +125,39 @@ def _add_client_commands(sub) -> None:
     client_cli.register(sub)
 
 
+# Options whose value may start with "-" (`--sort -ood.hans`, as the README writes it):
+# argparse would take such a value for an option of its own.
+DASH_VALUED_OPTIONS = ("--sort",)
+
+
+def attach_dash_values(argv: list[str]) -> list[str]:
+    """`--sort -x` → `--sort=-x` for the options in DASH_VALUED_OPTIONS."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in DASH_VALUED_OPTIONS and i + 1 < len(argv) and argv[i + 1].startswith("-") \
+                and len(argv[i + 1]) > 1 and not argv[i + 1].startswith("--"):  # fmt: skip
+            out.append(f"{arg}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    args = build_parser().parse_args(attach_dash_values(sys.argv[1:] if argv is None else argv))
+    try:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader left (`srnet list | head`): the rest is not wanted. Point stdout at
+        # /dev/null so the interpreter's last flush does not print a traceback either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    return code
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from srnet.client import (
     Job,
     Metrics,
     NotFound,
+    NotTheService,
     SRNetClient,
     TargetExists,
     Unauthorized,
@@ -237,7 +238,7 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
             return _error(
                 "the service refused the request (422):\n" + "\n".join(lines), EXIT_BAD_INPUT
             )
-        except InvalidSpec as exc:
+        except (InvalidSpec, NotTheService) as exc:
             return _error(str(exc), EXIT_BAD_INPUT)
         except Unauthorized as exc:
             return _error(

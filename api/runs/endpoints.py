@@ -97,9 +97,18 @@ def runs(
         task=task, loss=loss, method=method, scenario=scenario, stage=stage, sparsity=sparsity,
         tags=tuple(tag or ()), status=status.value if status else None,
     )  # fmt: skip
-    table = service.runs_table(
-        session, owner, filters=filters, study_id=_study(study), sort=_sort_keys(sort)
-    )
+    keys = _sort_keys(sort)
+    table = service.runs_table(session, owner, filters=filters, study_id=_study(study), sort=keys)
+    # ood.<set> names a set of the data: one no run has would sort nothing, silently.
+    unknown = [k for k in keys if k.lstrip("-").startswith("ood.")
+               and table.data and k.lstrip("-")[4:] not in table.ood_sets]  # fmt: skip
+    if unknown:
+        sets = ", ".join(f"ood.{name}" for name in table.ood_sets) or "none"
+        raise RequestValidationError(
+            [{"loc": ("query", "sort"), "type": "value_error", "input": unknown[0],
+              "msg": f"no run here has the OOD set '{unknown[0].lstrip('-')[4:]}'; the OOD "
+              f"sets of these runs: {sets}"}]
+        )  # fmt: skip
     if format == "csv":
         return Response(
             service.runs_csv(table),

@@ -85,6 +85,29 @@ def _no_nul(value: Any) -> Any:
     return value
 
 
+def percentage_hint(value: Any) -> str | None:
+    """For a sparsity written as a percentage (50, 50.0, "50", "50%"): the message giving the
+    fraction to write; None for anything else (the field's own checks speak for that)."""
+    if isinstance(value, str):
+        text = value.strip()
+        percent = text.endswith("%")
+        try:
+            number = float(text.removesuffix("%"))
+        except ValueError:
+            return None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        percent, number = False, float(value)
+    else:
+        return None
+    # Bare numbers: whole ones from 2 to 100 read as percentages (1.5 is more likely a typo
+    # than 1.5%: the field's own "less than 1" answers it).
+    if not percent and not (number.is_integer() and 1 < number <= 100):
+        return None
+    if not 0 < number < 100:
+        return f"sparsities are fractions between 0 and 1 (got {value!r})"
+    return f"sparsities are fractions: write {number / 100:g} for {number:g}% (got {value!r})"
+
+
 class StrictModel(BaseModel):
     """Unknown keys refused; numbers finite (no NaN, Infinity, 1e309) and bounded (the range in
     each description); no string holds a NUL byte (lone surrogates are not valid strings)."""
@@ -345,6 +368,17 @@ class PruningSpec(StrictModel):
     retrain_loss: LossName | None = Field(
         default=None, description="Loss of the scenario-2 retrain. Not set: the job's loss."
     )
+
+    @field_validator("sparsities", "initial_sparsity", mode="before")
+    @classmethod
+    def _fractions_not_percentages(cls, value: Any) -> Any:
+        """A percentage (50, "50%") is refused with the fraction to write instead (0.5): one
+        grammar, fractions, and an error that says how (issue 19 item 10)."""
+        for item in value if isinstance(value, list) else [value]:
+            hint = percentage_hint(item)
+            if hint is not None:
+                raise ValueError(hint)
+        return value
 
     @field_validator("sparsities")
     @classmethod

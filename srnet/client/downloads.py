@@ -95,7 +95,7 @@ class Downloads:
         out_dir: str | os.PathLike[str] = ".",
         *,
         seed: int | None = None,
-        sparsity: float | None = None,
+        sparsity: float | str | None = None,
         verify: bool = True,
         extract: bool = False,
         force: bool = False,

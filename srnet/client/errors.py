@@ -30,6 +30,19 @@ class ApiError(ClientError):
         self.body = body
 
 
+class NotTheService(ClientError):
+    """The URL answered, but with a web page (HTML), not the API's JSON: it is not the
+    service's base URL (e.g. `http://host:8000/web/` instead of `http://host:8000`)."""
+
+    def __init__(self, url: str):
+        base = httpx.URL(url).copy_with(path="/", query=None, fragment=None)
+        super().__init__(
+            f"{url} answered with a web page (HTML), not the SRNet API: give the service's base "
+            f"URL (--url / SRNET_URL), e.g. {str(base).rstrip('/')}, not …/web/ or …/docs"
+        )
+        self.url = url
+
+
 class Unauthorized(ApiError):
     """401: the API key is missing, wrong or revoked."""
 
@@ -105,6 +118,9 @@ def field_errors(body: Any) -> list[FieldError]:
 
 def raise_for(response: httpx.Response) -> None:
     if response.is_success or response.status_code == 304:
+        # No route of the API answers HTML: a page means the URL is not the API's.
+        if response.headers.get("content-type", "").startswith("text/html"):
+            raise NotTheService(str(response.request.url))
         return
     try:
         body: Any = response.json()

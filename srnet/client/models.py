@@ -248,13 +248,34 @@ def job_state(job: Job) -> tuple[Any, ...]:
             job.attempt, job.cancel_requested, job.finished_at)  # fmt: skip
 
 
-def sparsity_fraction(value: float | None) -> float | None:
-    """A sparsity as a fraction: 0.7 stays, 70 (a percentage, as the pages show it) is 0.7."""
+def sparsity_fraction(value: float | str | None) -> float | None:
+    """A sparsity as a fraction: 0.7 and "0.7" stay, 70, "70" and "70%" (a percentage, as the
+    pages show it) are 0.7. Anything else is a ValueError that names the argument and says
+    what to write (issue 19 item 10: "50%" raised a raw TypeError)."""
     if value is None:
         return None
-    if 1 < value <= 100:
-        return value / 100
-    return value
+    if isinstance(value, bool):
+        raise ValueError(f"sparsity: give a fraction such as 0.5 (or 50, '50%'), not {value!r}")
+    number: float
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text.removesuffix("%"))
+        except ValueError:
+            raise ValueError(
+                f"sparsity: give a fraction such as 0.5 (or 50, '50%'), not {value!r}"
+            ) from None
+        if text.endswith("%"):
+            number /= 100
+    elif isinstance(value, int | float):
+        number = float(value)
+    else:
+        raise TypeError(f"sparsity: give a number or a string such as '50%', not {value!r}")
+    if 1 < number <= 100:
+        number /= 100
+    if not 0 <= number < 1:
+        raise ValueError(f"sparsity: {value!r} is not a sparsity (a fraction below 1, e.g. 0.5)")
+    return number
 
 
 def describe_artifacts(artifacts: Iterable[Artifact]) -> str:

@@ -221,7 +221,7 @@ class SRNetClient(Downloads):
         loss: str | None = None,
         method: str | None = None,
         scenario: str | None = None,
-        sparsity: float | None = None,
+        sparsity: float | str | None = None,
         task: str | None = None,
         tag: str | Iterable[str] | None = None,
         study: str | None = None,

@@ -119,6 +119,11 @@ class InputError extends Error {
 }
 
 function parseNumber(text, integer, path) {
+  const percent = /^(\d+(?:\.\d+)?)\s*%$/.exec(text);
+  if (percent) {  // the spec's grammar is fractions: say which one (issue 19 item 10)
+    throw new InputError(path, `"${text}" is a percentage: write ${Number(percent[1]) / 100} `
+      + "(a fraction between 0 and 1)");
+  }
   const value = Number(text);
   if (text === "" || !Number.isFinite(value)) throw new InputError(path, `"${text}" is not a number`);
   if (integer && !Number.isInteger(value)) throw new InputError(path, `"${text}" is not a whole number`);

@@ -1,0 +1,92 @@
+"""What the command line and the client say when a user writes what the README shows, pipes
+the output, or points them at the wrong URL (issue 19 item 10)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from srcore.jobspec.spec import JobSpec
+from srnet.cli import main
+from srnet.client import NotTheService, SRNetClient
+from srnet.client.models import sparsity_fraction
+from tests.client.live_service import LiveService
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def env(service: LiveService, key: str, monkeypatch) -> str:
+    monkeypatch.setenv("SRNET_URL", service.url)
+    monkeypatch.setenv("SRNET_API_KEY", key)
+    return key
+
+
+def finished(client: SRNetClient, service: LiveService, shift: float = 0.0) -> str:
+    job = client.submit({"name": f"msg-{shift}", "pruning": {"sparsities": [0.5]}})
+    service.worker(job.id).run_search((0.5,), shift=shift)
+    return job.id
+
+
+def test_runs_sort_descending_as_the_readme_writes_it(env, client, service, capsys):
+    low, high = finished(client, service), finished(client, service, shift=0.05)
+    code, out, err = run(capsys, "runs", "--json", "--stage", "search", "--sort", "-ood.hans")
+    assert code == 0, err
+    ids = [r["job_id"] for r in json.loads(out)]
+    assert ids.index(high) < ids.index(low)  # the shift moved its OOD accuracy up
+    code, _, err = run(capsys, "runs", "--sort", "-ood.hanz")
+    assert code == 2 and "no run here has the OOD set 'hanz'" in err and "ood.hans" in err
+
+
+def test_a_url_that_answers_a_web_page_is_named_not_a_traceback(env, service, capsys, monkeypatch):
+    monkeypatch.setenv("SRNET_URL", service.url + "/web/")
+    code, _, err = run(capsys, "list")
+    assert code == 2
+    assert "answered with a web page (HTML), not the SRNet API" in err
+    assert f"e.g. {service.url}, not" in err and "Traceback" not in err
+
+
+def test_the_client_names_the_url_that_is_not_the_api(service, key):
+    with SRNetClient(service.url + "/web", key) as client, pytest.raises(NotTheService):
+        client.list()
+
+
+def test_one_sparsity_grammar_in_the_client_and_errors_that_give_the_fraction():
+    assert sparsity_fraction("50%") == 0.5 and sparsity_fraction("0.7") == 0.7
+    assert sparsity_fraction(70) == 0.7 and sparsity_fraction(0.5) == 0.5
+    with pytest.raises(ValueError, match=r"sparsity: give a fraction such as 0\.5"):
+        sparsity_fraction("half")
+    with pytest.raises(ValueError, match="not a sparsity"):
+        sparsity_fraction(150)
+    for given in (50, "50%"):
+        with pytest.raises(ValueError, match=r"write 0\.5 for 50%"):
+            JobSpec.model_validate({"pruning": {"sparsities": [0.7, given]}})
+
+
+def test_the_download_takes_a_percentage_string(client, service, tmp_path):
+    job_id = finished(client, service)
+    downloads = client.download(job_id, "mask", tmp_path, sparsity="50%")  # was a TypeError
+    assert [d.artifact.sparsity for d in downloads] == [0.5]
+    assert all(d.path.is_file() for d in downloads)
+
+
+def test_a_closed_pipe_ends_the_listing_quietly(service, key):
+    env = {**os.environ, "SRNET_URL": service.url, "SRNET_API_KEY": key}
+    script = "import sys; from srnet.cli import main; sys.exit(main(['list', '--all']))"
+    producer = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    producer.stdout.close()  # `| head -0`: the reader is gone before the first line
+    _, err = producer.communicate(timeout=60)
+    assert producer.returncode == 0, err
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
