@@ -218,6 +218,12 @@ class Evaluation(ResultModel):
         return {key: body[key] for key in [*first, *(k for k in body if k not in first)]}
 
 
+def evaluated_sets(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The evaluated sets of an evaluation (a trainer's `metrics`, or a payload), as given:
+    set name → its metrics dict, "selection" and the other extras left out."""
+    return {name: metrics[name] for name in Evaluation.from_payload(metrics).sets}
+
+
 class HistoryEntry(ResultModel):
     """One evaluation of a trainer's history, as metrics.json stores it."""
 
@@ -315,12 +321,11 @@ class DenseFineTune(ResultModel):
     precision: str | None = None  # what training.precision resolved to (older entries: none)
 
     def point(self, *, cached: bool) -> DensePoint:
-        sets = {k: v for k, v in self.selected.items() if isinstance(v, dict)}
         return DensePoint(
             seed=self.seed,
             loss=self.loss,
             selected_step=self.selected_step,
-            metrics=sets,
+            metrics=evaluated_sets(self.selected),
             history=self.history,
             cached=cached,
         )

@@ -18,7 +18,7 @@ from srcore.evaluation import make_evaluate_fn, predict
 from srcore.jobspec.callbacks import Callbacks
 from srcore.jobspec.layout import OutputLayout
 from srcore.jobspec.names import loss_needs
-from srcore.jobspec.results import CurveId, DenseFineTune, DensePoint
+from srcore.jobspec.results import CurveId, DenseFineTune, DensePoint, evaluated_sets
 from srcore.jobspec.spec import JobSpec
 from srcore.pipeline.inputs import DEV_SET, JobData, load_model
 from srcore.pipeline.plan import StagePlan
@@ -149,7 +149,7 @@ class DenseModel:
 
 def set_metrics(evaluation: dict[str, Any]) -> dict[str, Any]:
     """Each evaluated set's metrics of an evaluation (without "selection")."""
-    return {k: v for k, v in evaluation.items() if isinstance(v, dict)}
+    return evaluated_sets(evaluation)
 
 
 def dense_stage(ctx: StageContext, loss: str) -> DenseModel:

@@ -231,3 +231,12 @@ def test_history_and_spec_are_typed_on_read(tmp_path):
     assert history_entry.evaluation.sets["dev"].accuracy == 0.6
     assert result.report()["dense"][0]["history"] == [entry]  # written back as it was
     assert result.job_spec.name == "typed" and result.job_spec.task == "mnli"
+
+
+def test_evaluated_sets_of_a_trainer_evaluation():
+    from srcore.jobspec.results import evaluated_sets
+
+    metrics = real_payload()
+    sets = evaluated_sets({**metrics, "empty": {"accuracy": None, "n": 0}})
+    assert list(sets) == ["dev", "hans", "paws", "empty"]
+    assert sets["hans"] is not None and sets["empty"] == {"accuracy": None, "n": 0}
