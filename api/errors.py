@@ -61,6 +61,18 @@ class TooManyFailedKeys(APIError):
         )
 
 
+class OwnerLimitExceeded(APIError):
+    status_code = 429
+    type = "owner_limit_reached"
+    description = (
+        "The submission would exceed one of this owner's limits (queued jobs or studies); "
+        "nothing was stored: retry after Retry-After seconds, when some jobs have started"
+    )
+
+    def __init__(self, detail: str, retry_after_s: int):
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
 class JobNotFound(APIError):
     status_code = 404
     type = "job_not_found"

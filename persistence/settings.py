@@ -146,6 +146,28 @@ class SharedSettings(_SrnetSettings):
     heartbeat_stale_s: float = Field(
         default=300.0, gt=0, validation_alias=env("HEARTBEAT_STALE_S")
     )
+    # --- fair shares (persistence.dispatch; an owner's own limits, set by an admin, win) ---
+    # Jobs of one owner running or handed to the workers at a time (0: no limit).
+    max_running_per_owner: int = Field(
+        default=0, ge=0, validation_alias=env("MAX_RUNNING_PER_OWNER")
+    )
+    # Queued jobs one owner may have (a submission past it is refused, 429; 0: no limit).
+    max_queued_per_owner: int = Field(
+        default=0, ge=0, validation_alias=env("MAX_QUEUED_PER_OWNER")
+    )
+    # Studies with unfinished jobs one owner may have (429 past it; 0: no limit).
+    max_studies_per_owner: int = Field(
+        default=0, ge=0, validation_alias=env("MAX_STUDIES_PER_OWNER")
+    )
+    # Jobs handed to the broker per queue and not yet claimed by a worker. Small, so that the
+    # broker's first-come order never decides who runs next (the dispatcher hands out the next
+    # job each time a worker claims one); raise it where many workers start at once.
+    dispatch_ahead: int = Field(default=1, ge=1, le=1000, validation_alias=env("DISPATCH_AHEAD"))
+    # The Retry-After of a submission refused for a per-owner limit.
+    limit_retry_after_s: int = Field(
+        default=60, ge=1, validation_alias=env("LIMIT_RETRY_AFTER_S")
+    )
+
     # Local files a job spec may name (data, bias/teacher files, model directories) must lie
     # under one of these folders (the API checks at submission, the worker again). Empty: only
     # bundled samples and hub ids.

@@ -128,6 +128,11 @@ class Owner(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Limits an admin sets for this owner (`srnet owners limits`); None: the service's setting
+    # (SRNET_MAX_QUEUED_PER_OWNER, ...), 0: no limit (persistence.dispatch).
+    max_queued_jobs: Mapped[int | None] = mapped_column(Integer)
+    max_running_jobs: Mapped[int | None] = mapped_column(Integer)
+    max_studies: Mapped[int | None] = mapped_column(Integer)
 
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="owner")
 
@@ -183,6 +188,7 @@ class Job(Base):
         UniqueConstraint("owner_id", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
         Index("ix_jobs_owner_created", "owner_id", "created_at", "id"),
         Index("ix_jobs_status_heartbeat", "status", "heartbeat_at"),
+        Index("ix_jobs_queue_status_dispatched", "queue", "status", "dispatched_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -220,6 +226,9 @@ class Job(Base):
     heartbeat_at: Mapped[datetime | None]
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     enqueued_at: Mapped[datetime | None]  # last successful send to the broker
+    # When the dispatcher let the job go to the workers (persistence.dispatch): until then a
+    # queued job waits in the database, not on the broker. Kept through a retry.
+    dispatched_at: Mapped[datetime | None]
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -146,6 +146,7 @@ class EmbeddedService:
 
     def start(self) -> None:
         from persistence.broker import CeleryJobSender, ensure_broker_folder
+        from persistence.dispatch import DispatchPolicy
         from worker.celery_app import worker_argv
         from worker.reconciler import Reconciler
 
@@ -166,6 +167,7 @@ class EmbeddedService:
                 stale_after_s=self.settings.heartbeat_stale_s,
                 resend_after_s=self.worker_settings.reconcile_resend_after_s,
                 work=self.worker_settings,
+                policy=DispatchPolicy.from_settings(self.settings),
             )  # fmt: skip
 
             def loop() -> None:

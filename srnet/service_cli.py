@@ -179,6 +179,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
     from persistence.broker import CeleryJobSender
     from persistence.db import Database
+    from persistence.dispatch import DispatchPolicy
     from persistence.settings import Settings, WorkerSettings
     from worker.reconciler import Reconciler
 
@@ -192,6 +193,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         stale_after_s=settings.heartbeat_stale_s,
         resend_after_s=worker_settings.reconcile_resend_after_s,
         work=worker_settings,  # failed jobs' work folders, where this host sees them
+        policy=DispatchPolicy.from_settings(settings),
     )
     try:
         if args.once:

@@ -10,7 +10,11 @@ Each pass
    committed them), or sent longer ago than RECONCILE_RESEND_AFTER_S and no longer held by the
    broker (Redis restarted and kept nothing), by job id: neither waiting in the queue nor
    fetched by a worker and unacknowledged (persistence.broker.CeleryJobSender.pending_jobs).
-   Only those are sent, oldest send first; a backlog that merely waits is left alone.
+   Only those are sent, oldest send first; a backlog that merely waits is left alone. A queued
+   job the dispatcher has not let go yet (no `dispatched_at`) is not "never sent": it waits;
+3. dispatches: hands out the jobs that may run now (persistence.dispatch: owners take turns,
+   per-owner limits), so a slot freed without a worker noticing (a queued job cancelled while
+   handed out, a dispatch that failed) is filled within a pass.
 
 Safe to run on several hosts at once: every state change is a conditional UPDATE, and a job
 sent twice is claimed once (the second message finds it taken and is dropped).
@@ -28,6 +32,7 @@ from datetime import datetime, timedelta
 
 from persistence.broker import JobSender
 from persistence.db import Database
+from persistence.dispatch import DispatchPolicy, dispatch
 from persistence.repositories import JobRepository
 from persistence.settings import WorkerSettings
 from persistence.tables import Job, JobStatus, utcnow
@@ -47,11 +52,12 @@ class ReconcileReport:
     cancelled: list[uuid.UUID] = field(default_factory=list)  # died while cancelling
     resent: list[uuid.UUID] = field(default_factory=list)  # queued, the broker lost them
     cleaned: list[uuid.UUID] = field(default_factory=list)  # failed/cancelled: folder removed
+    dispatched: list[uuid.UUID] = field(default_factory=list)  # handed out by this pass
     send_errors: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.recovered or self.failed or self.cancelled or self.resent
-                    or self.send_errors)  # fmt: skip
+                    or self.dispatched or self.send_errors)  # fmt: skip
 
 
 class Reconciler:
@@ -64,8 +70,10 @@ class Reconciler:
         resend_after_s: float,
         clock: Callable[[], datetime] = utcnow,
         work: WorkerSettings | None = None,
+        policy: DispatchPolicy | None = None,
     ):
         self.database = database
+        self.policy = policy or DispatchPolicy()
         self.work = work  # where the jobs' work folders are (None: not cleaned here)
         self.sender = sender
         self.stale_after = timedelta(seconds=stale_after_s)
@@ -76,6 +84,8 @@ class Reconciler:
         report = ReconcileReport()
         self._recover_stale(report)
         self._resend_lost(report)
+        with self.database.session() as session:
+            report.dispatched = dispatch(session, self.sender, self.policy, self.clock)
         if report:
             log.info("reconciler: %s", report)
         return report
@@ -145,6 +155,8 @@ class Reconciler:
         sent_by_queue: dict[str, list[Job]] = {}
         for job in queued:
             if job.enqueued_at is None:
+                if job.dispatched_at is None:
+                    continue  # waits for the dispatcher (step 3)
                 if job.updated_at < now - NEVER_SENT_GRACE:
                     self._send(job, report, resent=True)
             else:

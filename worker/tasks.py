@@ -39,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from persistence.artifacts import ArtifactStore, make_artifact_store
 from persistence.broker import RUN_JOB_TASK, CeleryJobSender, JobSender
 from persistence.db import Database
+from persistence.dispatch import DispatchPolicy, dispatch
 from persistence.repositories import InvalidTransition, JobRepository, MetricRepository
 from persistence.settings import Settings, WorkerSettings
 from persistence.tables import EventKind, Job, JobStatus
@@ -141,6 +142,9 @@ def execute_job(job_id: str | uuid.UUID, ctx: WorkerContext) -> Outcome:
             job_uuid, worker_id, stale_after=timedelta(seconds=ctx.settings.heartbeat_stale_s)
         )
         session.commit()
+    # A claim (or a message that found its job gone) frees a handed-out slot: the next job,
+    # in fair-share order, goes to the broker now rather than at the reconciler's next pass.
+    _dispatch_next(ctx)
     if job is None:
         log.info("job %s not claimed: another worker has it, or it is over", job_uuid)
         return Outcome.skipped
@@ -149,7 +153,18 @@ def execute_job(job_id: str | uuid.UUID, ctx: WorkerContext) -> Outcome:
     try:
         return JobRun(ctx, job, worker_id).run()
     finally:
+        _dispatch_next(ctx)  # its owner's running count fell: one of its waiting jobs may go
         _bound_work_folder(ctx)
+
+
+def _dispatch_next(ctx: WorkerContext) -> None:
+    """A dispatch pass (persistence.dispatch). A failure costs latency only: the reconciler
+    dispatches every pass, so it is logged, not raised into the job."""
+    try:
+        with ctx.database.session() as session:
+            dispatch(session, ctx.sender, DispatchPolicy.from_settings(ctx.settings))
+    except SQLAlchemyError:
+        log.error("dispatch pass failed; the reconciler's next pass dispatches", exc_info=True)
 
 
 def _bound_work_folder(ctx: WorkerContext) -> None:

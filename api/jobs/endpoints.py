@@ -20,6 +20,7 @@ from api.errors import (
     IdempotencyKeyReused,
     JobNotCancellable,
     JobNotFound,
+    OwnerLimitExceeded,
     PayloadTooLarge,
     Unauthorized,
     responses,
@@ -58,7 +59,7 @@ IdempotencyKey = idempotency_key_header("job")
     ),
     responses={
         200: {"model": JobDetail, "description": "Idempotent replay: the job made earlier"},
-        **responses(Unauthorized, IdempotencyKeyReused, PayloadTooLarge),
+        **responses(Unauthorized, IdempotencyKeyReused, PayloadTooLarge, OwnerLimitExceeded),
     },
 )
 def create_job(

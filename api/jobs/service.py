@@ -20,8 +20,9 @@ from api.jobs.schemas import (
     MetricCurve,
     MetricPoint,
 )
-from api.submission import submit_once
+from api.submission import refuse_past_limits, submit_once
 from persistence.broker import JobSender
+from persistence.dispatch import DispatchPolicy
 from persistence.repositories import (
     InvalidCursor,
     InvalidTransition,
@@ -96,6 +97,7 @@ def create_job(
     jobs = JobRepository(session)
 
     def insert() -> tuple[Job, list[Job]]:
+        refuse_past_limits(session, owner, settings, jobs=1)
         job = jobs.create(
             owner_id=owner.id,
             spec=spec_json,
@@ -116,6 +118,7 @@ def create_job(
         request_hash=request_hash,
         insert=insert,
         enqueuer=enqueuer,
+        policy=DispatchPolicy.from_settings(settings),
     )
     return (jobs.get(job.id) or job, True) if new else (job, False)
 

@@ -17,6 +17,7 @@ from api.deps import (
 )
 from api.errors import (
     IdempotencyKeyReused,
+    OwnerLimitExceeded,
     PayloadTooLarge,
     StudyNotCancellable,
     StudyNotFound,
@@ -56,7 +57,7 @@ _VALIDATION = {
     ),
     responses={
         200: {"model": StudyDetail, "description": "Idempotent replay: the study made earlier"},
-        **responses(Unauthorized, IdempotencyKeyReused, PayloadTooLarge),
+        **responses(Unauthorized, IdempotencyKeyReused, PayloadTooLarge, OwnerLimitExceeded),
         **_VALIDATION,
     },
 )

@@ -26,8 +26,9 @@ from api.studies.schemas import (
     StudyTable,
     TableRecord,
 )
-from api.submission import submit_once
+from api.submission import refuse_past_limits, submit_once
 from persistence.broker import JobSender
+from persistence.dispatch import DispatchPolicy
 from persistence.repositories import (
     ArtifactRepository,
     InvalidCursor,
@@ -157,6 +158,7 @@ def create_study(
     studies, jobs = StudyRepository(session), JobRepository(session)
 
     def insert() -> tuple[Study, list[Job]]:
+        refuse_past_limits(session, owner, settings, jobs=len(children), studies=1)
         row = studies.create(
             owner_id=owner.id,
             spec=spec_json,
@@ -192,6 +194,7 @@ def create_study(
         request_hash=request_hash,
         insert=insert,
         enqueuer=enqueuer,
+        policy=DispatchPolicy.from_settings(settings),
     )
 
 

@@ -485,10 +485,12 @@ class JobRepository(SubmittedRepository[Job]):
     # --- the reconciler's side ---------------------------------------------------------------
 
     def mark_enqueued(self, job_id: uuid.UUID) -> None:
+        """The job's message is on the broker: sent, so dispatched too (persistence.dispatch)."""
+        now = self._clock()
         self._session.execute(
             update(Job)
             .where(Job.id == job_id)
-            .values(enqueued_at=self._clock())
+            .values(enqueued_at=now, dispatched_at=func.coalesce(Job.dispatched_at, now))
             .execution_options(synchronize_session=False)
         )
 

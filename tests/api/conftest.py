@@ -53,6 +53,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         broker_url="redis://127.0.0.1:1/0",  # never used: the enqueuer is replaced
         artifact_store=f"file://{tmp_path / 'artifacts'}",
         sse_poll_interval_s=0.05,
+        # No worker claims here: let every submitted job go to the (recording) broker at once.
+        # The dispatcher's turns and limits have their own tests (tests/persistence/test_dispatch).
+        dispatch_ahead=1000,
     )
 
 

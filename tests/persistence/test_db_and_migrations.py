@@ -60,7 +60,7 @@ def test_alembic_command_line_from_the_repository_root(tmp_path):
         text=True,
         timeout=120,
     )
-    assert "0003 (head)" in current.stdout
+    assert "0004 (head)" in current.stdout
 
 
 def test_sqlite_pragmas_and_missing_folder(tmp_path):

@@ -7,10 +7,11 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from persistence.db import Database
 from persistence.repositories import JobRepository
-from persistence.tables import JobStatus, utcnow
+from persistence.tables import Job, JobStatus, utcnow
 from tests.worker.conftest import RecordingSender
 from tests.worker.tiny_job import create_job, tiny_job_spec
 from worker.reconciler import Reconciler
@@ -34,10 +35,12 @@ def reconciler(database, sender, minutes_later: float = 0.0) -> Reconciler:
 
 def new_job(database, tmp_path, *, sent: bool, max_attempts: int = 3) -> uuid.UUID:
     job_id = create_job(database, tiny_job_spec(tmp_path / "m"), max_attempts=max_attempts)
-    if sent:
-        with database.session() as session:
+    with database.session() as session:
+        if sent:
             JobRepository(session).mark_enqueued(job_id)
-            session.commit()
+        else:  # the dispatcher let it go, the broker did not take it (persistence.dispatch)
+            session.execute(update(Job).where(Job.id == job_id).values(dispatched_at=utcnow()))
+        session.commit()
     return job_id
 
 
