@@ -36,6 +36,7 @@ from api.jobs.schemas import (
     JobMetrics,
 )
 from api.jobs.stream import MAX_EVENT_ID, job_event_stream, parse_last_event_id
+from persistence.dispatch import DispatchPolicy, queue_place
 from persistence.repositories import MAX_PAGE_SIZE
 from persistence.tables import JobStatus
 
@@ -116,13 +117,14 @@ def list_jobs(
     description=(
         "The job with its spec (defaults filled in), `spec_hash`, the current stage's progress "
         "and the whole job's (`progress.job_fraction`, `job_eta_s`, `elapsed_s`), the error of "
-        "a failed job, and the lab's tags and note. Another key's job, or an id that is not "
-        "one, answers 404."
+        "a failed job, and the lab's tags and note. A queued job has `queue_place`: its "
+        "position (1: next to start) and why it waits (owners take turns; per-owner running "
+        "limit). Another key's job, or an id that is not one, answers 404."
     ),
     responses=responses(Unauthorized, JobNotFound),
 )
-def get_job(job: OwnedJob) -> JobDetail:
-    return JobDetail.of(job)
+def get_job(job: OwnedJob, session: SessionDep, settings: SettingsDep) -> JobDetail:
+    return JobDetail.of(job, queue_place(session, job, DispatchPolicy.from_settings(settings)))
 
 
 @router.patch(

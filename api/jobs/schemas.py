@@ -95,18 +95,39 @@ class JobPublic(BaseModel):
         return cls.model_validate(_job_fields(job))
 
 
+class QueuePlace(BaseModel):
+    """Where a queued job stands (persistence.dispatch: owners take turns, per-owner limits)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    position: int = Field(
+        ge=1,
+        description="1: the next job of its queue to start; counts the jobs handed to the "
+        "workers first, then the waiting ones in the order owners take turns (assuming no job "
+        "ends meanwhile)",
+    )
+    reason: str = Field(
+        description="Why it has not started, e.g. `3 of your jobs are running; limit 3`"
+    )
+
+
 class JobDetail(JobPublic):
     spec: dict[str, Any] = Field(description="The job spec with every default filled in")
     spec_hash: str = Field(
         description="The spec's identity (sha256 of its canonical JSON), written into its masks "
         "and reports"
     )
+    queue_place: QueuePlace | None = Field(
+        default=None,
+        description="A queued job's place in its queue and why it waits (GET /jobs/{id}); "
+        "null once it runs or finished",
+    )
 
     @classmethod
-    def of(cls, job: Job) -> JobDetail:
-        return cls.model_validate(
-            {**_job_fields(job), "spec": job.spec, "spec_hash": job.spec_hash}
-        )
+    def of(cls, job: Job, place: Any = None) -> JobDetail:
+        """`place`: a persistence.dispatch.QueuePlace, or None."""
+        fields = {**_job_fields(job), "spec": job.spec, "spec_hash": job.spec_hash}
+        return cls.model_validate({**fields, "queue_place": place})
 
 
 def _job_fields(job: Job) -> dict[str, Any]:
