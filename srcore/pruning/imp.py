@@ -14,7 +14,7 @@ The caller's loop, one round per entry of `ImpSchedule.rounds`:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,9 @@ from torch import Tensor, nn
 from srcore.pruning.hooks import FixedMaskHooks
 from srcore.pruning.magnitude import apply_masks, magnitude_masks
 from srcore.pruning.targets import base_parameter_names
+
+# (model, names, sparsity, previous=masks) → masks with `previous`'s pruned entries kept pruned
+MaskSelect = Callable[..., dict[str, Tensor]]
 
 
 @dataclass(frozen=True)
@@ -84,11 +87,14 @@ class IterativeMagnitudePruner:
         names: list[str],
         schedule: ImpSchedule,
         rewind_to: Mapping[str, Tensor] | None = None,
+        select: MaskSelect | None = None,
     ) -> None:
         self.model = model
         self.names = list(names)
         self.schedule = schedule
         self.rewind_to = rewind_to
+        # How a round's masks are chosen (default: per weight by magnitude; structured: units)
+        self.select: MaskSelect = select or magnitude_masks
         self.masks: dict[str, Tensor] | None = None
         self.sparsity = 0.0
 
@@ -96,7 +102,7 @@ class IterativeMagnitudePruner:
         """Prune to `rnd.sparsity` by the current magnitudes among survivors; rewind the base
         model if asked (after pruning: the mask comes from the trained weights); zero the
         pruned weights."""
-        self.masks = magnitude_masks(self.model, self.names, rnd.sparsity, previous=self.masks)
+        self.masks = self.select(self.model, self.names, rnd.sparsity, previous=self.masks)
         self.sparsity = rnd.sparsity
         if self.rewind_to is not None:
             rewind_weights(self.model, self.rewind_to)

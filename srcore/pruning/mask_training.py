@@ -116,18 +116,24 @@ class ScoreMasker:
         self._requires_grad = {n: p.requires_grad for n, p in model.named_parameters()}
         for param in model.parameters():
             param.requires_grad_(False)
-        self._masks: dict[str, ScoreMask] = {}
+        self._masks: dict[str, Any] = {}  # name → ScoreMask (or a structured variant)
         for name in self.names:
             module_path, attr = _split_name(name)
             module = model.get_submodule(module_path)
             if parametrize.is_parametrized(module, attr):
                 raise ValueError(f"{name} is already parametrized")
             weight = getattr(module, attr)
-            param = ScoreMask(initial_scores(weight, sparsity, init, threshold), threshold)
+            param = self._make_mask(name, weight, sparsity, init, threshold)
             parametrize.register_parametrization(module, attr, param)
             self._masks[name] = param
         if init == "soft":
             self.reset_thresholds(sparsity)
+
+    def _make_mask(
+        self, name: str, weight: Tensor, sparsity: float, init: ScoreInit, threshold: float
+    ) -> nn.Module:
+        """The parametrization of matrix `name` (one score per weight here)."""
+        return ScoreMask(initial_scores(weight, sparsity, init, threshold), threshold)
 
     def parameters(self) -> list[nn.Parameter]:
         """The scores: the only trainable tensors (give these to the optimizer)."""
