@@ -312,7 +312,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [
         [
             job.id,
-            _clip(job.name or "", 24),
+            _clip_middle(job.name or "", NAME_WIDTH),
             job.status,
             job.stage or "",
             _job_percent(job),
@@ -432,7 +432,7 @@ def format_runs(rows: Sequence[dict[str, Any]]) -> str:
     lines = [
         [
             str(row["job_id"])[:8],
-            _clip(row.get("job_name") or "", 24),
+            _clip_middle(row.get("job_name") or "", NAME_WIDTH),
             row["task"],
             row["loss"],
             row["method"],
@@ -771,3 +771,15 @@ def _size(size: int) -> str:
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# Names in the list tables: wide enough for a study child's "study · setting", and cut in the
+# middle, so the setting at the end, which tells the children apart, stays (issue 19 item 8).
+NAME_WIDTH = 48
+
+
+def _clip_middle(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]

@@ -81,6 +81,12 @@ class JobPublic(BaseModel):
     cancel_requested: bool = Field(
         description="A cancel was asked for; a running job stops between two steps"
     )
+    study_id: uuid.UUID | None = Field(
+        default=None, description="The study this job is a child of; null for a plain job"
+    )
+    study_key: str | None = Field(
+        default=None, description="The child's setting in its study (e.g. `debias.loss=poe`)"
+    )
     tags: list[str] = Field(default_factory=list, description="The lab's own tags (PATCH)")
     note: str | None = Field(default=None, description="The lab's own free-text note (PATCH)")
     created_at: datetime = Field(description="When it was submitted")
@@ -154,6 +160,8 @@ def _job_fields(job: Job) -> dict[str, Any]:
         "attempt": job.attempt,
         "max_attempts": job.max_attempts,
         "cancel_requested": job.cancel_requested,
+        "study_id": job.study_id,
+        "study_key": job.study_key,
         "tags": list(job.tags or []),
         "note": job.note,
         "created_at": job.created_at,

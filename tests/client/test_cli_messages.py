@@ -90,3 +90,17 @@ def test_a_closed_pipe_ends_the_listing_quietly(service, key):
     _, err = producer.communicate(timeout=60)
     assert producer.returncode == 0, err
     assert b"Traceback" not in err and b"BrokenPipe" not in err
+
+
+def test_list_keeps_the_end_of_long_names_that_tells_children_apart(env, client, capsys):
+    """Issue 19 item 8: names were cut to 24 characters, so every child of a study read alike."""
+    base = "mnli-hans-full-data-bias-models · bias model balanced out-of-fold · loss"
+    for loss in ("poe", "reweight"):
+        client.submit({"name": f"{base} {loss}"})
+    code, out, err = run(capsys, "list")
+    assert code == 0, err
+    names = [line for line in out.splitlines() if "mnli-hans-full" in line]
+    assert len(names) == 2
+    assert any("· loss poe" in line for line in names)
+    assert any("loss reweight" in line for line in names)
+    assert all("…" in line for line in names)

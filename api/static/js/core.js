@@ -133,6 +133,10 @@ export function jobUrl(id) {
   return `${root}/web/jobs/${encodeURIComponent(id)}`;
 }
 
+export function studyUrl(id) {
+  return `${root}/web/studies/${encodeURIComponent(id)}`;
+}
+
 // --- API calls -----------------------------------------------------------------------------
 
 export class ApiError extends Error {

@@ -6,7 +6,7 @@ import { chart } from "./charts.js";
 import {
   ApiError, TERMINAL, UUID_RE, api, app, clear, downloadArtifact, el, errorNotice,
   fmtDuration, fmtPct, fmtSize, fmtSparsity, fmtTime, followEvents, getKey, needKey, notice,
-  onKey, root, statusBadge,
+  onKey, root, statusBadge, studyUrl,
 } from "./core.js";
 import {
   evalSets, headline, selectedBySparsity, setNames, sparsityOf, trainLoss,
@@ -76,6 +76,12 @@ function renderSummary() {
           "Cancel job")
         : null),
     moving || job.status === "queued" ? bar : null,
+    // A study's child links back to its study (issue 19 item 8).
+    job.study_id
+      ? el("p", { class: "study-link", id: "job-study" }, "Part of ",
+        el("a", { href: studyUrl(job.study_id) }, "its study"),
+        job.study_key ? ` · setting ${job.study_key}` : "")
+      : null,
     el("dl", { class: "stats" },
       stat("Elapsed", fmtDuration(elapsedS(job)) || "–", "job-elapsed"),
       stat("ETA (job)", moving ? fmtDuration(job.job_eta_s) || "–" : "–", "job-eta-job"),
