@@ -62,6 +62,10 @@ class AsyncSRNetClient:
         await self._http.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        short = calls.short_id_in(path)
+        if short is not None:  # a short id prefix: the key's own job or study it names
+            collection, prefix, rest = short
+            path = f"/{collection}/{await self._resolve(collection, prefix)}{rest}"
         try:
             response = await self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -71,6 +75,16 @@ class AsyncSRNetClient:
 
     async def _call(self, call: Call[T]) -> T:
         return call.read(await self._request(call.method, call.path, **call.request_kwargs()))
+
+    async def _resolve(self, collection: str, prefix: str) -> str:
+        found: list[tuple[str, str | None]] = []
+        cursor: str | None = None
+        while True:
+            page = await self._call(calls.listing(collection, cursor))
+            found += calls.page_ids(collection, page)
+            if page.next_cursor is None:
+                return calls.pick_by_prefix(collection, prefix, found)
+            cursor = page.next_cursor
 
     # --- jobs ----------------------------------------------------------------------------------
 

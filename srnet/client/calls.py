@@ -61,6 +61,52 @@ def resource_path(collection: str, kind: str, value: str) -> str:
     return f"/{collection}/{text}"
 
 
+# A job or study named by the first hex digits of its id, as tables and file names show them
+# (`25420a82`): the clients resolve it against the key's own jobs or studies (issue 19 item 9).
+FULL_ID = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+)
+_SHORT_ID_PATH = re.compile(r"^/(jobs|studies)/([0-9a-fA-F-]{4,35})(/.*)?$")
+_KIND_OF = {"jobs": "job", "studies": "study"}
+
+
+def short_id_in(path: str) -> tuple[str, str, str] | None:
+    """(collection, prefix, rest of the path) when `path` names a job or study by a short id
+    prefix (4+ hex digits); None for a full id or any other path."""
+    match = _SHORT_ID_PATH.match(path)
+    if match is None or FULL_ID.match(match[2]):
+        return None
+    return match[1], match[2], match[3] or ""
+
+
+def pick_by_prefix(
+    collection: str, prefix: str, candidates: Iterable[tuple[str, str | None]]
+) -> str:
+    """The one id of `candidates` ((id, name) pairs) starting with `prefix` (dashes ignored);
+    NotFound naming the kind when none or several do."""
+    kind = _KIND_OF[collection]
+    wanted = prefix.replace("-", "").lower()
+    matches = [(i, n) for i, n in candidates if i.replace("-", "").lower().startswith(wanted)]
+    if not matches:
+        raise NotFound(404, f"no {kind} of yours has an id starting with {prefix!r}",
+                       f"{kind}_not_found")  # fmt: skip
+    if len(matches) > 1:
+        listed = ", ".join(f"{i} ({n or 'unnamed'})" for i, n in matches[:5])
+        raise NotFound(404, f"{prefix!r} matches {len(matches)} {collection}: {listed}; give more "
+                       "of the id", f"{kind}_not_found")  # fmt: skip
+    return matches[0][0]
+
+
+def listing(collection: str, cursor: str | None) -> Call[Any]:
+    """One page of the key's jobs or studies, to resolve a short id against."""
+    return list_jobs(None, 100, cursor) if collection == "jobs" else list_studies(100, cursor)
+
+
+def page_ids(collection: str, page: Any) -> builtins.list[tuple[str, str | None]]:
+    items = page.jobs if collection == "jobs" else page.studies
+    return [(str(item.id), item.name) for item in items]
+
+
 def job_path(job_id: str) -> str:
     return resource_path("jobs", "job", job_id)
 

@@ -74,6 +74,10 @@ class SRNetClient(Downloads):
     # --- plumbing ------------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        short = calls.short_id_in(path)
+        if short is not None:  # a short id prefix: the key's own job or study it names
+            collection, prefix, rest = short
+            path = f"/{collection}/{self._resolve(collection, prefix)}{rest}"
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -83,6 +87,16 @@ class SRNetClient(Downloads):
 
     def _call(self, call: Call[T]) -> T:
         return call.read(self._request(call.method, call.path, **call.request_kwargs()))
+
+    def _resolve(self, collection: str, prefix: str) -> str:
+        found: builtins.list[tuple[str, str | None]] = []
+        cursor: str | None = None
+        while True:
+            page = self._call(calls.listing(collection, cursor))
+            found += calls.page_ids(collection, page)
+            if page.next_cursor is None:
+                return calls.pick_by_prefix(collection, prefix, found)
+            cursor = page.next_cursor
 
     # Kept for callers of the single-module client (srnet study compare reads _study_path).
     _job_path = staticmethod(calls.job_path)

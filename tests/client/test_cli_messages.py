@@ -104,3 +104,30 @@ def test_list_keeps_the_end_of_long_names_that_tells_children_apart(env, client,
     assert any("· loss poe" in line for line in names)
     assert any("loss reweight" in line for line in names)
     assert all("…" in line for line in names)
+
+
+def test_short_ids_name_studies_and_jobs_in_the_client_and_the_study_cli(
+    env, client, service, capsys
+):
+    """Issue 19 item 9: short id prefixes worked for `srnet` job commands only."""
+    import asyncio
+
+    from srnet.client import AsyncSRNetClient, NotFound
+
+    job = client.submit({"name": "short-id-job"})
+    assert client.get(job.id[:8]).id == job.id
+    assert client.get(job.id[:8].upper()).id == job.id  # hex in any case
+    study = client.submit_study({"name": "short-id-study", "base": {"training": {"max_steps": 5}},
+                                 "dense_references": False})  # fmt: skip
+    assert client.get_study(study.id[:8]).id == study.id
+    code, out, err = run(capsys, "study", "status", study.id[:8])
+    assert code == 0, err
+    assert study.id in out or "short-id-study" in out
+
+    async def via_async() -> str:
+        async with AsyncSRNetClient(service.url, env) as aclient:
+            return (await aclient.get(job.id[:6])).id
+
+    assert asyncio.run(via_async()) == job.id
+    with pytest.raises(NotFound, match="no study of yours has an id starting with 'ffff0000'"):
+        client.get_study("ffff0000")
