@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from srnet import keys_cli
+from srnet import keys_cli, owners_cli
 from srnet.slurm import cli as slurm_cli
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     keys_cli.register(sub)
     slurm_cli.register(sub)
+    owners_cli.register(sub)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
