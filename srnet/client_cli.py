@@ -342,6 +342,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("job", _job_text(job)),
         ("progress", _progress_text(job)),
         ("attempt", f"{job.attempt} of {job.max_attempts}"),
+    ]
+    place = job.raw.get("queue_place")
+    if place:  # a queued job: its place and why it waits (fair shares)
+        lines.append(("queue", f"place {place['position']}: {place['reason']}"))
+    lines += [
         ("created", _when(job.created_at)),
         ("started", _when(job.started_at)),
         ("finished", _when(job.finished_at)),

@@ -90,6 +90,9 @@ def test_list_status_and_cancel(env, spec_file, capsys):
     fields = {line.split(None, 1)[0]: line.split(None, 1)[1:] for line in out.splitlines()}
     assert fields["id"] == [second] and fields["status"] == ["queued"]
     assert fields["stage"] == [] and fields["attempt"] == ["0 of 3"]
+    # A queued job's place and why it waits (persistence.dispatch), e.g. "place 1: next to
+    # start when a worker is free".
+    assert fields["queue"][0].startswith("place ") and ": " in fields["queue"][0]
     code, out, _ = run(capsys, "status", second, "--json")
     assert json.loads(out)["spec"]["debias"]["loss"] == "poe"
 
