@@ -85,12 +85,14 @@ class UploadedResults:
 
 
 def upload_results(
-    store: ArtifactStore, job_id: uuid.UUID, result: SearchResult
+    store: ArtifactStore, job_id: uuid.UUID, result: SearchResult, name: str | None = None
 ) -> UploadedResults:
-    """Store the bytes of every unit's mask and checkpoint, metrics.json and the plot."""
+    """Store the bytes of every unit's mask and checkpoint, metrics.json and the plot. File
+    names start with the job's `name` (a study child's "study · setting", which its spec does
+    not carry), else its spec's."""
     uploaded = UploadedResults([], store)
     out_dir = result.out_dir
-    job = job_tag(job_id, result.spec.get("name"))
+    job = job_tag(job_id, name or result.spec.get("name"))
     report_name, plot_name = report_names(job)
     try:
         for unit in result.units:

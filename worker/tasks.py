@@ -271,7 +271,7 @@ class JobRun:
     def _finish(self, result: SearchResult) -> Outcome:
         if self.lease.should_stop():
             return self._stopped()
-        uploaded = upload_results(self.ctx.store, self.job.id, result)
+        uploaded = upload_results(self.ctx.store, self.job.id, result, name=self.job.name)
         self.lease.stop()  # the transition below is the last word; no heartbeat after it
         try:
             with self.ctx.database.session() as session:
