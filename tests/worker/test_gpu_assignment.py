@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -224,3 +225,39 @@ def test_srnet_worker_refuses_a_bad_gpu_request_before_starting_anything(
     assert main(["worker", *argv]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "home").exists()  # nothing was started, nothing written
+
+
+def test_the_supervisor_waits_for_children_that_end_normally_and_each_sees_its_pin(tmp_path):
+    """Real child processes (small Python programs in place of `srnet worker`): each writes
+    the CUDA_VISIBLE_DEVICES it started with; children that exit 0 (a Slurm worker's idle
+    exit) end the supervisor with 0 once the last one is done; a failing one stops the rest."""
+    from worker.supervisor import WorkerSupervisor
+
+    children = plan_worker_children(FOUR, ("1", "3"), ("gpu", "cpu"))
+    program = (
+        "import os, sys, time, pathlib; "
+        "pathlib.Path(sys.argv[1]).write_text(os.environ['CUDA_VISIBLE_DEVICES']); "
+        "time.sleep(float(sys.argv[2])); sys.exit(int(sys.argv[3]))"
+    )
+
+    def argv_of(delays: dict[str, tuple[float, int]]):
+        def argv(child):
+            delay, code = delays[child.name]
+            return [sys.executable, "-c", program, str(tmp_path / child.name), str(delay),
+                    str(code)]  # fmt: skip
+
+        return argv
+
+    normal = WorkerSupervisor(children, argv_of=argv_of(
+        {"gpu1": (0.1, 0), "gpu3": (1.0, 0), "cpu": (0.5, 0)}), poll_s=0.05)  # fmt: skip
+    assert normal.run() == 0
+    assert all(not r.alive() for r in normal.running)
+    seen = {c.name: (tmp_path / c.name).read_text() for c in children}
+    assert seen == {"gpu1": "GPU-111", "gpu3": "GPU-333", "cpu": ""}
+
+    failing = WorkerSupervisor(children, argv_of=argv_of(
+        {"gpu1": (0.2, 3), "gpu3": (60.0, 0), "cpu": (60.0, 0)}), poll_s=0.05)  # fmt: skip
+    started = time.monotonic()
+    assert failing.run() == 3
+    assert time.monotonic() - started < 30  # the sleeping ones were stopped, not waited for
+    assert all(not r.alive() for r in failing.running)
