@@ -237,6 +237,9 @@ def test_job_page_follows_the_stream_and_shows_curves_tables_and_downloads(
     checkpoint = bytes(range(256)) * 4000  # ~1 MB
     use_key(driver, service, key, f"/web/jobs/{job.id}")
     wait_for(driver, lambda d: css(d, '#job-status[data-status="queued"]'))
+    # Its place in the queue and why it waits (GET /jobs/{id} queue_place).
+    place = text_of(driver, "#job-queue-place")  # other tests of the module may queue jobs
+    assert place.startswith("Place ") and " in the gpu queue: " in place, place
     wait_for(driver, lambda d: css(d, '#connection[data-state="live"]'), message="no stream")
     # Record every status the page shows; a marker proves the page is never reloaded.
     driver.execute_script(

@@ -82,6 +82,11 @@ function renderSummary() {
         el("a", { href: studyUrl(job.study_id) }, "its study"),
         job.study_key ? ` · setting ${job.study_key}` : "")
       : null,
+    // A queued job's place and why it waits (owners take turns; per-owner running limit).
+    job.status === "queued" && job.queue_place
+      ? el("p", { class: "notice", id: "job-queue-place" },
+        `Place ${job.queue_place.position} in the ${job.queue} queue: ${job.queue_place.reason}`)
+      : null,
     el("dl", { class: "stats" },
       stat("Elapsed", fmtDuration(elapsedS(job)) || "–", "job-elapsed"),
       stat("ETA (job)", moving ? fmtDuration(job.job_eta_s) || "–" : "–", "job-eta-job"),
