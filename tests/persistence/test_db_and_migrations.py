@@ -148,3 +148,46 @@ def test_0003_adds_job_progress_tags_and_note_to_existing_jobs(tmp_path):
         assert "study_id" in columns
     finally:
         database.dispose()
+
+
+def test_0004_counts_jobs_sent_before_it_as_dispatched(tmp_path):
+    """A job on the broker (or running) before fair shares is dispatched; a queued job never
+    sent waits for the dispatcher. Owners get no limits of their own."""
+    from alembic import command
+
+    from persistence.db import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    config = alembic_config(url)
+    command.upgrade(config, "0003")
+    database = Database(url)
+    owner = "00000000000000000000000000000001"
+    try:
+        with database.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO owners (id, name, created_at) VALUES "
+                f"('{owner}', 'lab', '2026-01-01')"))  # fmt: skip
+            for n, status, enqueued in [(2, "queued", "'2026-01-02'"), (3, "queued", "NULL"),
+                                        (4, "running", "'2026-01-02'")]:  # fmt: skip
+                connection.execute(text(
+                    "INSERT INTO jobs (id, owner_id, queue, spec, spec_hash, status, "
+                    "progress_step, attempt, max_attempts, cancel_requested, created_at, "
+                    f"updated_at, enqueued_at) VALUES ('{n:032d}', '{owner}', 'gpu', '{{}}', "
+                    f"'h', '{status}', 0, 0, 3, 0, '2026-01-01', '2026-01-01', {enqueued})"
+                ))  # fmt: skip
+        command.upgrade(config, "head")
+        with database.engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT id, dispatched_at IS NOT NULL FROM jobs ORDER BY id")
+            ).all()
+            limits = connection.execute(
+                text("SELECT max_queued_jobs, max_running_jobs, max_studies FROM owners")
+            ).all()
+        assert [flag for _, flag in rows] == [1, 0, 1]
+        assert limits == [(None, None, None)]
+        command.downgrade(config, "0003")
+        assert "dispatched_at" not in {
+            c["name"] for c in inspect(database.engine).get_columns("jobs")
+        }
+    finally:
+        database.dispose()
