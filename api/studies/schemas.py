@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from api.studies.progress import StudyProgress
 from persistence.settings import QueueName
 from persistence.tables import JobStatus
 from srcore.jobspec.study import StudySpec
@@ -48,6 +49,9 @@ class StudyPublic(BaseModel):
     )
     counts: dict[JobStatus, int] = Field(description="Children per status")
     jobs: int = Field(description="Number of child jobs")
+    progress: StudyProgress | None = Field(
+        default=None, description="Children done, the whole study's fraction, elapsed and ETA"
+    )
     queue: str = Field(description="The worker queue of its jobs")
     created_at: datetime = Field(description="When it was submitted")
 

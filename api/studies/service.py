@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from api.errors import StudyNotCancellable
 from api.jobs.service import validate_spec
+from api.studies.progress import study_progress
 from api.studies.schemas import (
     PairedComparison,
     SeedRecord,
@@ -215,13 +216,16 @@ def study_status(counts: dict[JobStatus, int]) -> StudyStatus:
     return "succeeded"
 
 
-def _public(study: Study, counts: dict[JobStatus, int]) -> dict[str, Any]:
+def _public(
+    study: Study, counts: dict[JobStatus, int], children: Sequence[Job] | None = None
+) -> dict[str, Any]:
     return {
         "id": study.id,
         "name": study.name,
         "status": study_status(counts),
         "counts": counts,
         "jobs": sum(counts.values()),
+        "progress": study_progress(children) if children is not None else None,
         "queue": study.queue,
         "created_at": study.created_at,
     }
@@ -237,7 +241,10 @@ def list_studies(session: Session, owner: Owner, *, limit: int, cursor: str | No
         ) from exc
     counts = studies.status_counts(s.id for s in page.items)
     return StudyList(
-        data=[StudyPublic.model_validate(_public(s, counts[s.id])) for s in page.items],
+        data=[
+            StudyPublic.model_validate(_public(s, counts[s.id], studies.children(s.id)))
+            for s in page.items
+        ],
         count=studies.count(owner.id),
         next_cursor=page.next_cursor,
     )
@@ -341,7 +348,8 @@ def study_table_body(
 
 
 def study_detail(session: Session, study: Study) -> StudyDetail:
-    jobs = {job.study_key: job for job in StudyRepository(session).children(study.id)}
+    child_jobs = StudyRepository(session).children(study.id)
+    jobs = {job.study_key: job for job in child_jobs}
     counts = dict.fromkeys(JobStatus, 0)
     children = []
     for child in study.children:
@@ -353,7 +361,7 @@ def study_detail(session: Session, study: Study) -> StudyDetail:
                                                          "status": job.status}))  # fmt: skip
     return StudyDetail.model_validate(
         {
-            **_public(study, counts),
+            **_public(study, counts, child_jobs),
             "spec": study.spec,
             "children": children,
             "table": records(table_rows(session, study)),
