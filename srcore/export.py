@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from srcore.files import atomic_write_bytes
 from srcore.jobspec.figures import GRID_ALPHA, new_figure, png_bytes
 from srcore.jobspec.layout import REPORT_FILE
+from srcore.pruning.structured import shrink_ffn
 
 _PARAMETRIZATIONS = ".parametrizations."
 
@@ -71,6 +72,7 @@ def export_checkpoint(
     *,
     overwrite: bool = False,
     card: str | None = None,
+    shrink_ffn_neurons: bool = False,
 ) -> Path:
     """Write a directory that `AutoModelForSequenceClassification.from_pretrained` loads as-is.
 
@@ -81,6 +83,10 @@ def export_checkpoint(
     are 0644 and folders 0755 (readable by the group, whatever the temporary folder had). The
     model itself is not modified. Weights are written as float32 (F32 in the safetensors
     header) whatever dtype the model holds.
+
+    With `shrink_ffn_neurons` (structured masks of whole FFN neurons, the same count per
+    layer) the pruned neurons are sliced out: the checkpoint is the same model class with a
+    smaller `intermediate_size`, fewer parameters, and the masked model's logits.
     """
     out_dir = Path(out_dir)
     num_labels = getattr(model.config, "num_labels", len(label_names))
@@ -93,6 +99,9 @@ def export_checkpoint(
         state[name] = state[name].masked_fill(~keep.to(state[name].device, torch.bool), 0.0)
     # fp32 whatever the model holds (a half-precision model would export half weights).
     state = {key: _fp32(value.detach().cpu()).contiguous() for key, value in state.items()}
+    if shrink_ffn_neurons:
+        model = shrink_ffn(model, state, masks or {})
+        state = {key: _fp32(v.detach()).contiguous() for key, v in model.state_dict().items()}
 
     config = copy.deepcopy(model.config)
     config.dtype = torch.float32  # config.json's "dtype": what dtype="auto" loads

@@ -145,6 +145,19 @@ def _used_text(facts: CardFacts) -> str:
     return "; ".join(parts)
 
 
+def _structured_rows(st: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """pruning.structure ffn_neurons: what was removed, and that the checkpoint is smaller."""
+    if not st:
+        return []
+    kept, n = st["ffn_neurons_kept_per_layer"], st["ffn_neurons_per_layer"]
+    return [("structure", f"whole FFN neurons: {kept[0]:,} of {n:,} kept in each of the "
+             f"{len(kept)} layers ({_pct(st['unit_sparsity'])} % pruned; attention, embeddings, "
+             f"pooler and classifier kept); {_pct(st['sparsity_over_encoder_parameters'])} % of "
+             f"the encoder layers' parameters removed. The checkpoint is physically smaller: "
+             f"`intermediate_size` {kept[0]:,}, {st['model_parameters_after_export']:,} "
+             "parameters")]  # fmt: skip
+
+
 def model_card(facts: CardFacts) -> ModelCard:
     s = facts.sparsity
     zeros, masked = s.get("pruned_weights"), s.get("masked_weights")
@@ -188,7 +201,13 @@ def model_card(facts: CardFacts) -> ModelCard:
                      f"feed-forward matrices{' and the pooler' if facts.has_pooler else ''}"
                      f"{' and the classifier' if facts.method == 'mask_training' else ''} "
                      f"pruned per matrix; embeddings, biases and LayerNorm kept); "
-                     f"{_pct(over_all)} % of all {total:,} parameters"),
+                     f"{_pct(over_all)} % of all {total:,} parameters")
+         if not s.get("structured") else
+         ("sparsity", f"{_pct(over_masked)} % of the {masked:,} weights of the FFN matrices "
+                      f"are zero in the mask file ({zeros:,}: the pruned neurons' rows and "
+                      f"columns); {_pct(over_all)} % of all {total:,} parameters of the "
+                      "unpruned model"),
+        *_structured_rows(s.get("structured")),
         ("target sparsity", f"{facts.target_sparsity:.0%}"),
         ("seed", str(facts.seed)),
         ("selected step", f"{facts.selected_step} (best {facts.id_set} score; OOD never selects)"),

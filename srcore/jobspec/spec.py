@@ -342,6 +342,12 @@ class PruningSpec(StrictModel):
         max_length=9,
         description="Target fractions of pruned weights per matrix, e.g. 0.5, 0.7, 0.9.",
     )
+    structure: Literal["unstructured", "ffn_neurons"] = Field(
+        default="unstructured",
+        description="unstructured (any weight of every matrix), or ffn_neurons (whole FFN "
+        "neurons, the same count in every layer: sparsities are fractions of neurons and the "
+        "checkpoint has a smaller intermediate_size).",
+    )
     schedule: Literal["constant", "gradual"] = Field(
         default="constant",
         description="constant, or gradual (cubic, from initial_sparsity; mask_training).",
@@ -359,7 +365,9 @@ class PruningSpec(StrictModel):
         description="τ of mask training: a weight is kept where its score exceeds it.",
     )
     mask_classifier: bool = Field(
-        default=True, description="Mask training also prunes the classifier weight."
+        default=True,
+        description="Mask training also prunes the classifier weight (unstructured only: "
+        "ffn_neurons prunes FFN neurons, never the classifier).",
     )
     imp_rate: Annotated[float, Field(gt=0.0, le=0.5)] = Field(
         default=0.1, description="IMP: fraction of the original weights pruned per round."
@@ -627,6 +635,7 @@ def spec_hash(spec: JobSpec) -> str:
 _LATE_DEFAULTS: dict[tuple[str, str], Any] = {
     ("training", "tf32"): True,
     ("training", "deterministic"): False,
+    ("pruning", "structure"): "unstructured",
 }
 
 

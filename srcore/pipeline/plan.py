@@ -29,6 +29,8 @@ class StagePlan:
     start: Literal["dense", "pretrained"]  # the model the search starts from
     teacher: Literal["dense", "file"] | None  # where conf_reg's teacher comes from
     needs_bias: bool
+    # unstructured (per weight), or ffn_neurons (whole FFN neurons, same count per layer)
+    structure: str = "unstructured"
 
     @classmethod
     def from_spec(cls, spec: JobSpec) -> StagePlan:
@@ -58,6 +60,7 @@ class StagePlan:
             start="dense" if from_dense else "pretrained",
             teacher=teacher,  # type: ignore[arg-type]
             needs_bias=any(loss_needs(loss).bias for loss in losses),
+            structure=p.structure,
         )
 
     @property
@@ -85,6 +88,12 @@ class StagePlan:
         """Whether the classifier's weights are saved with each mask: a random classifier is
         part of the subnetwork, without it the mask cannot be reproduced."""
         return not self.trains_weights
+
+    @property
+    def structured(self) -> bool:
+        """Units are whole FFN neurons: the masks cover the FFN matrices only, and the
+        exported checkpoint is physically smaller."""
+        return self.structure != "unstructured"
 
     def dense_curve_stage(self, loss: str) -> Literal["dense", "teacher"]:
         """The curve name of a dense fine-tune with `loss`: a conf_reg job whose dense model

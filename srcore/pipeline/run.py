@@ -38,6 +38,7 @@ from srcore.pipeline.stages import (
     teacher_stage,
 )
 from srcore.pruning import head_state_dict, model_parameter_count, save_masks, sparsity_report
+from srcore.pruning.structured import check_ffn_model, ffn_units, structured_report
 from srcore.stage_cache import StageCache
 from srcore.training import configure_cpu_threads, pick_device, precision_info
 from srcore.training.device import apply_numerics, describe_device, resolve_precision
@@ -64,6 +65,8 @@ def run_search(
     callbacks.on_stage("data")
     data = load_job_data(spec)
     plan = StagePlan.from_spec(spec)
+    if plan.structured:  # a model without a BERT-style FFN: refused before any stage
+        check_ffn_model(data.model_path, len(data.labels), spec.model.revision)
     eval_examples = sum(len(s.encoded) for s in data.eval_sets)
     tracker.plan(expected_work(spec, plan, len(data.encoded_train), eval_examples))
     ctx = StageContext(spec, plan, data, cache, callbacks, layout)
@@ -188,6 +191,8 @@ def _export_unit(
     model = load_model(data.model_path, data.labels, seed, spec.model.revision)
     model.load_state_dict(found.state)
     report = sparsity_report(found.masks, model_parameter_count(model))
+    if plan.structured:  # neurons kept per layer, share of the encoder removed
+        report["structured"] = structured_report(ffn_units(model), found.masks, model)
     mask_meta = {
         "task": data.task.name,
         "labels": list(data.labels),
@@ -225,7 +230,7 @@ def _export_unit(
     ))  # fmt: skip
     export_checkpoint(
         model, data.tokenizer, data.labels, ckpt_dir, masks=found.masks, overwrite=True,
-        card=str(card),
+        card=str(card), shrink_ffn_neurons=plan.structured,
     )  # fmt: skip
     del model
     if torch.cuda.is_available():

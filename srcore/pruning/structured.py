@@ -359,3 +359,18 @@ def shrink_ffn(
     if unexpected or any(not key.endswith("position_ids") for key in missing):
         raise ValueError(f"shrunk model: missing {missing[:3]}, unexpected {unexpected[:3]}")
     return small.eval()
+
+
+def check_ffn_model(model_path: str, num_labels: int, revision: str | None = None) -> None:
+    """Refuse, before any stage runs, a model whose layers have no BERT-style FFN to prune
+    by neurons. Built on the meta device from its config: no weights are read."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(model_path, revision=revision, num_labels=num_labels)
+    with torch.device("meta"):
+        model = AutoModelForSequenceClassification.from_config(config)
+    try:
+        units = ffn_units(model)
+        _ffn_width_key(config, units[0].n_units)
+    except ValueError as exc:
+        raise ValueError(f"pruning.structure 'ffn_neurons': {model_path}: {exc}") from exc

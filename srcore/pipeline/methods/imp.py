@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from srcore.jobspec.results import CurveId
 from srcore.jobspec.spec import TrainingSpec
@@ -23,8 +24,17 @@ from srcore.pruning import (
     magnitude_masks,
     prunable_weights,
 )
+from srcore.pruning.magnitude import Masks
 from srcore.pruning.movement import mask_movement
 from srcore.pruning.score_lr import WEIGHT_LR
+from srcore.pruning.structured import (
+    ffn_units,
+    ffn_weight_names,
+    hidden_sizes,
+    masks_from_norms,
+    unit_magnitude_masks,
+    unit_norms,
+)
 from srcore.training.trainer import state_dict_copy
 
 
@@ -35,13 +45,37 @@ class IterativeMagnitude(PruningMethod):
     def search(self, ctx: StageContext, start: ModelFactory) -> Iterator[Found]:
         spec, p = ctx.spec, ctx.plan.pruning
         model = start()
-        names = prunable_weights(model, include_classifier=self.masks_classifier(p))
-        start_weights = {
-            n: w.detach().cpu().clone() for n, w in model.state_dict().items() if n in names
-        }
+        select = None
+        if ctx.plan.structured:  # whole FFN neurons by unit norm, among the survivors
+            units = ffn_units(model)
+            names = ffn_weight_names(units)
+            # the start model's unit norms (small), taken before any round trains
+            norms = [n.cpu() for n in unit_norms(model, units)]
+            hidden = hidden_sizes(model, units)
+
+            def reference_at(sparsity: float) -> Masks:
+                return masks_from_norms(units, norms, hidden, sparsity)
+
+            def select(
+                m: nn.Module, _names: list[str], sparsity: float, previous: Masks | None = None
+            ) -> Masks:
+                return unit_magnitude_masks(m, units, sparsity, previous)
+        else:
+            names = prunable_weights(model, include_classifier=self.masks_classifier(p))
+            start_weights = {
+                n: w.detach().cpu().clone() for n, w in model.state_dict().items() if n in names
+            }
+
+            def reference_at(sparsity: float) -> Masks:
+                return magnitude_masks(start_weights, names, sparsity)
+
         rewind_to = base_weights_snapshot(model) if p.rewind else None
         pruner = IterativeMagnitudePruner(
-            model, names, ImpSchedule(ctx.plan.sparsities, p.imp_rate), rewind_to=rewind_to
+            model,
+            names,
+            ImpSchedule(ctx.plan.sparsities, p.imp_rate),
+            rewind_to=rewind_to,
+            select=select,
         )
         for rnd in pruner.schedule.rounds:
             round_dir = ctx.work / f"imp-round-{rnd.index:02d}"
@@ -77,7 +111,7 @@ class IterativeMagnitude(PruningMethod):
             if rnd.is_target:
                 best_state = result.best_snapshot
                 kept = {n: m.cpu().clone() for n, m in masks.items()}
-                reference = magnitude_masks(start_weights, names, rnd.sparsity)
+                reference = reference_at(rnd.sparsity)
                 found_unit = Found(
                     rnd.sparsity,
                     kept,

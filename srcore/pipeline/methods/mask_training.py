@@ -27,6 +27,7 @@ from srcore.pruning import (
 )
 from srcore.pruning.movement import mask_movement
 from srcore.pruning.score_lr import PAPER_SCORE_LR
+from srcore.pruning.structured import UnitScoreMasker, ffn_units, unit_magnitude_masks
 from srcore.training.budget import batches_per_epoch, planned_steps
 from srcore.training.trainer import state_dict_copy
 
@@ -49,10 +50,19 @@ class MaskTraining(PruningMethod):
         total = planned_steps(t.epochs, batches, t.max_steps)
         for target in plan.sparsities:
             model = start()
-            names = prunable_weights(model, include_classifier=self.masks_classifier(p))
-            magnitude = {n: m.cpu() for n, m in magnitude_masks(model, names, target).items()}
             initial = p.schedule_start if p.schedule == "gradual" else target
-            masker = ScoreMasker(model, names, initial, init=p.score_init, threshold=p.threshold)
+            masker: ScoreMasker
+            if plan.structured:  # one score per FFN neuron, exact count per layer
+                units = ffn_units(model)
+                reference = unit_magnitude_masks(model, units, target)
+                masker = UnitScoreMasker(model, initial, init=p.score_init, threshold=p.threshold)
+            else:
+                names = prunable_weights(model, include_classifier=self.masks_classifier(p))
+                reference = magnitude_masks(model, names, target)
+                masker = ScoreMasker(
+                    model, names, initial, init=p.score_init, threshold=p.threshold
+                )
+            magnitude = {n: m.cpu() for n, m in reference.items()}
             initial_masks = {n: m.cpu() for n, m in masker.current_masks().items()}
             config = trainer_config(
                 ctx.spec,
