@@ -95,6 +95,25 @@ def _counts(study) -> str:
     return ", ".join(f"{n} {status}" for status, n in study.counts.items() if n) or "no jobs"
 
 
+def progress_text(study) -> str:
+    """One line: jobs done, the study's percent (running children by their own progress),
+    elapsed and ETA, as GET /studies/{id} gives them (issue 19 item 7)."""
+    from srnet.client_cli import _duration
+
+    p = study.raw.get("progress") or {}
+    if not p:
+        return f"{_counts(study)}"
+    parts = [f"{p['done']} of {p['total']} jobs done", f"{100 * p['fraction']:.0f}%"]
+    if p.get("running"):
+        parts.append(f"{p['running']} running")
+    if p.get("elapsed_s") is not None:
+        parts.append(f"elapsed {_duration(p['elapsed_s'])}")
+    if study.status in ("queued", "running"):
+        eta = p.get("eta_s")
+        parts.append(f"ETA {_duration(eta)}" if eta is not None else "ETA unknown yet")
+    return " · ".join(parts)
+
+
 @_service
 def cmd_study_submit(args: argparse.Namespace) -> int:
     with _connect(args) as client:
@@ -144,9 +163,31 @@ def cmd_study_status(args: argparse.Namespace) -> int:
         print(json.dumps(study.raw, indent=1))
         return EXIT_OK
     print(f"id      {study.id}\nname    {study.name or ''}\nstatus  {study.status}")
-    print(f"jobs    {study.jobs} ({_counts(study)})\n")
+    print(f"jobs    {study.jobs} ({_counts(study)})")
+    print(f"progress {progress_text(study)}\n")
     print(_children_table(study))
     return EXIT_OK
+
+
+@_service
+def cmd_study_watch(args: argparse.Namespace) -> int:
+    """Follow a study until every child finished: its progress line as it moves (every
+    --interval seconds), then its status and children; exit 0 when it succeeded."""
+    import time
+
+    last = None
+    with _connect(args) as client:
+        while True:
+            study = client.get_study(args.study_id)
+            line = f"{study.status:<9} {progress_text(study)}"
+            if line != last:
+                print(line, file=sys.stderr, flush=True)
+                last = line
+            if study.is_finished:
+                break
+            time.sleep(args.interval)
+    print(_children_table(study))
+    return {"succeeded": EXIT_OK, "failed": 1}.get(study.status, EXIT_CANCELLED)
 
 
 @_service
@@ -268,6 +309,13 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument("study_id", metavar="ID")
     p.add_argument("--json", action="store_true", help="print the study as JSON")
     p.set_defaults(func=cmd_study_status)
+
+    p = commands.add_parser(
+        "watch", parents=[common], help="follow a study's progress until every child finished"
+    )
+    p.add_argument("study_id", metavar="ID")
+    p.add_argument("--interval", type=float, default=10.0, help="seconds between polls (10)")
+    p.set_defaults(func=cmd_study_watch)
 
     p = commands.add_parser("table", parents=[common], help="a study's results table")
     p.add_argument("study_id", metavar="ID")

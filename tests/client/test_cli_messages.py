@@ -131,3 +131,33 @@ def test_short_ids_name_studies_and_jobs_in_the_client_and_the_study_cli(
     assert asyncio.run(via_async()) == job.id
     with pytest.raises(NotFound, match="no study of yours has an id starting with 'ffff0000'"):
         client.get_study("ffff0000")
+
+
+def test_study_status_and_watch_show_the_studys_progress(env, client, service, capsys):
+    """Issue 19 item 7: no progress anywhere for a study; now status and watch show it."""
+    import threading
+    import time
+
+    study = client.submit_study({"name": "watched", "base": {"training": {"max_steps": 5}},
+                                 "axes": [{"path": "debias.loss", "values": ["none", "poe"]}],
+                                 "dense_references": False})  # fmt: skip
+    code, out, err = run(capsys, "study", "status", study.id[:8])
+    assert code == 0, err
+    assert "progress 0 of 2 jobs done · 0% · ETA unknown yet" in out
+
+    def work() -> None:
+        for child in study.children:
+            time.sleep(0.2)
+            service.worker(child.job_id).run_search((0.5,), pause_s=0.01)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    code, out, err = run(capsys, "study", "watch", study.id, "--interval", "0.05")
+    worker.join()
+    assert code == 0, err
+    lines = err.splitlines()
+    assert lines[0].startswith(("queued", "running"))
+    assert any("1 of 2 jobs done" in line for line in lines)
+    assert lines[-1].startswith("succeeded") and "2 of 2 jobs done · 100%" in lines[-1]
+    assert "elapsed" in lines[-1] and "ETA" not in lines[-1]
+    assert out.count("succeeded") == 2  # the children table
