@@ -38,7 +38,7 @@ from srcore.pipeline.stages import (
     teacher_stage,
 )
 from srcore.pruning import head_state_dict, model_parameter_count, save_masks, sparsity_report
-from srcore.pruning.structured import check_ffn_model, ffn_units, structured_report
+from srcore.pruning.structured import check_structured_model, structure_units, structured_report
 from srcore.stage_cache import StageCache
 from srcore.training import configure_cpu_threads, pick_device, precision_info
 from srcore.training.device import apply_numerics, describe_device, resolve_precision
@@ -66,7 +66,9 @@ def run_search(
     data = load_job_data(spec)
     plan = StagePlan.from_spec(spec)
     if plan.structured:  # a model without a BERT-style FFN: refused before any stage
-        check_ffn_model(data.model_path, len(data.labels), spec.model.revision)
+        check_structured_model(
+            data.model_path, len(data.labels), plan.structure, spec.model.revision
+        )
     eval_examples = sum(len(s.encoded) for s in data.eval_sets)
     tracker.plan(expected_work(spec, plan, len(data.encoded_train), eval_examples))
     ctx = StageContext(spec, plan, data, cache, callbacks, layout)
@@ -192,7 +194,8 @@ def _export_unit(
     model.load_state_dict(found.state)
     report = sparsity_report(found.masks, model_parameter_count(model))
     if plan.structured:  # neurons kept per layer, share of the encoder removed
-        report["structured"] = structured_report(ffn_units(model), found.masks, model)
+        units = structure_units(model, plan.structure)
+        report["structured"] = structured_report(units, found.masks, model)
     mask_meta = {
         "task": data.task.name,
         "labels": list(data.labels),

@@ -1,12 +1,21 @@
-"""Structured pruning of FFN neurons: one unit per intermediate neuron of every encoder layer.
+"""Structured pruning: whole FFN neurons, and optionally whole attention heads, of every
+encoder layer.
 
-A neuron j of a layer is row j of the up-projection (BERT's `intermediate.dense`: weight and
-bias) and column j of the down-projection (`output.dense`). Zeroing the column removes the
-neuron's whole contribution to the layer's output, so mask training gates the column only
-(one score per neuron); the masks written to the artifact are per-weight, expanded to the row
-and the column, so every per-weight reader (mask files, `apply_masks`, restore) works as for
-unstructured masks. The same count of neurons is kept in every layer, so an exported model is
-a plain model of the family with a smaller `intermediate_size` (`shrink_ffn`).
+A unit is a group of rows of some matrices and the matching columns of the matrix that reads
+them back into the hidden state:
+
+- an FFN neuron j: row j of the up-projection (BERT's `intermediate.dense`, weight and bias)
+  and column j of the down-projection (`output.dense`);
+- an attention head h (head size d): rows h·d … h·d + d - 1 of query, key and value (weights
+  and biases) and the same columns of the attention output (`attention.output.dense`).
+
+Zeroing a unit's columns removes its whole contribution to the layer's output, so mask
+training gates the columns only (one score per unit); the masks written to the artifact are
+per weight, expanded to the rows and columns, so every per-weight reader (mask files,
+`apply_masks`, restore) works as for unstructured masks. The same count of units is kept in
+every layer, so an exported model is a plain model of the family with a smaller
+`intermediate_size` (`shrink_ffn`). Heads are zeroed, not removed: transformers 5 has no
+`prune_heads`, and a plain config cannot say which heads a layer lacks.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -31,26 +40,59 @@ from srcore.pruning.targets import _base_model, _encoder_layers, get_weight
 
 # Config attributes that hold the FFN width, by family (BERT/RoBERTa/ELECTRA; DistilBERT).
 _FFN_WIDTH_KEYS = ("intermediate_size", "hidden_dim")
+_HEAD_COUNT_KEYS = ("num_attention_heads", "n_heads")
+
+UnitKind = Literal["ffn", "heads"]
 
 
 @dataclass(frozen=True)
-class FfnUnits:
-    """The FFN of one encoder layer: parameter names of its up and down projections."""
+class UnitGroup:
+    """The units of one kind in one encoder layer, by parameter names."""
 
-    up_weight: str  # (n_units, hidden): row j is neuron j's input weights
-    up_bias: str | None
-    down_weight: str  # (hidden, n_units): column j is neuron j's output weights
+    kind: UnitKind
+    rows: tuple[str, ...]  # matrices whose rows belong to the units (width rows per unit)
+    row_biases: tuple[str, ...]
+    column: str  # the matrix whose columns belong to the units (width columns per unit)
     n_units: int
+    width: int = 1  # rows / columns per unit: 1 for a neuron, the head size for a head
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The matrices a mask of these units covers."""
+        return (*self.rows, self.column)
+
+    # FFN naming (one row matrix): the up- and down-projection
+    @property
+    def up_weight(self) -> str:
+        return self.rows[0]
+
+    @property
+    def up_bias(self) -> str | None:
+        return self.row_biases[0] if self.row_biases else None
+
+    @property
+    def down_weight(self) -> str:
+        return self.column
 
 
-def ffn_units(model: nn.Module) -> list[FfnUnits]:
-    """Per encoder layer, its FFN found structurally: the Linear that widens the hidden size
-    (up) and the Linear that reads that width back to the hidden size (down)."""
+FfnUnits = UnitGroup  # the FFN neurons of one layer
+
+
+def _layer_linears(model: nn.Module) -> tuple[dict[int, str], list[tuple[int, list[nn.Linear]]]]:
     names = {id(m): n for n, m in model.named_modules()}
     layers = _encoder_layers(_base_model(model))
-    found: list[FfnUnits] = []
-    for index, layer in enumerate(layers):
-        linears = [m for m in layer.modules() if isinstance(m, nn.Linear)]
+    return names, [
+        (i, [m for m in layer.modules() if isinstance(m, nn.Linear)])
+        for i, layer in enumerate(layers)
+    ]
+
+
+def ffn_units(model: nn.Module) -> list[UnitGroup]:
+    """Per encoder layer, its FFN found structurally: the Linear that widens the hidden size
+    (up) and the Linear that reads that width back to the hidden size (down)."""
+    names, layers = _layer_linears(model)
+    found: list[UnitGroup] = []
+    for index, linears in layers:
         hidden = min(m.in_features for m in linears)
         ups = [m for m in linears if m.in_features == hidden and m.out_features != hidden]
         if len(ups) != 1:
@@ -66,68 +108,119 @@ def ffn_units(model: nn.Module) -> list[FfnUnits]:
             raise ValueError(f"encoder layer {index}: no FFN down-projection found")
         up_name, down_name = names[id(up)], names[id(downs[0])]
         found.append(
-            FfnUnits(
-                up_weight=f"{up_name}.weight",
-                up_bias=f"{up_name}.bias" if up.bias is not None else None,
-                down_weight=f"{down_name}.weight",
+            UnitGroup(
+                kind="ffn",
+                rows=(f"{up_name}.weight",),
+                row_biases=(f"{up_name}.bias",) if up.bias is not None else (),
+                column=f"{down_name}.weight",
                 n_units=up.out_features,
             )
         )
     return found
 
 
-def ffn_weight_names(units: Sequence[FfnUnits]) -> list[str]:
-    """The matrices a structured mask covers, in layer order (up, down)."""
-    return [name for u in units for name in (u.up_weight, u.down_weight)]
+def head_units(model: nn.Module) -> list[UnitGroup]:
+    """Per encoder layer, its attention heads: the layer's four hidden → hidden Linears in
+    module order are query, key, value and the attention output (BERT, RoBERTa, DistilBERT)."""
+    config = getattr(model, "config", None)
+    heads = next((getattr(config, k) for k in _HEAD_COUNT_KEYS if hasattr(config, k)), None)
+    if not isinstance(heads, int) or heads < 1:
+        raise ValueError("the model's config names no head count (num_attention_heads)")
+    names, layers = _layer_linears(model)
+    found: list[UnitGroup] = []
+    for index, linears in layers:
+        hidden = min(m.in_features for m in linears)
+        square = [m for m in linears if m.in_features == hidden and m.out_features == hidden]
+        if len(square) != 4 or hidden % heads:
+            raise ValueError(
+                f"encoder layer {index}: expected query, key, value and attention output "
+                f"({hidden} → {hidden}, {heads} heads), found {len(square)} such matrices"
+            )
+        q, k, v, out = square
+        found.append(
+            UnitGroup(
+                kind="heads",
+                rows=tuple(f"{names[id(m)]}.weight" for m in (q, k, v)),
+                row_biases=tuple(f"{names[id(m)]}.bias" for m in (q, k, v) if m.bias is not None),
+                column=f"{names[id(out)]}.weight",
+                n_units=heads,
+                width=hidden // heads,
+            )
+        )
+    return found
+
+
+def structure_units(model: nn.Module, structure: str) -> list[UnitGroup]:
+    """The unit groups of `pruning.structure`: FFN neurons, then heads (ffn_neurons+heads)."""
+    if structure == "ffn_neurons":
+        return ffn_units(model)
+    if structure == "ffn_neurons+heads":
+        return [*ffn_units(model), *head_units(model)]
+    raise ValueError(f"pruning.structure: {structure!r} is not a structured pruning")
+
+
+def ffn_weight_names(units: Sequence[UnitGroup]) -> list[str]:
+    """The matrices a structured mask covers, in layer order (rows, then the column)."""
+    return [name for u in units for name in u.names]
+
+
+def _per_unit(values: Tensor, u: UnitGroup) -> Tensor:
+    """Sum each unit's `width` consecutive entries."""
+    return values.view(u.n_units, u.width).sum(1)
 
 
 @torch.no_grad()
-def unit_norms(model: nn.Module, units: Sequence[FfnUnits]) -> list[Tensor]:
-    """Per layer, the L2 norm of each neuron's weights: its up row, up bias and down column."""
+def unit_norms(model: nn.Module, units: Sequence[UnitGroup]) -> list[Tensor]:
+    """Per group, the L2 norm of each unit's weights: its rows (and biases) and columns."""
     params = dict(model.named_parameters())
     norms = []
     for u in units:
-        up = get_weight(model, u.up_weight).detach().float()
-        down = get_weight(model, u.down_weight).detach().float()
-        squared = up.pow(2).sum(1) + down.pow(2).sum(0)
-        if u.up_bias is not None:
-            squared = squared + params[u.up_bias].detach().float().pow(2)
+        column = get_weight(model, u.column).detach().float()
+        squared = _per_unit(column.pow(2).sum(0), u)
+        for name in u.rows:
+            squared += _per_unit(get_weight(model, name).detach().float().pow(2).sum(1), u)
+        for name in u.row_biases:
+            squared += _per_unit(params[name].detach().float().pow(2), u)
         norms.append(squared.sqrt())
     return norms
 
 
+def mask_shapes(model: nn.Module, units: Sequence[UnitGroup]) -> dict[str, torch.Size]:
+    """The shape of every matrix the units' masks cover."""
+    return {name: get_weight(model, name).shape for u in units for name in u.names}
+
+
 def expand_unit_masks(
-    units: Sequence[FfnUnits], keeps: Sequence[Tensor], hidden: Mapping[str, int]
+    units: Sequence[UnitGroup], keeps: Sequence[Tensor], shapes: Mapping[str, Sequence[int]]
 ) -> dict[str, Tensor]:
-    """Per-weight masks (True = kept) from per-neuron ones: rows of up, columns of down."""
+    """Per-weight masks (True = kept) from per-unit ones: the rows and the columns."""
     masks: dict[str, Tensor] = {}
     for u, keep in zip(units, keeps, strict=True):
-        keep = keep.to(torch.bool)
-        masks[u.up_weight] = keep[:, None].expand(u.n_units, hidden[u.up_weight]).clone()
-        masks[u.down_weight] = keep[None, :].expand(hidden[u.down_weight], u.n_units).clone()
+        flat = keep.to(torch.bool).repeat_interleave(u.width)
+        for name in u.rows:
+            masks[name] = flat[:, None].expand(*shapes[name]).clone()
+        masks[u.column] = flat[None, :].expand(*shapes[u.column]).clone()
     return masks
 
 
-def hidden_sizes(model: nn.Module, units: Sequence[FfnUnits]) -> dict[str, int]:
-    """Per FFN matrix, the size of its hidden side (up: columns, down: rows)."""
-    return {
-        **{u.up_weight: get_weight(model, u.up_weight).shape[1] for u in units},
-        **{u.down_weight: get_weight(model, u.down_weight).shape[0] for u in units},
-    }
-
-
-def unit_keeps_from_masks(units: Sequence[FfnUnits], masks: Mapping[str, Tensor]) -> list[Tensor]:
-    """The per-neuron keep vectors of expanded masks; refuses masks that are not structured
-    (a down column partly kept, or up rows that disagree with the columns)."""
+def unit_keeps_from_masks(units: Sequence[UnitGroup], masks: Mapping[str, Tensor]) -> list[Tensor]:
+    """The per-unit keep vectors of expanded masks; refuses masks that are not structured
+    (a column partly kept, a unit partly kept, or rows that disagree with the columns)."""
     keeps = []
     for u in units:
-        down = masks[u.down_weight].to(torch.bool)
-        keep = down.all(0)
-        if not torch.equal(down, keep[None, :].expand_as(down)):
-            raise ValueError(f"{u.down_weight}: the mask is not whole columns (not ffn_neurons)")
-        up = masks.get(u.up_weight)
-        if up is not None and not torch.equal(up.to(torch.bool), keep[:, None].expand_as(up)):
-            raise ValueError(f"{u.up_weight}: the mask's rows disagree with {u.down_weight}")
+        column = masks[u.column].to(torch.bool)
+        flat = column.all(0)
+        if not torch.equal(column, flat[None, :].expand_as(column)):
+            raise ValueError(f"{u.column}: the mask is not whole columns (not structured)")
+        keep = flat.view(u.n_units, u.width).all(1)
+        if not torch.equal(flat, keep.repeat_interleave(u.width)):
+            raise ValueError(f"{u.column}: the mask keeps part of a unit")
+        for name in u.rows:
+            rows = masks.get(name)
+            if rows is not None and not torch.equal(
+                rows.to(torch.bool), flat[:, None].expand_as(rows)
+            ):
+                raise ValueError(f"{name}: the mask's rows disagree with {u.column}")
         keeps.append(keep)
     return keeps
 
@@ -135,22 +228,22 @@ def unit_keeps_from_masks(units: Sequence[FfnUnits], masks: Mapping[str, Tensor]
 @torch.no_grad()
 def unit_magnitude_masks(
     model: nn.Module,
-    units: Sequence[FfnUnits],
+    units: Sequence[UnitGroup],
     sparsity: float,
     previous: Mapping[str, Tensor] | None = None,
 ) -> dict[str, Tensor]:
-    """Per layer, exactly round(sparsity × n_units) neurons pruned at the smallest unit norm
-    (ties by index), expanded to per-weight masks. With `previous` (IMP) the neurons it pruned
-    stay pruned and the count is of the original neurons."""
+    """Per group, exactly round(sparsity × n_units) units pruned at the smallest unit norm
+    (ties by index), expanded to per-weight masks. With `previous` (IMP) the units it pruned
+    stay pruned and the count is of the original units."""
     return masks_from_norms(
-        units, unit_norms(model, units), hidden_sizes(model, units), sparsity, previous
+        units, unit_norms(model, units), mask_shapes(model, units), sparsity, previous
     )
 
 
 def masks_from_norms(
-    units: Sequence[FfnUnits],
+    units: Sequence[UnitGroup],
     norms: Sequence[Tensor],
-    hidden: Mapping[str, int],
+    shapes: Mapping[str, Sequence[int]],
     sparsity: float,
     previous: Mapping[str, Tensor] | None = None,
 ) -> dict[str, Tensor]:
@@ -163,25 +256,31 @@ def masks_from_norms(
             gone = ~old[i].to(norm.device)
             if int(gone.sum()) > k:
                 raise ValueError(
-                    f"{u.down_weight}: {int(gone.sum())} neurons already pruned, more than "
+                    f"{u.column}: {int(gone.sum())} units already pruned, more than "
                     f"the {k} that sparsity {sparsity} allows"
                 )
             norm = norm.masked_fill(gone, -1.0)  # below every norm: pruned first
         keeps.append(keep_all_but_lowest(norm, k))
-    return expand_unit_masks(units, keeps, hidden)
+    return expand_unit_masks(units, keeps, shapes)
 
 
 class _StraightThroughColumns(torch.autograd.Function):
-    """forward: W ⊙ 1[keep(s)] per column; backward: ∂L/∂s_j = Σ_i ∂L/∂W_eff[i, j] · W[i, j]
-    (the per-weight straight-through gradient summed over the neuron's weights)."""
+    """forward: W ⊙ 1[keep(s)] per unit of `width` columns; backward: ∂L/∂s_u = Σ over the
+    unit's weights of ∂L/∂W_eff · W (the per-weight straight-through gradient, summed)."""
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, weight: Tensor, scores: Tensor, threshold: Tensor, tie_keep: Tensor | None
+        ctx: Any,
+        weight: Tensor,
+        scores: Tensor,
+        threshold: Tensor,
+        tie_keep: Tensor | None,
+        width: int,
     ) -> Tensor:
         keep = keep_from_split(scores, threshold, tie_keep).to(weight.dtype)
+        keep = keep.repeat_interleave(width)
         ctx.save_for_backward(weight, keep)
-        ctx.scores_dtype = scores.dtype
+        ctx.scores_dtype, ctx.width = scores.dtype, width
         return weight * keep[None, :]
 
     @staticmethod
@@ -190,17 +289,19 @@ class _StraightThroughColumns(torch.autograd.Function):
         grad_weight = grad_out * keep[None, :] if ctx.needs_input_grad[0] else None
         grad_scores = None
         if ctx.needs_input_grad[1]:
-            grad_scores = (grad_out * weight).sum(0).to(ctx.scores_dtype)
-        return grad_weight, grad_scores, None, None
+            per_column = (grad_out * weight).sum(0)
+            grad_scores = per_column.view(-1, ctx.width).sum(1).to(ctx.scores_dtype)
+        return grad_weight, grad_scores, None, None, None
 
 
 class UnitScoreMask(nn.Module):
-    """The parametrization of a down-projection: one score per column (neuron), τ and the tie
-    mask, the same attributes as `ScoreMask` so `ScoreMasker`'s threshold reset and state
-    handling apply unchanged (exact k neurons per layer)."""
+    """The parametrization of a units' column matrix: one score per unit, τ and the tie mask,
+    the same attributes as `ScoreMask` so `ScoreMasker`'s threshold reset and state handling
+    apply unchanged (exact k units per layer)."""
 
-    def __init__(self, scores: Tensor, threshold: float) -> None:
+    def __init__(self, scores: Tensor, threshold: float, width: int = 1) -> None:
         super().__init__()
+        self.width = width
         self.scores = nn.Parameter(scores)
         self.register_buffer(
             "threshold", torch.tensor(threshold, dtype=scores.dtype, device=scores.device)
@@ -208,7 +309,9 @@ class UnitScoreMask(nn.Module):
         self.register_buffer("tie_keep", None, persistent=False)
 
     def forward(self, weight: Tensor) -> Tensor:
-        return _StraightThroughColumns.apply(weight, self.scores, self.threshold, self.tie_keep)
+        return _StraightThroughColumns.apply(
+            weight, self.scores, self.threshold, self.tie_keep, self.width
+        )
 
     @torch.no_grad()
     def keep_mask(self) -> Tensor:
@@ -225,7 +328,7 @@ class UnitScoreMask(nn.Module):
 
 
 def initial_unit_scores(norm: Tensor, sparsity: float, init: ScoreInit, threshold: float) -> Tensor:
-    """hard: 0 for the smallest s·n neurons by unit norm, 2τ for the rest; soft: the norm."""
+    """hard: 0 for the smallest s·n units by unit norm, 2τ for the rest; soft: the norm."""
     if init == "soft":
         return norm.clone()
     if init != "hard":
@@ -234,11 +337,10 @@ def initial_unit_scores(norm: Tensor, sparsity: float, init: ScoreInit, threshol
 
 
 class UnitScoreMasker(ScoreMasker):
-    """`ScoreMasker` with one score per FFN neuron: the scores gate the down-projection's
-    columns; `current_masks` and `remove` give per-weight masks of the up and down matrices.
-
-    Attention, pooler and classifier are not masked. `names` (the masks' keys) are the FFN
-    matrices (`ffn_weight_names`); the parametrized ones are the down-projections.
+    """`ScoreMasker` with one score per unit (FFN neuron, attention head): the scores gate
+    the columns of each group's column matrix; `current_masks` and `remove` give per-weight
+    masks of every matrix the units cover. Pooler and classifier are not masked; with
+    `structure` ffn_neurons neither is attention.
     """
 
     def __init__(
@@ -246,31 +348,32 @@ class UnitScoreMasker(ScoreMasker):
         model: nn.Module,
         sparsity: float,
         *,
+        structure: str = "ffn_neurons",
         init: ScoreInit = "hard",
         threshold: float = 0.01,
     ) -> None:
-        self.units = ffn_units(model)
-        self._hidden = hidden_sizes(model, self.units)
+        self.units = structure_units(model, structure)
+        self._shapes = mask_shapes(model, self.units)
         norms = unit_norms(model, self.units)
         self._unit_scores = {
-            u.down_weight: initial_unit_scores(norm, sparsity, init, threshold)
+            u.column: (initial_unit_scores(norm, sparsity, init, threshold), u.width)
             for u, norm in zip(self.units, norms, strict=True)
         }
         super().__init__(
-            model, [u.down_weight for u in self.units], sparsity, init=init, threshold=threshold
+            model, [u.column for u in self.units], sparsity, init=init, threshold=threshold
         )
 
     def _make_mask(self, name: str, weight: Tensor, sparsity: float, init: ScoreInit,
                    threshold: float) -> nn.Module:  # fmt: skip
-        scores = self._unit_scores.pop(name).to(weight.device)
-        return UnitScoreMask(scores, threshold)
+        scores, width = self._unit_scores.pop(name)
+        return UnitScoreMask(scores.to(weight.device), threshold, width)
 
     def unit_masks(self) -> list[Tensor]:
-        """Per layer, the neurons kept (bool, on the scores' device)."""
-        return [self._masks[u.down_weight].keep_mask() for u in self.units]
+        """Per group, the units kept (bool, on the scores' device)."""
+        return [self._masks[u.column].keep_mask() for u in self.units]
 
     def current_masks(self) -> dict[str, Tensor]:
-        return expand_unit_masks(self.units, self.unit_masks(), self._hidden)
+        return expand_unit_masks(self.units, self.unit_masks(), self._shapes)
 
     @torch.no_grad()
     def remove(self, leave_pruned: bool = True) -> dict[str, Tensor]:
@@ -289,35 +392,52 @@ class UnitScoreMasker(ScoreMasker):
         return masks
 
 
+def _unit_parameter_count(u: UnitGroup, masks: Mapping[str, Tensor], biases: set[str]) -> int:
+    """Parameters one unit holds: its rows (and biases) and its columns."""
+    per_row = sum(masks[name].shape[1] for name in u.rows)
+    per_row += sum(1 for name in u.row_biases if name in biases)
+    return u.width * (per_row + masks[u.column].shape[0])
+
+
 def structured_report(
-    units: Sequence[FfnUnits], masks: Mapping[str, Tensor], model: nn.Module
+    units: Sequence[UnitGroup], masks: Mapping[str, Tensor], model: nn.Module
 ) -> dict[str, Any]:
-    """Sparsity as units (neurons kept / pruned per layer) and as the share of the encoder
-    layers' weights removed (a neuron removes its up row and bias and its down column)."""
+    """Sparsity as units (kept / pruned per layer) and as the share of the encoder layers'
+    parameters removed (a unit's rows, biases and columns). FFN neurons are sliced out of the
+    export (`model_parameters_after_export`); heads are zeroed in it."""
     keeps = unit_keeps_from_masks(units, masks)
     layers = _encoder_layers(_base_model(model))
     encoder_params = sum(p.numel() for p in layers.parameters())
-    removed = 0
     params = dict(model.named_parameters())
-    for u, keep in zip(units, keeps, strict=True):
-        gone = u.n_units - int(keep.sum())
-        per_unit = masks[u.up_weight].shape[1] + masks[u.down_weight].shape[0]
-        per_unit += 1 if u.up_bias is not None and u.up_bias in params else 0
-        removed += gone * per_unit
-    kept = [int(k.sum()) for k in keeps]
-    total = sum(u.n_units for u in units)
-    return {
-        "structure": "ffn_neurons",
-        "ffn_neurons_per_layer": units[0].n_units if units else 0,
-        "ffn_neurons_kept_per_layer": kept,
-        "ffn_neurons_pruned": total - sum(kept),
-        "ffn_neurons": total,
-        "unit_sparsity": (total - sum(kept)) / total if total else 0.0,
-        "model_parameters_after_export": sum(p.numel() for p in params.values()) - removed,
+    report: dict[str, Any] = {}
+    removed: dict[str, int] = {"ffn": 0, "heads": 0}
+    for kind, label in (("ffn", "ffn_neurons"), ("heads", "heads")):
+        group = [(u, k) for u, k in zip(units, keeps, strict=True) if u.kind == kind]
+        if not group:
+            continue
+        kept = [int(k.sum()) for _, k in group]
+        total = sum(u.n_units for u, _ in group)
+        for u, k in group:
+            removed[kind] += (u.n_units - int(k.sum())) * _unit_parameter_count(
+                u, masks, set(params)
+            )
+        report.update({
+            f"{label}_per_layer": group[0][0].n_units,
+            f"{label}_kept_per_layer": kept,
+            f"{label}_pruned": total - sum(kept),
+            label: total,
+            f"{label}_sparsity": (total - sum(kept)) / total,
+        })  # fmt: skip
+    gone = removed["ffn"] + removed["heads"]
+    report.update({
+        "structure": "ffn_neurons+heads" if "heads" in report else "ffn_neurons",
+        "unit_sparsity": report.get("ffn_neurons_sparsity", 0.0),
+        "model_parameters_after_export": sum(p.numel() for p in params.values()) - removed["ffn"],
         "encoder_parameters": encoder_params,
-        "encoder_parameters_removed": removed,
-        "sparsity_over_encoder_parameters": removed / encoder_params if encoder_params else 0.0,
-    }
+        "encoder_parameters_removed": gone,
+        "sparsity_over_encoder_parameters": gone / encoder_params if encoder_params else 0.0,
+    })  # fmt: skip
+    return report
 
 
 def _ffn_width_key(config: Any, width: int) -> str:
@@ -336,7 +456,7 @@ def shrink_ffn(
     """A new plain model of `model`'s class whose FFNs keep only the neurons `masks` keeps,
     with `state` (plain names) sliced into it. Every layer must keep the same count: one
     `intermediate_size` in the config. Its logits equal the masked model's."""
-    units = ffn_units(model)
+    units = ffn_units(model)  # heads, if masked, are zeroed in `state` and stay
     keeps = unit_keeps_from_masks(units, masks)
     counts = {int(k.sum()) for k in keeps}
     if len(counts) != 1:
@@ -361,16 +481,19 @@ def shrink_ffn(
     return small.eval()
 
 
-def check_ffn_model(model_path: str, num_labels: int, revision: str | None = None) -> None:
-    """Refuse, before any stage runs, a model whose layers have no BERT-style FFN to prune
-    by neurons. Built on the meta device from its config: no weights are read."""
+def check_structured_model(
+    model_path: str, num_labels: int, structure: str, revision: str | None = None
+) -> None:
+    """Refuse, before any stage runs, a model whose layers lack the units `structure` prunes
+    (a BERT-style FFN; query, key, value and output for heads). Built on the meta device from
+    its config: no weights are read."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     config = AutoConfig.from_pretrained(model_path, revision=revision, num_labels=num_labels)
     with torch.device("meta"):
         model = AutoModelForSequenceClassification.from_config(config)
     try:
-        units = ffn_units(model)
+        units = structure_units(model, structure)
         _ffn_width_key(config, units[0].n_units)
     except ValueError as exc:
-        raise ValueError(f"pruning.structure 'ffn_neurons': {model_path}: {exc}") from exc
+        raise ValueError(f"pruning.structure '{structure}': {model_path}: {exc}") from exc

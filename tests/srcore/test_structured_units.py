@@ -17,7 +17,7 @@ from srcore.pruning.structured import (
     expand_unit_masks,
     ffn_units,
     ffn_weight_names,
-    hidden_sizes,
+    mask_shapes,
     shrink_ffn,
     structured_report,
     unit_keeps_from_masks,
@@ -176,7 +176,7 @@ def test_unequal_counts_per_layer_cannot_shrink() -> None:
     model = eval_tiny_bert()
     units = ffn_units(model)
     keeps = [torch.arange(64) < 32, torch.arange(64) < 40]
-    masks = expand_unit_masks(units, keeps, hidden_sizes(model, units))
+    masks = expand_unit_masks(units, keeps, mask_shapes(model, units))
     with pytest.raises(ValueError, match="different numbers of FFN neurons"):
         shrink_ffn(model, plain_state_dict(model), masks)
 

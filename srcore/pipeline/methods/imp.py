@@ -28,10 +28,10 @@ from srcore.pruning.magnitude import Masks
 from srcore.pruning.movement import mask_movement
 from srcore.pruning.score_lr import WEIGHT_LR
 from srcore.pruning.structured import (
-    ffn_units,
     ffn_weight_names,
-    hidden_sizes,
+    mask_shapes,
     masks_from_norms,
+    structure_units,
     unit_magnitude_masks,
     unit_norms,
 )
@@ -46,15 +46,15 @@ class IterativeMagnitude(PruningMethod):
         spec, p = ctx.spec, ctx.plan.pruning
         model = start()
         select = None
-        if ctx.plan.structured:  # whole FFN neurons by unit norm, among the survivors
-            units = ffn_units(model)
+        if ctx.plan.structured:  # whole units (neurons, heads) by norm, among the survivors
+            units = structure_units(model, ctx.plan.structure)
             names = ffn_weight_names(units)
             # the start model's unit norms (small), taken before any round trains
             norms = [n.cpu() for n in unit_norms(model, units)]
-            hidden = hidden_sizes(model, units)
+            shapes = mask_shapes(model, units)
 
             def reference_at(sparsity: float) -> Masks:
-                return masks_from_norms(units, norms, hidden, sparsity)
+                return masks_from_norms(units, norms, shapes, sparsity)
 
             def select(
                 m: nn.Module, _names: list[str], sparsity: float, previous: Masks | None = None

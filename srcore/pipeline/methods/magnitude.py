@@ -14,7 +14,7 @@ from srcore.pipeline.work import StageWork, WorkModel
 from srcore.pruning import apply_masks, magnitude_masks, prunable_weights
 from srcore.pruning.movement import mask_movement
 from srcore.pruning.score_lr import WEIGHT_LR
-from srcore.pruning.structured import ffn_units, unit_magnitude_masks
+from srcore.pruning.structured import structure_units, unit_magnitude_masks
 from srcore.training import pick_device
 from srcore.training.trainer import state_dict_copy
 
@@ -27,8 +27,9 @@ class OneShotMagnitude(PruningMethod):
         """Prune the starting weights by magnitude, evaluate, no training."""
         for target in ctx.plan.sparsities:
             model = start().to(pick_device())  # evaluated here, not by a Trainer
-            if ctx.plan.structured:  # whole FFN neurons by unit norm
-                found = unit_magnitude_masks(model, ffn_units(model), target)
+            if ctx.plan.structured:  # whole units (neurons, heads) by unit norm
+                units = structure_units(model, ctx.plan.structure)
+                found = unit_magnitude_masks(model, units, target)
             else:
                 found = magnitude_masks(model, prunable_weights(model, False), target)
             masks = {n: m.cpu() for n, m in found.items()}

@@ -27,7 +27,7 @@ from srcore.pruning import (
 )
 from srcore.pruning.movement import mask_movement
 from srcore.pruning.score_lr import PAPER_SCORE_LR
-from srcore.pruning.structured import UnitScoreMasker, ffn_units, unit_magnitude_masks
+from srcore.pruning.structured import UnitScoreMasker, structure_units, unit_magnitude_masks
 from srcore.training.budget import batches_per_epoch, planned_steps
 from srcore.training.trainer import state_dict_copy
 
@@ -52,10 +52,13 @@ class MaskTraining(PruningMethod):
             model = start()
             initial = p.schedule_start if p.schedule == "gradual" else target
             masker: ScoreMasker
-            if plan.structured:  # one score per FFN neuron, exact count per layer
-                units = ffn_units(model)
+            if plan.structured:  # one score per unit (neuron, head), exact count per layer
+                units = structure_units(model, plan.structure)
                 reference = unit_magnitude_masks(model, units, target)
-                masker = UnitScoreMasker(model, initial, init=p.score_init, threshold=p.threshold)
+                masker = UnitScoreMasker(
+                    model, initial, structure=plan.structure, init=p.score_init,
+                    threshold=p.threshold,
+                )  # fmt: skip
             else:
                 names = prunable_weights(model, include_classifier=self.masks_classifier(p))
                 reference = magnitude_masks(model, names, target)
