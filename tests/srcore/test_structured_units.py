@@ -17,8 +17,10 @@ from srcore.pruning.structured import (
     expand_unit_masks,
     ffn_units,
     ffn_weight_names,
+    head_units,
     mask_shapes,
     shrink_ffn,
+    structure_units,
     structured_report,
     unit_keeps_from_masks,
     unit_magnitude_masks,
@@ -192,3 +194,60 @@ def test_structured_masks_round_trip_through_the_mask_file(tmp_path) -> None:
         unit_keeps_from_masks(units, loaded), unit_keeps_from_masks(units, masks), strict=True
     )
     assert all(torch.equal(a, b) for a, b in pairs)
+
+
+def test_head_units_of_bert_and_roberta() -> None:
+    [first, _] = head_units(eval_tiny_bert())
+    prefix = "bert.encoder.layer.0.attention"
+    assert first.rows == tuple(f"{prefix}.self.{m}.weight" for m in ("query", "key", "value"))
+    assert first.column == f"{prefix}.output.dense.weight"
+    assert (first.n_units, first.width, first.kind) == (2, 16, "heads")
+    assert head_units(tiny_roberta())[1].column.startswith("roberta.encoder.layer.1.attention")
+
+
+def test_head_norm_covers_its_qkv_rows_biases_and_output_columns() -> None:
+    model = eval_tiny_bert()
+    [u, _] = head_units(model)
+    params = dict(model.named_parameters())
+    rows = slice(16, 32)  # head 1
+    parts = [params[n][rows].reshape(-1) for n in (*u.rows, *u.row_biases)]
+    parts.append(params[u.column][:, rows].reshape(-1))
+    assert torch.isclose(unit_norms(model, [u])[0][1], torch.cat(parts).norm())
+
+
+def test_head_score_gradient_sums_the_straight_through_gradient_of_its_columns() -> None:
+    model = eval_tiny_bert()
+    ids = torch.randint(5, 100, (4, 9), generator=torch.Generator().manual_seed(3))
+    masker = UnitScoreMasker(model, 0.5, structure="ffn_neurons+heads", init="soft")
+    heads = next(u for u in masker.units if u.kind == "heads")
+    module = model.get_submodule(heads.column.rsplit(".", 1)[0])
+    with torch_threads(1), parametrize.cached():
+        w_eff = module.weight
+        w_eff.retain_grad()
+        model(input_ids=ids).logits.sum().backward()
+    weight = module.parametrizations.weight.original.detach()
+    expected = (w_eff.grad * weight).sum(0).view(2, 16).sum(1)
+    torch.testing.assert_close(masker.scores()[heads.column].grad, expected)
+    # exact counts: half the neurons and one of the two heads of every layer
+    assert [int(k.sum()) for k in masker.unit_masks()] == [32, 32, 1, 1]
+
+
+def test_zeroed_heads_and_sliced_neurons_give_the_masked_logits() -> None:
+    for model in (eval_tiny_bert(), tiny_roberta()):
+        units = structure_units(model, "ffn_neurons+heads")
+        masks = unit_magnitude_masks(model, units, 0.5)
+        ids = torch.randint(5, 100, (2, 8), generator=torch.Generator().manual_seed(4))
+        with torch.no_grad(), torch_threads(1):
+            before = model(input_ids=ids).logits
+            apply_masks(model, masks)
+            masked = model(input_ids=ids).logits
+            small = shrink_ffn(model, plain_state_dict(model), masks)
+            torch.testing.assert_close(small(input_ids=ids).logits, masked, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(before, masked)  # the heads' removal changed the output
+        report = structured_report(units, masks, model)
+        assert report["structure"] == "ffn_neurons+heads"
+        assert report["heads_kept_per_layer"] == [1, 1] and report["heads_sparsity"] == 0.5
+        ffn_only = structured_report(ffn_units(model), masks, model)
+        assert report["encoder_parameters_removed"] > ffn_only["encoder_parameters_removed"]
+        # heads are zeroed, not removed: the export's count is the FFN slicing's
+        assert report["model_parameters_after_export"] == sum(p.numel() for p in small.parameters())
