@@ -150,12 +150,19 @@ def _structured_rows(st: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     if not st:
         return []
     kept, n = st["ffn_neurons_kept_per_layer"], st["ffn_neurons_per_layer"]
-    return [("structure", f"whole FFN neurons: {kept[0]:,} of {n:,} kept in each of the "
-             f"{len(kept)} layers ({_pct(st['unit_sparsity'])} % pruned; attention, embeddings, "
-             f"pooler and classifier kept); {_pct(st['sparsity_over_encoder_parameters'])} % of "
-             f"the encoder layers' parameters removed. The checkpoint is physically smaller: "
-             f"`intermediate_size` {kept[0]:,}, {st['model_parameters_after_export']:,} "
-             "parameters")]  # fmt: skip
+    heads = st.get("heads_kept_per_layer")
+    rows = [("structure", f"whole FFN neurons: {kept[0]:,} of {n:,} kept in each of the "
+             f"{len(kept)} layers ({_pct(st['unit_sparsity'])} % pruned; "
+             f"{'' if heads else 'attention, '}embeddings, pooler and classifier kept); "
+             f"{_pct(st['sparsity_over_encoder_parameters'])} % of the encoder layers' "
+             f"parameters removed. The checkpoint is physically smaller: `intermediate_size` "
+             f"{kept[0]:,}, {st['model_parameters_after_export']:,} parameters")]
+    if heads:
+        rows.append(("attention heads", f"{heads[0]} of {st['heads_per_layer']} kept in each "
+                     "layer; the others are zeroed, not removed (transformers 5 has no "
+                     "`prune_heads`): the checkpoint keeps their zero weights and computes "
+                     "them, so heads save no memory or time in plain transformers"))
+    return rows  # fmt: skip
 
 
 def model_card(facts: CardFacts) -> ModelCard:
@@ -203,10 +210,10 @@ def model_card(facts: CardFacts) -> ModelCard:
                      f"pruned per matrix; embeddings, biases and LayerNorm kept); "
                      f"{_pct(over_all)} % of all {total:,} parameters")
          if not s.get("structured") else
-         ("sparsity", f"{_pct(over_masked)} % of the {masked:,} weights of the FFN matrices "
-                      f"are zero in the mask file ({zeros:,}: the pruned neurons' rows and "
-                      f"columns); {_pct(over_all)} % of all {total:,} parameters of the "
-                      "unpruned model"),
+         ("sparsity", f"{_pct(over_masked)} % of the {masked:,} weights of the matrices "
+                      f"holding the units are zero in the mask file ({zeros:,}: the pruned "
+                      f"units' rows and columns); {_pct(over_all)} % of all {total:,} "
+                      "parameters of the unpruned model"),
         *_structured_rows(s.get("structured")),
         ("target sparsity", f"{facts.target_sparsity:.0%}"),
         ("seed", str(facts.seed)),

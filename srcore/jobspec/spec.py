@@ -342,11 +342,12 @@ class PruningSpec(StrictModel):
         max_length=9,
         description="Target fractions of pruned weights per matrix, e.g. 0.5, 0.7, 0.9.",
     )
-    structure: Literal["unstructured", "ffn_neurons"] = Field(
+    structure: Literal["unstructured", "ffn_neurons", "ffn_neurons+heads"] = Field(
         default="unstructured",
-        description="unstructured (any weight of every matrix), or ffn_neurons (whole FFN "
+        description="unstructured (any weight of every matrix), ffn_neurons (whole FFN "
         "neurons, the same count in every layer: sparsities are fractions of neurons and the "
-        "checkpoint has a smaller intermediate_size).",
+        "checkpoint has a smaller intermediate_size), or ffn_neurons+heads (also that "
+        "fraction of the attention heads of every layer, zeroed in the checkpoint).",
     )
     schedule: Literal["constant", "gradual"] = Field(
         default="constant",

@@ -18,7 +18,7 @@ def test_a_structured_job_is_accepted_and_stored(client, auth, enqueuer):
 
 
 def test_an_unknown_structure_is_refused_naming_the_field(client, auth, enqueuer):
-    body = {"pruning": {"structure": "ffn_neurons+heads"}}
+    body = {"pruning": {"structure": "heads_only"}}
     response = client.post("/jobs", json=body, headers=auth)
     assert response.status_code == 422, response.text
     [error] = response.json()["detail"]

@@ -21,7 +21,7 @@ from srcore.jobspec.canonical import canonical_hash
 from srcore.jobspec.spec import JobSpec, spec_hash
 from srcore.pipeline import run_search
 from srcore.pruning import load_masks, restore_subnetwork
-from srcore.pruning.structured import ffn_units, unit_keeps_from_masks
+from srcore.pruning.structured import ffn_units, structure_units, unit_keeps_from_masks
 from tests.helpers.tiny_bert import tiny_bert, tiny_tokenizer, torch_threads
 from tests.helpers.tiny_model_dir import NLI_WORDS
 
@@ -75,17 +75,29 @@ def _batch(model_dir: str) -> dict[str, torch.Tensor]:
     )
 
 
-def _assert_structured_unit(result, base_dir: str, n_units: int, frozen: bool) -> None:
+def _assert_structured_unit(
+    result, base_dir: str, n_units: int, frozen: bool, heads: bool = False
+) -> None:
     [unit] = result.units
     masks, meta = load_masks(unit.mask)
     checkpoint = AutoModelForSequenceClassification.from_pretrained(unit.checkpoint).eval()
     base = AutoModelForSequenceClassification.from_pretrained(base_dir).eval()
     units = ffn_units(base)
-    # the mask file stays per weight (every reader works), whole neurons, same count per layer
-    assert set(masks) == {n for u in units for n in (u.up_weight, u.down_weight)}
+    all_units = structure_units(base, "ffn_neurons+heads" if heads else "ffn_neurons")
+    # the mask file stays per weight (every reader works), whole units, same count per layer
+    assert set(masks) == {n for u in all_units for n in u.names}
     kept = [int(k.sum()) for k in unit_keeps_from_masks(units, masks)]
     assert kept == [n_units // 2] * len(units)
     structured = meta["sparsity"]["structured"]
+    if heads:  # 2 heads per layer: one kept, the other zeroed in the checkpoint
+        head_groups = [u for u in all_units if u.kind == "heads"]
+        assert [int(k.sum()) for k in unit_keeps_from_masks(head_groups, masks)] == [1, 1]
+        assert structured["heads_kept_per_layer"] == [1, 1]
+        params = dict(checkpoint.named_parameters())
+        for u, keep in zip(head_groups, unit_keeps_from_masks(head_groups, masks), strict=True):
+            gone = (~keep).nonzero().item()
+            columns = params[u.column][:, gone * u.width : (gone + 1) * u.width]
+            assert torch.all(columns == 0) and params[u.column].abs().sum() > 0
     assert structured["ffn_neurons_kept_per_layer"] == kept
     assert structured["unit_sparsity"] == 0.5
     assert unit.sparsity_report["structured"]["sparsity_over_encoder_parameters"] > 0.2
@@ -98,6 +110,7 @@ def _assert_structured_unit(result, base_dir: str, n_units: int, frozen: bool) -
     card = (Path(unit.checkpoint) / "README.md").read_text()
     assert f"whole FFN neurons: {n_units // 2:,} of {n_units:,} kept" in card
     assert "physically smaller" in card
+    assert ("zeroed, not removed (transformers 5 has no `prune_heads`)" in card) is heads
     if frozen:  # no weight trained: the pre-trained model + the mask file is the subnetwork
         restore_subnetwork(base, unit.mask)
         batch = _batch(base_dir)
@@ -124,6 +137,23 @@ def test_mask_training_ffn_neurons_on_a_roberta_model(tiny_roberta_model, tmp_pa
     _assert_structured_unit(result, tiny_roberta_model, 48, frozen=True)
 
 
+def test_ffn_neurons_and_heads_mask_training_on_bert_and_roberta(
+    tiny_model, tiny_roberta_model, tmp_path
+):
+    for name, model_dir, n_units in (("bert", tiny_model, 64), ("roberta", tiny_roberta_model, 48)):
+        spec = make_spec(model_dir, scenario="pretrained_frozen", structure="ffn_neurons+heads")
+        with torch_threads(1):
+            result = run_search(spec, tmp_path / name, cache_dir=tmp_path / "cache")
+        _assert_structured_unit(result, model_dir, n_units, frozen=True, heads=True)
+
+
+def test_ffn_neurons_and_heads_by_imp_from_the_dense_model(tiny_model, tmp_path):
+    spec = make_spec(tiny_model, method="imp", imp_rate=0.5, structure="ffn_neurons+heads")
+    with torch_threads(1):
+        result = run_search(spec, tmp_path / "out", cache_dir=tmp_path / "cache")
+    _assert_structured_unit(result, tiny_model, 64, frozen=False, heads=True)
+
+
 @pytest.mark.parametrize("method", ["magnitude", "imp"])
 def test_magnitude_and_imp_ffn_neurons_from_the_dense_model(tiny_model, tmp_path, method):
     extra = {"imp_rate": 0.25} if method == "imp" else {}
@@ -138,9 +168,9 @@ def test_magnitude_and_imp_ffn_neurons_from_the_dense_model(tiny_model, tmp_path
 
 
 def test_structure_is_validated_and_named():
-    # heads are not offered yet: refused naming the field and what it takes
+    # a structure not offered: refused naming the field and what it takes
     with pytest.raises(ValidationError) as info:
-        JobSpec.model_validate({"pruning": {"structure": "ffn_neurons+heads"}})
+        JobSpec.model_validate({"pruning": {"structure": "heads_only"}})
     [error] = info.value.errors()
     assert error["loc"] == ("pruning", "structure")
     assert "'unstructured'" in error["msg"] and "'ffn_neurons'" in error["msg"]
