@@ -328,6 +328,28 @@ def dispatch(
     return send_dispatched(session, chosen, sender, clock)
 
 
+def startable_queued(session: Session, queues: Iterable[str], policy: DispatchPolicy) -> int:
+    """Queued jobs of these queues that could start without any job ending: those handed out,
+    plus per owner its waiting jobs up to its running limit. A worker started for a job of an
+    owner at its limit would only sit idle (the Slurm autoscaler's demand)."""
+    queues = list(queues)
+    waiting_by_owner: dict[uuid.UUID, int] = defaultdict(int)
+    handed = 0
+    for queue in queues:
+        handed += len(handed_waiting(session, queue))
+        for job in _waiting(session, queue):
+            waiting_by_owner[job.owner_id] += 1
+    if not waiting_by_owner:
+        return handed
+    active = active_counts(session, waiting_by_owner)
+    caps = _running_caps(session, waiting_by_owner, policy)
+    startable = 0
+    for owner, waiting in waiting_by_owner.items():
+        cap = caps[owner]
+        startable += waiting if not cap else max(0, min(waiting, cap - active.get(owner, 0)))
+    return handed + startable
+
+
 # --- limits at submission --------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from persistence.db import Database
+from persistence.dispatch import DispatchPolicy, startable_queued
 from persistence.repositories import JobRepository
 from persistence.tables import JobStatus
 from srnet.slurm.batch import WorkerBatch
@@ -75,11 +76,18 @@ def plan(demand: int, tasks: list[WorkerTask], *, min_workers: int, max_workers:
     return Plan(wanted)
 
 
-def count_jobs(database: Database, queues: tuple[str, ...]) -> tuple[int, int]:
-    """(queued, active) jobs of every owner in these queues."""
+def count_jobs(
+    database: Database, queues: tuple[str, ...], policy: DispatchPolicy | None = None
+) -> tuple[int, int]:
+    """(queued, active) jobs of every owner in these queues. With the dispatch `policy`, a
+    queued job of an owner at its running limit is not counted: it cannot start yet, and a
+    worker started for it would sit idle (persistence.dispatch.startable_queued)."""
     with database.session() as session:
         jobs = JobRepository(session)
-        queued = jobs.count_in_queues(queues, [JobStatus.queued])
+        if policy is None:
+            queued = jobs.count_in_queues(queues, [JobStatus.queued])
+        else:
+            queued = startable_queued(session, queues, policy)
         active = jobs.count_in_queues(queues, ACTIVE_STATUSES)
     return queued, active
 
@@ -141,8 +149,10 @@ class Autoscaler:
         log_dir: Path,
         decisions: DecisionLog,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        policy: DispatchPolicy | None = None,
     ):
         self.database = database
+        self.policy = policy  # the dispatcher's limits: jobs that cannot start are no demand
         self.commands = commands
         self.slurm = slurm
         self.job_env = job_env
@@ -153,7 +163,7 @@ class Autoscaler:
 
     def jobs(self) -> tuple[int, int]:
         """(queued, active) jobs in the workers' queues."""
-        return count_jobs(self.database, self.slurm.queues)
+        return count_jobs(self.database, self.slurm.queues, self.policy)
 
     def run_once(self) -> Decision:
         queued, active = self.jobs()

@@ -214,6 +214,7 @@ def cmd_autoscale(args: argparse.Namespace) -> int:
     import threading
 
     from persistence.db import Database
+    from persistence.dispatch import DispatchPolicy
     from persistence.settings import Settings
     from srnet.slurm.autoscale import Autoscaler, DecisionLog
     from srnet.slurm.batch import SlurmSetupError, job_environment
@@ -240,6 +241,7 @@ def cmd_autoscale(args: argparse.Namespace) -> int:
         job_env=env,
         log_dir=log_dir.absolute(),
         decisions=DecisionLog(state_dir),
+        policy=DispatchPolicy.from_settings(settings),
     )
     try:
         if args.once:
@@ -261,6 +263,7 @@ def cmd_autoscale(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from persistence.db import Database
+    from persistence.dispatch import DispatchPolicy
     from persistence.settings import Settings
     from srnet.slurm.autoscale import DecisionLog, count_jobs
     from srnet.slurm.commands import SlurmCommandError, SlurmCommands
@@ -270,7 +273,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = Settings()
     database = Database.from_settings(settings)
     try:
-        queued, active = count_jobs(database, slurm.queues)
+        queued, active = count_jobs(database, slurm.queues, DispatchPolicy.from_settings(settings))
     finally:
         database.dispose()
     print(f"jobs in {','.join(slurm.queues)}: {queued} queued, {active} running")

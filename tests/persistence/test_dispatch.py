@@ -260,3 +260,26 @@ def test_policy_refuses_nonsense():
         DispatchPolicy(ahead=0)
     with pytest.raises(ValueError, match="max_running_per_owner"):
         DispatchPolicy(max_running_per_owner=-1)
+
+
+def test_startable_queued_leaves_out_jobs_of_an_owner_at_its_limit(database: Database):
+    """The Slurm autoscaler's demand: no worker for a job that cannot start yet."""
+    from persistence.dispatch import startable_queued
+    from srnet.slurm.autoscale import count_jobs
+
+    a, _ = make_owner(database, "lab-a")
+    b, _ = make_owner(database, "lab-b")
+    a_jobs = submit(database, a, 5)
+    submit(database, b, 2)
+    policy = DispatchPolicy(max_running_per_owner=2, ahead=1)
+    sender = Sender()
+    run_dispatch(database, sender, policy)  # a1 handed out
+    claim(database, a_jobs[0])
+    run_dispatch(database, sender, policy)  # B's turn: b1 handed out
+    with database.session() as session:
+        # b1 handed; A: 1 running, 4 waiting, 1 more may start; B: 1 waiting, no limit hit.
+        assert startable_queued(session, ["gpu"], policy) == 1 + 1 + 1
+        assert startable_queued(session, ["gpu"], DispatchPolicy()) == 6  # no limit: all
+        assert startable_queued(session, ["cpu"], policy) == 0
+    assert count_jobs(database, ("gpu",), policy) == (3, 1)
+    assert count_jobs(database, ("gpu",)) == (6, 1)  # without a policy: every queued job
