@@ -17,8 +17,10 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
+from srcore.jobspec.callbacks import Callbacks, Cancelled
 from srcore.jobspec.canonical import canonical_hash
 from srcore.jobspec.spec import JobSpec, spec_hash
+from srcore.jobspec.study import StudyError, StudySpec, expand_study
 from srcore.pipeline import run_search
 from srcore.pruning import load_masks, restore_subnetwork
 from srcore.pruning.structured import ffn_units, structure_units, unit_keeps_from_masks
@@ -26,26 +28,30 @@ from tests.helpers.tiny_bert import tiny_bert, tiny_tokenizer, torch_threads
 from tests.helpers.tiny_model_dir import NLI_WORDS
 
 
-def make_spec(model: str, **pruning) -> JobSpec:
-    return JobSpec.model_validate(
-        {
-            "task": "mnli",
-            "model": {"name_or_path": model},
-            "data": {"max_train_examples": 64, "max_eval_examples": 32},
-            "debias": {"loss": "none"},
-            "pruning": {"sparsities": [0.5], "structure": "ffn_neurons", **pruning},
-            "dense": {"max_steps": 4, "learning_rate": 1e-3},
-            "training": {
-                "max_steps": 6,
-                "eval_every": 3,
-                "batch_size": 16,
-                "max_length": 40,
-                "learning_rate": 1e-2,
-                "seeds": [1],
-            },
-            "evaluation": {"batch_size": 64},
-        }
-    )
+def make_spec(model: str, training: dict | None = None, **pruning) -> JobSpec:
+    spec = _payload(model, **pruning)
+    spec["training"].update(training or {})
+    return JobSpec.model_validate(spec)
+
+
+def _payload(model: str, **pruning) -> dict:
+    return {
+        "task": "mnli",
+        "model": {"name_or_path": model},
+        "data": {"max_train_examples": 64, "max_eval_examples": 32},
+        "debias": {"loss": "none"},
+        "pruning": {"sparsities": [0.5], "structure": "ffn_neurons", **pruning},
+        "dense": {"max_steps": 4, "learning_rate": 1e-3},
+        "training": {
+            "max_steps": 6,
+            "eval_every": 3,
+            "batch_size": 16,
+            "max_length": 40,
+            "learning_rate": 1e-2,
+            "seeds": [1],
+        },
+        "evaluation": {"batch_size": 64},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +220,50 @@ def test_retrain_scenario_keeps_whole_neurons(tiny_model, tmp_path):
     _assert_structured_unit(result, tiny_model, 64, frozen=False)
     [unit] = result.units
     assert unit.stage == "retrain"
+
+
+class _StopAfter(Callbacks):
+    def __init__(self, steps: int) -> None:
+        self.steps, self.seen = steps, 0
+
+    def on_progress(self, progress) -> None:
+        if progress.stage == "search":
+            self.seen = progress.step
+
+    def should_stop(self) -> bool:
+        return self.seen >= self.steps
+
+
+def test_an_interrupted_structured_search_resumes_to_the_same_mask(tiny_model, tmp_path):
+    spec = make_spec(tiny_model, {"max_steps": 12, "eval_every": 4}, structure="ffn_neurons+heads")
+    with torch_threads(1):
+        straight = run_search(spec, tmp_path / "straight", cache_dir=tmp_path / "cache")
+        with pytest.raises(Cancelled):
+            run_search(spec, tmp_path / "resumed", _StopAfter(5), cache_dir=tmp_path / "cache")
+        resumed = run_search(spec, tmp_path / "resumed", cache_dir=tmp_path / "cache")
+    a, _ = load_masks(straight.masks[0])
+    b, _ = load_masks(resumed.masks[0])
+    assert set(a) == set(b) and all(torch.equal(a[n], b[n]) for n in a)
+    ra = json.loads(straight.metrics_path.read_text())["results"][0]
+    rb = json.loads(resumed.metrics_path.read_text())["results"][0]
+    assert ra["metrics"] == rb["metrics"] and ra["selected_step"] == rb["selected_step"]
+
+
+def test_a_study_takes_structure_as_an_axis():
+    study = StudySpec.model_validate(
+        {
+            "base": {"pruning": {"sparsities": [0.5]}},
+            "axes": [{"path": "pruning.structure", "values": ["unstructured", "ffn_neurons"]}],
+            "dense_references": False,
+        }
+    )
+    children = expand_study(study)
+    assert [c.spec.pruning.structure for c in children] == ["unstructured", "ffn_neurons"]
+    assert len({spec_hash(c.spec) for c in children}) == 2
+    with pytest.raises(StudyError) as info:
+        expand_study(
+            StudySpec.model_validate(
+                {"base": {}, "axes": [{"path": "pruning.structure", "values": ["rows"]}]}
+            )
+        )
+    assert info.value.field.startswith("axes[0]") and "structure" in str(info.value)
