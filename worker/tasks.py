@@ -173,7 +173,7 @@ def _bound_work_folder(ctx: WorkerContext) -> None:
 
     try:
         bound_stage_cache(ctx.worker_settings)
-    except Exception:  # a full or read-only disk must not turn a finished job into an error
+    except OSError:  # a full or read-only disk must not turn a finished job into an error
         log.exception("stage cache eviction failed")
 
 
