@@ -137,6 +137,30 @@ export function studyUrl(id) {
   return `${root}/web/studies/${encodeURIComponent(id)}`;
 }
 
+/** A study's progress as GET /studies gives it: a bar over the whole study (finished
+ * children whole, running ones by their own progress) and "n of m jobs done · elapsed · ETA"
+ * (issue 19 item 7). */
+export function studyProgressText(study) {
+  const p = study.progress;
+  if (!p) return "";
+  const parts = [`${p.done} of ${p.total} jobs done`, `${Math.round(100 * p.fraction)}%`];
+  if (p.running) parts.push(`${p.running} running`);
+  if (p.elapsed_s !== null && p.elapsed_s !== undefined) parts.push(`elapsed ${fmtDuration(p.elapsed_s)}`);
+  if (!TERMINAL.has(study.status)) {
+    parts.push(p.eta_s === null || p.eta_s === undefined ? "ETA unknown yet" : `ETA ${fmtDuration(p.eta_s)}`);
+  }
+  return parts.join(" · ");
+}
+
+export function studyProgress(study, id = null) {
+  const p = study.progress;
+  if (!p) return null;
+  const pct = Math.round(100 * p.fraction);
+  return el("div", { class: "bar study-progress", ...(id ? { id } : {}) },
+    el("progress", { max: "100", value: String(pct), "aria-label": `${pct}% of the study` }),
+    el("span", { class: "bar-text" }, studyProgressText(study)));
+}
+
 // --- API calls -----------------------------------------------------------------------------
 
 export class ApiError extends Error {

@@ -3,7 +3,7 @@
 
 import {
   ApiError, TERMINAL, api, app, clear, el, errorNotice, fmtTime, getKey, needKey, notice, onKey,
-  root, statusBadge,
+  root, statusBadge, studyProgress,
 } from "./core.js";
 
 const REFRESH_MS = 3000;
@@ -54,7 +54,7 @@ function row(study) {
     el("td", {}, el("a", { href: studyUrl(study.id) }, study.name || study.id.slice(0, 8)),
       el("div", { class: "muted mono small" }, study.id)),
     el("td", {}, statusBadge(study.status)),
-    el("td", { class: "num" }, doneText(study)),
+    el("td", { class: "progress-cell" }, studyProgress(study) || doneText(study)),
     el("td", {}, fmtTime(study.created_at)),
     el("td", {}, button));
 }
@@ -147,7 +147,7 @@ function render() {
       el("table", { class: "jobs", id: "studies-table" },
         el("caption", { class: "visually-hidden" }, "Your studies, newest first"),
         el("thead", {}, el("tr", {},
-          ["Study", "Status", "Jobs finished", "Created", ""].map(
+          ["Study", "Status", "Progress", "Created", ""].map(
             (h) => el("th", { scope: "col" }, h)))),
         el("tbody", { id: "studies-body" },
           el("tr", {}, el("td", { colspan: "5" }, "Loading…"))))),

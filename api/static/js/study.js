@@ -6,7 +6,7 @@
 
 import {
   ApiError, TERMINAL, UUID_RE, api, app, clear, el, errorNotice, fmtTime, getKey, jobUrl,
-  needKey, notice, onKey, root, statusBadge,
+  needKey, notice, onKey, root, statusBadge, studyProgress,
 } from "./core.js";
 
 const REFRESH_MS = 4000;
@@ -237,6 +237,7 @@ function renderSummary() {
       TERMINAL.has(study.status) ? null : el("button", {
         type: "button", class: "secondary small", id: "cancel-study", onclick: cancelStudy,
       }, "Cancel study")),
+    studyProgress(study, "study-progress") || "",
     el("p", { class: "mono small muted" }, `id ${study.id} · created ${fmtTime(study.created_at)}`));
 }
 
