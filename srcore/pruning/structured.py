@@ -75,9 +75,6 @@ class UnitGroup:
         return self.column
 
 
-FfnUnits = UnitGroup  # the FFN neurons of one layer
-
-
 def _layer_linears(model: nn.Module) -> tuple[dict[int, str], list[tuple[int, list[nn.Linear]]]]:
     names = {id(m): n for n, m in model.named_modules()}
     layers = _encoder_layers(_base_model(model))
@@ -159,7 +156,7 @@ def structure_units(model: nn.Module, structure: str) -> list[UnitGroup]:
     raise ValueError(f"pruning.structure: {structure!r} is not a structured pruning")
 
 
-def ffn_weight_names(units: Sequence[UnitGroup]) -> list[str]:
+def unit_weight_names(units: Sequence[UnitGroup]) -> list[str]:
     """The matrices a structured mask covers, in layer order (rows, then the column)."""
     return [name for u in units for name in u.names]
 

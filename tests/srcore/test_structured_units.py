@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 from torch.nn.utils import parametrize
-from transformers import RobertaConfig, RobertaForSequenceClassification
+from transformers import (
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+)
 
 from srcore.export import plain_state_dict
 from srcore.pruning import IterativeMagnitudePruner, apply_masks
@@ -16,7 +21,6 @@ from srcore.pruning.structured import (
     UnitScoreMasker,
     expand_unit_masks,
     ffn_units,
-    ffn_weight_names,
     head_units,
     mask_shapes,
     shrink_ffn,
@@ -25,6 +29,7 @@ from srcore.pruning.structured import (
     unit_keeps_from_masks,
     unit_magnitude_masks,
     unit_norms,
+    unit_weight_names,
 )
 from tests.helpers.tiny_bert import eval_tiny_bert, torch_threads
 
@@ -68,7 +73,7 @@ def test_magnitude_prunes_exact_k_lowest_norm_neurons_per_layer(sparsity: float)
     model = eval_tiny_bert()
     units = ffn_units(model)
     masks = unit_magnitude_masks(model, units, sparsity)
-    assert set(masks) == set(ffn_weight_names(units))
+    assert set(masks) == set(unit_weight_names(units))
     keeps = unit_keeps_from_masks(units, masks)
     for keep, norm in zip(keeps, unit_norms(model, units), strict=True):
         k = round(sparsity * 64)
@@ -126,7 +131,7 @@ def test_masker_keeps_exact_counts_and_resets_thresholds(init: str) -> None:
         u.down_weight for u in masker.units
     }
     masks = masker.remove(leave_pruned=True)
-    assert set(masks) == set(ffn_weight_names(masker.units))
+    assert set(masks) == set(unit_weight_names(masker.units))
     params = dict(model.named_parameters())
     for name, keep in masks.items():
         assert torch.all(params[name][~keep] == 0)
@@ -138,7 +143,7 @@ def test_imp_prunes_more_neurons_each_round_and_keeps_the_pruned() -> None:
     units = ffn_units(model)
     pruner = IterativeMagnitudePruner(
         model,
-        ffn_weight_names(units),
+        unit_weight_names(units),
         ImpSchedule([0.2, 0.4], 0.2),
         select=lambda m, _n, s, previous=None: unit_magnitude_masks(m, units, s, previous),
     )
@@ -232,8 +237,17 @@ def test_head_score_gradient_sums_the_straight_through_gradient_of_its_columns()
     assert [int(k.sum()) for k in masker.unit_masks()] == [32, 32, 1, 1]
 
 
+def tiny_distilbert() -> DistilBertForSequenceClassification:
+    config = DistilBertConfig(
+        vocab_size=120, dim=32, n_layers=2, n_heads=2, hidden_dim=48, num_labels=3,
+        max_position_embeddings=64,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return DistilBertForSequenceClassification(config).eval()
+
+
 def test_zeroed_heads_and_sliced_neurons_give_the_masked_logits() -> None:
-    for model in (eval_tiny_bert(), tiny_roberta()):
+    for model in (eval_tiny_bert(), tiny_roberta(), tiny_distilbert()):
         units = structure_units(model, "ffn_neurons+heads")
         masks = unit_magnitude_masks(model, units, 0.5)
         ids = torch.randint(5, 100, (2, 8), generator=torch.Generator().manual_seed(4))
@@ -243,6 +257,8 @@ def test_zeroed_heads_and_sliced_neurons_give_the_masked_logits() -> None:
             masked = model(input_ids=ids).logits
             small = shrink_ffn(model, plain_state_dict(model), masks)
             torch.testing.assert_close(small(input_ids=ids).logits, masked, rtol=1e-5, atol=1e-6)
+        width = getattr(small.config, "intermediate_size", None) or small.config.hidden_dim
+        assert width == units[0].n_units // 2  # DistilBERT's FFN width is `hidden_dim`
         assert not torch.allclose(before, masked)  # the heads' removal changed the output
         report = structured_report(units, masks, model)
         assert report["structure"] == "ffn_neurons+heads"

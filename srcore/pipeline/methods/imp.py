@@ -28,12 +28,12 @@ from srcore.pruning.magnitude import Masks
 from srcore.pruning.movement import mask_movement
 from srcore.pruning.score_lr import WEIGHT_LR
 from srcore.pruning.structured import (
-    ffn_weight_names,
     mask_shapes,
     masks_from_norms,
     structure_units,
     unit_magnitude_masks,
     unit_norms,
+    unit_weight_names,
 )
 from srcore.training.trainer import state_dict_copy
 
@@ -48,7 +48,7 @@ class IterativeMagnitude(PruningMethod):
         select = None
         if ctx.plan.structured:  # whole units (neurons, heads) by norm, among the survivors
             units = structure_units(model, ctx.plan.structure)
-            names = ffn_weight_names(units)
+            names = unit_weight_names(units)
             # the start model's unit norms (small), taken before any round trains
             norms = [n.cpu() for n in unit_norms(model, units)]
             shapes = mask_shapes(model, units)
