@@ -490,11 +490,13 @@ def test_spec_hash_is_srcore_s_even_for_a_non_ascii_name(client, auth):
     job = post(client, auth, body).json()
     spec = JobSpec.model_validate(job["spec"])
     assert job["spec_hash"] == spec_hash(spec)
-    # training.tf32 / training.deterministic came later: at their defaults they stay out of the
-    # hash, so jobs stored before them keep their identity.
+    # Fields added later (training.tf32, training.deterministic, pruning.structure) stay out of
+    # the hash at their defaults, so jobs stored before them keep their identity.
     doc = {**job["spec"], "training": dict(job["spec"]["training"])}
+    doc["pruning"] = dict(doc["pruning"])
     assert doc["training"].pop("tf32") is True
     assert doc["training"].pop("deterministic") is False
+    assert doc["pruning"].pop("structure") == "unstructured"
     canonical = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     assert job["spec_hash"] == hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     escaped = json.dumps(doc, sort_keys=True, separators=(",", ":"))
