@@ -209,7 +209,7 @@ def _names_at(model: type[BaseModel] | None, path: tuple[Any, ...]) -> list[str]
 
 
 def _name_the_extra_key(error: dict[str, Any], model: type[BaseModel] | None) -> dict[str, Any]:
-    """"Extra inputs are not permitted" → "unknown field 'sparsitys'; did you mean
+    """ "Extra inputs are not permitted" → "unknown field 'sparsitys'; did you mean
     'sparsities'?" (close matches by difflib among the fields allowed there)."""
     if error.get("type") != "extra_forbidden":
         return error
@@ -307,9 +307,7 @@ def declare_database_unavailable(app: Any) -> None:
                     "schema": {"type": "integer"},
                 }
             },
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
-            },
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
         }
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():

@@ -139,22 +139,16 @@ class SharedSettings(_SrnetSettings):
     )
 
     # --- job lifecycle (the API sets the attempts, workers and reconciler enforce them) -----
-    job_max_attempts: int = Field(
-        default=3, ge=1, le=100, validation_alias=env("JOB_MAX_ATTEMPTS")
-    )
+    job_max_attempts: int = Field(default=3, ge=1, le=100, validation_alias=env("JOB_MAX_ATTEMPTS"))
     # A running job whose heartbeat is older than this is taken to have lost its worker.
-    heartbeat_stale_s: float = Field(
-        default=300.0, gt=0, validation_alias=env("HEARTBEAT_STALE_S")
-    )
+    heartbeat_stale_s: float = Field(default=300.0, gt=0, validation_alias=env("HEARTBEAT_STALE_S"))
     # --- fair shares (persistence.dispatch; an owner's own limits, set by an admin, win) ---
     # Jobs of one owner running or handed to the workers at a time (0: no limit).
     max_running_per_owner: int = Field(
         default=0, ge=0, validation_alias=env("MAX_RUNNING_PER_OWNER")
     )
     # Queued jobs one owner may have (a submission past it is refused, 429; 0: no limit).
-    max_queued_per_owner: int = Field(
-        default=0, ge=0, validation_alias=env("MAX_QUEUED_PER_OWNER")
-    )
+    max_queued_per_owner: int = Field(default=0, ge=0, validation_alias=env("MAX_QUEUED_PER_OWNER"))
     # Studies with unfinished jobs one owner may have (429 past it; 0: no limit).
     max_studies_per_owner: int = Field(
         default=0, ge=0, validation_alias=env("MAX_STUDIES_PER_OWNER")
@@ -164,9 +158,7 @@ class SharedSettings(_SrnetSettings):
     # job each time a worker claims one); raise it where many workers start at once.
     dispatch_ahead: int = Field(default=1, ge=1, le=1000, validation_alias=env("DISPATCH_AHEAD"))
     # The Retry-After of a submission refused for a per-owner limit.
-    limit_retry_after_s: int = Field(
-        default=60, ge=1, validation_alias=env("LIMIT_RETRY_AFTER_S")
-    )
+    limit_retry_after_s: int = Field(default=60, ge=1, validation_alias=env("LIMIT_RETRY_AFTER_S"))
 
     # Local files a job spec may name (data, bias/teacher files, model directories) must lie
     # under one of these folders (the API checks at submission, the worker again). Empty: only
@@ -296,9 +288,7 @@ class Settings(SharedSettings):
     max_events_per_page: int = Field(
         default=1000, ge=1, validation_alias=env("MAX_EVENTS_PER_PAGE")
     )
-    max_metric_points: int = Field(
-        default=20_000, ge=1, validation_alias=env("MAX_METRIC_POINTS")
-    )
+    max_metric_points: int = Field(default=20_000, ge=1, validation_alias=env("MAX_METRIC_POINTS"))
     sse_poll_interval_s: float = Field(
         default=0.5, gt=0, validation_alias=env("SSE_POLL_INTERVAL_S")
     )

@@ -277,16 +277,12 @@ class Artifact(Base):
     __table_args__ = (
         CheckConstraint(f"kind IN ({_sql_in(ArtifactKind)})", name="kind"),
         # Exactly one home for the bytes: inline (masks) or the artifact store.
-        CheckConstraint(
-            "(storage_key IS NULL) <> (data IS NULL)", name="one_location"
-        ),
+        CheckConstraint("(storage_key IS NULL) <> (data IS NULL)", name="one_location"),
         UniqueConstraint("job_id", "name", name="uq_artifacts_job_id_name"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    job_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("jobs.id", ondelete="CASCADE"), index=True
-    )
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(255))  # display / download file name
     content_type: Mapped[str] = mapped_column(String(100), default="application/octet-stream")

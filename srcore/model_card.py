@@ -109,6 +109,7 @@ def _collapse_text(values: Mapping[str, Any]) -> str:
 def _hans_rows(sub: Mapping[str, Any], start: Mapping[str, Any] | None) -> list[str]:
     """Overall, then entailed and non-entailed gold pairs per heuristic (where biased models
     fail is the non-entailed column), the start model beside the subnetwork."""
+
     def cell(values: Mapping[str, Any] | None, key: str) -> str:
         return _pct(values.get(key)) if isinstance(values, Mapping) else "–"
 
@@ -151,17 +152,27 @@ def _structured_rows(st: Mapping[str, Any] | None) -> list[tuple[str, str]]:
         return []
     kept, n = st["ffn_neurons_kept_per_layer"], st["ffn_neurons_per_layer"]
     heads = st.get("heads_kept_per_layer")
-    rows = [("structure", f"whole FFN neurons: {kept[0]:,} of {n:,} kept in each of the "
-             f"{len(kept)} layers ({_pct(st['unit_sparsity'])} % pruned; "
-             f"{'' if heads else 'attention, '}embeddings, pooler and classifier kept); "
-             f"{_pct(st['sparsity_over_encoder_parameters'])} % of the encoder layers' "
-             f"parameters removed. The checkpoint is physically smaller: `intermediate_size` "
-             f"{kept[0]:,}, {st['model_parameters_after_export']:,} parameters")]
+    rows = [
+        (
+            "structure",
+            f"whole FFN neurons: {kept[0]:,} of {n:,} kept in each of the "
+            f"{len(kept)} layers ({_pct(st['unit_sparsity'])} % pruned; "
+            f"{'' if heads else 'attention, '}embeddings, pooler and classifier kept); "
+            f"{_pct(st['sparsity_over_encoder_parameters'])} % of the encoder layers' "
+            f"parameters removed. The checkpoint is physically smaller: `intermediate_size` "
+            f"{kept[0]:,}, {st['model_parameters_after_export']:,} parameters",
+        )
+    ]
     if heads:
-        rows.append(("attention heads", f"{heads[0]} of {st['heads_per_layer']} kept in each "
-                     "layer; the others are zeroed, not removed (transformers 5 has no "
-                     "`prune_heads`): the checkpoint keeps their zero weights and computes "
-                     "them, so heads save no memory or time in plain transformers"))
+        rows.append(
+            (
+                "attention heads",
+                f"{heads[0]} of {st['heads_per_layer']} kept in each "
+                "layer; the others are zeroed, not removed (transformers 5 has no "
+                "`prune_heads`): the checkpoint keeps their zero weights and computes "
+                "them, so heads save no memory or time in plain transformers",
+            )
+        )
     return rows  # fmt: skip
 
 
@@ -188,10 +199,17 @@ def model_card(facts: CardFacts) -> ModelCard:
         base_model=_hub_base_model(facts.base_model),
         library_name="transformers",
         pipeline_tag="text-classification",
-        tags=["srnet", "pruning", "sparse",
-              *(["debiasing"] if facts.loss != "none" else []),
-              *(["collapsed"] if collapsed else []),
-              facts.task, facts.method, facts.loss, *facts.extra_tags],
+        tags=[
+            "srnet",
+            "pruning",
+            "sparse",
+            *(["debiasing"] if facts.loss != "none" else []),
+            *(["collapsed"] if collapsed else []),
+            facts.task,
+            facts.method,
+            facts.loss,
+            *facts.extra_tags,
+        ],
         metrics=["accuracy"],
         eval_results=eval_results or None,
     )
@@ -203,17 +221,23 @@ def model_card(facts: CardFacts) -> ModelCard:
         ("debiasing loss", f"`{facts.loss}`: {LOSS_DESCRIPTIONS.get(facts.loss) or facts.loss}"),
         ("pruning method", f"`{facts.method}`: {_method_description(facts.method)}"),
         ("scenario", f"`{facts.scenario}`: {_SCENARIOS.get(facts.scenario, facts.scenario)}"),
-        ("sparsity", f"{_pct(over_masked)} % of the {masked:,} prunable weights are zero "
-                     f"({zeros:,} of {masked:,}: every encoder layer's attention and "
-                     f"feed-forward matrices{' and the pooler' if facts.has_pooler else ''}"
-                     f"{' and the classifier' if facts.method == 'mask_training' else ''} "
-                     f"pruned per matrix; embeddings, biases and LayerNorm kept); "
-                     f"{_pct(over_all)} % of all {total:,} parameters")
-         if not s.get("structured") else
-         ("sparsity", f"{_pct(over_masked)} % of the {masked:,} weights of the matrices "
-                      f"holding the units are zero in the mask file ({zeros:,}: the pruned "
-                      f"units' rows and columns); {_pct(over_all)} % of all {total:,} "
-                      "parameters of the unpruned model"),
+        (
+            "sparsity",
+            f"{_pct(over_masked)} % of the {masked:,} prunable weights are zero "
+            f"({zeros:,} of {masked:,}: every encoder layer's attention and "
+            f"feed-forward matrices{' and the pooler' if facts.has_pooler else ''}"
+            f"{' and the classifier' if facts.method == 'mask_training' else ''} "
+            f"pruned per matrix; embeddings, biases and LayerNorm kept); "
+            f"{_pct(over_all)} % of all {total:,} parameters",
+        )
+        if not s.get("structured")
+        else (
+            "sparsity",
+            f"{_pct(over_masked)} % of the {masked:,} weights of the matrices "
+            f"holding the units are zero in the mask file ({zeros:,}: the pruned "
+            f"units' rows and columns); {_pct(over_all)} % of all {total:,} "
+            "parameters of the unpruned model",
+        ),
         *_structured_rows(s.get("structured")),
         ("target sparsity", f"{facts.target_sparsity:.0%}"),
         ("seed", str(facts.seed)),
@@ -227,8 +251,10 @@ def model_card(facts: CardFacts) -> ModelCard:
     for set_name in names:
         values = facts.metrics[set_name]
         kind = "ID" if set_name == facts.id_set else "OOD"
-        row = (f"| {set_name} | {kind} | {_pct(values.get('accuracy'))} | "
-               f"{_pct(values.get('f1'))} | {_collapse_text(values)} | {values.get('n', '')} |")
+        row = (
+            f"| {set_name} | {kind} | {_pct(values.get('accuracy'))} | "
+            f"{_pct(values.get('f1'))} | {_collapse_text(values)} | {values.get('n', '')} |"
+        )
         if start is not None:
             theirs = start.get(set_name) or {}
             row += f" {_pct(theirs.get('accuracy'))} | {_collapse_text(theirs)} |"

@@ -644,9 +644,11 @@ def format_metrics(metrics: Metrics) -> str:
         for key in ("accuracy", "f1"):
             if any(isinstance(p.eval_sets().get(name, {}).get(key), int | float) for p in points):
                 columns.append((name, key))
-    headers = ["STAGE", "SEED", "SPARSITY", "STEP"] + [
-        name if key == "accuracy" else f"{name} F1" for name, key in columns
-    ] + ["COLLAPSED ON"]
+    headers = (
+        ["STAGE", "SEED", "SPARSITY", "STEP"]
+        + [name if key == "accuracy" else f"{name} F1" for name, key in columns]
+        + ["COLLAPSED ON"]
+    )
     rows = []
     any_collapsed = False
     for point in points:

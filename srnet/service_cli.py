@@ -50,16 +50,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     worker.add_argument("--queues", help="comma-separated: gpu, cpu (default: SRNET_WORKER_QUEUES)")
     worker.add_argument("--concurrency", type=int,
                         help="jobs at once (default 1; with --gpus: one per GPU)")  # fmt: skip
-    worker.add_argument("--gpus", help="'all' or GPU ids/UUIDs (0,1,3): one pinned worker "
-                        "process per GPU (default: SRNET_WORKER_GPUS; unset: one process)")
-    worker.add_argument("--hostname", default="srnet@%h",
-                        help="Celery node name (with --gpus: gpu0@<host>, ..., cpu@<host>)")
+    worker.add_argument(
+        "--gpus",
+        help="'all' or GPU ids/UUIDs (0,1,3): one pinned worker "
+        "process per GPU (default: SRNET_WORKER_GPUS; unset: one process)",
+    )
+    worker.add_argument(
+        "--hostname",
+        default="srnet@%h",
+        help="Celery node name (with --gpus: gpu0@<host>, ..., cpu@<host>)",
+    )
     worker.add_argument("--loglevel", default="INFO")
     worker.add_argument("--stop-timeout", type=float, default=600.0,
                         help="with --gpus: seconds the processes get to stop (a running job "
                         "checkpoints first) before they are killed")  # fmt: skip
-    worker.add_argument("--exit-when-idle", metavar="DURATION",
-                        help="exit after this long without a job (15m, 90s; Slurm workers)")
+    worker.add_argument(
+        "--exit-when-idle",
+        metavar="DURATION",
+        help="exit after this long without a job (15m, 90s; Slurm workers)",
+    )
     worker.add_argument("--end-margin", metavar="DURATION",
                         help="take no new job when less than this is left of the Slurm time "
                         "limit (SLURM_JOB_END_TIME or squeue), exit once idle")  # fmt: skip
@@ -72,8 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     reconcile.add_argument("--once", action="store_true", help="one pass, print what it did")
     reconcile.add_argument("--interval", type=float, help="seconds between passes")
-    reconcile.add_argument("--alive-file",
-                           help="touched after every pass (a container health check reads it)")
+    reconcile.add_argument(
+        "--alive-file", help="touched after every pass (a container health check reads it)"
+    )
     reconcile.set_defaults(func=cmd_reconcile)
 
     migrate = sub.add_parser(
@@ -82,8 +92,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Waits for the database to answer (a container starting beside it), then "
         "applies the migrations. Idempotent: the prestart step of every deployment.",
     )
-    migrate.add_argument("--wait", type=float, default=60.0,
-                         help="seconds to wait for the database to answer")
+    migrate.add_argument(
+        "--wait", type=float, default=60.0, help="seconds to wait for the database to answer"
+    )
     migrate.set_defaults(func=cmd_migrate)
 
     keys_cli.register(sub)

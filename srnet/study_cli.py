@@ -231,8 +231,9 @@ def _local_seeds(folder: Path) -> list[dict] | None:
         return None
     if seeds is None:
         hint = "run `srnet study run` on the study again to rebuild it"
-        print(f"srnet: {table} has no per-seed records (older than they are); {hint}",
-              file=sys.stderr)
+        print(
+            f"srnet: {table} has no per-seed records (older than they are); {hint}", file=sys.stderr
+        )
     return seeds
 
 
@@ -265,9 +266,7 @@ def _compare_on_service(args: argparse.Namespace) -> int:
         # srnet.client has no method for the comparison query yet: the table route with a and b
         path = client._study_path(args.study) + "/table"
         body = client._request("GET", path, params=params).json()
-    diffs = [
-        PairedDifference(**{**c, "seeds": tuple(c["seeds"])}) for c in body["comparisons"]
-    ]
+    diffs = [PairedDifference(**{**c, "seeds": tuple(c["seeds"])}) for c in body["comparisons"]]
     _print_comparison(diffs, args.json)
     return EXIT_OK
 

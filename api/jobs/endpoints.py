@@ -44,7 +44,6 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 IdempotencyKey = idempotency_key_header("job")
 
 
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,

@@ -186,9 +186,7 @@ TAG_PATTERN = r"^[\w.:+/-]+$"  # letters, digits, _ . : + / - (no spaces: one wo
 
 def _tag_word(tag: str) -> str:
     if not re.fullmatch(TAG_PATTERN, tag):
-        raise ValueError(
-            f"a tag is one word of letters, digits and _ . : + / - (not {tag[:60]!r})"
-        )
+        raise ValueError(f"a tag is one word of letters, digits and _ . : + / - (not {tag[:60]!r})")
     return tag
 
 
@@ -315,4 +313,3 @@ class JobMetrics(BaseModel):
         description="One per stage, seed and sparsity, in the order they began"
     )
     selected: list[MetricPoint] = Field(description="The selected point of every curve")
-

@@ -145,5 +145,3 @@ async def job_event_stream(
         while waited < poll_interval_s and not (shutdown is not None and shutdown.is_set()):
             await anyio.sleep(min(0.1, poll_interval_s - waited))
             waited += 0.1
-
-

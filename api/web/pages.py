@@ -67,12 +67,15 @@ CURRENT = {"job": "jobs", "study": "studies"}
 def render_page(page: Page, root_path: str = "") -> str:
     root = escape(root_path.rstrip("/"), quote=True)
     static = f"{root}{STATIC_PREFIX}"
-    nav = "".join(
-        f'<a href="{root}{href}"'
-        + (' aria-current="page"' if key == page.id or CURRENT.get(page.id) == key else "")
-        + f">{escape(label)}</a>"
-        for key, href, label in NAV
-    ) + f'<a class="api-docs" href="{root}/docs">API docs</a>'  # the OpenAPI page (api.docs)
+    nav = (
+        "".join(
+            f'<a href="{root}{href}"'
+            + (' aria-current="page"' if key == page.id or CURRENT.get(page.id) == key else "")
+            + f">{escape(label)}</a>"
+            for key, href, label in NAV
+        )
+        + f'<a class="api-docs" href="{root}/docs">API docs</a>'
+    )  # the OpenAPI page (api.docs)
     intro = f'<p class="intro">{escape(page.intro)}</p>' if page.intro else ""
     return f"""<!doctype html>
 <html lang="en">

@@ -223,8 +223,10 @@ class JobRepository(SubmittedRepository[Job]):
 
     def count_in_queues(self, queues: Iterable[str], statuses: Iterable[JobStatus]) -> int:
         """All owners' jobs in these queues and statuses (the Slurm autoscaler's demand)."""
-        query = select(func.count()).select_from(Job).where(
-            Job.queue.in_(list(queues)), Job.status.in_([s.value for s in statuses])
+        query = (
+            select(func.count())
+            .select_from(Job)
+            .where(Job.queue.in_(list(queues)), Job.status.in_([s.value for s in statuses]))
         )
         return int(self._session.scalar(query) or 0)
 

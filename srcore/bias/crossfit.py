@@ -136,7 +136,5 @@ def training_probabilities(
     if settings.fit == "in_sample":
         predict = fit_full(make_model, x, y, n_classes)
         return predict(x), predict
-    probs = out_of_fold_probabilities(
-        make_model, x, y, n_classes, settings.folds, settings.seed
-    )
+    probs = out_of_fold_probabilities(make_model, x, y, n_classes, settings.folds, settings.seed)
     return probs, (fit_full(make_model, x, y, n_classes) if settings.full_model else None)

@@ -65,9 +65,11 @@ def _state_bounds(schema: dict[str, Any], _cls: type) -> None:
         numbers = [o for o in options if o.get("type") in ("integer", "number")]
         bounds = next((b for b in map(_bound_text, numbers) if b), None)
         if bounds and "description" in prop and "Range:" not in prop["description"]:
-            each = " (each)" if any(o is not prop and "items" in o for o in options) or (
-                "items" in prop
-            ) else ""
+            each = (
+                " (each)"
+                if any(o is not prop and "items" in o for o in options) or ("items" in prop)
+                else ""
+            )
             prop["description"] = f"{prop['description']} Range{each}: {bounds}."
 
 

@@ -16,4 +16,3 @@ from __future__ import annotations
 
 PAPER_SCORE_LR = 5e-5  # mask-training scores
 WEIGHT_LR = 5e-5  # IMP survivors: the paper's fine-tuning rate
-

@@ -22,13 +22,28 @@ def job_with_artifacts(client, auth, app_database, store):
     stored = store.put_bytes(artifact_key(job_id, ckpt_id, ".tar"), BLOB)
     with app_database.session() as session:
         artifacts = ArtifactRepository(session)
-        artifacts.add(job_id, kind=ArtifactKind.checkpoint, artifact_id=ckpt_id,
-                      name="../../checkpoint seed-1 sparsity-0.5.tar", size=stored.size,
-                      sha256=stored.sha256, storage_key=stored.key,
-                      content_type="application/x-tar", seed=1, sparsity=0.5)
-        mask = artifacts.add(job_id, kind=ArtifactKind.mask, name="mask-0.5.safetensors",
-                             size=len(MASK), sha256=hashlib.sha256(MASK).hexdigest(),
-                             data=MASK, seed=1, sparsity=0.5)
+        artifacts.add(
+            job_id,
+            kind=ArtifactKind.checkpoint,
+            artifact_id=ckpt_id,
+            name="../../checkpoint seed-1 sparsity-0.5.tar",
+            size=stored.size,
+            sha256=stored.sha256,
+            storage_key=stored.key,
+            content_type="application/x-tar",
+            seed=1,
+            sparsity=0.5,
+        )
+        mask = artifacts.add(
+            job_id,
+            kind=ArtifactKind.mask,
+            name="mask-0.5.safetensors",
+            size=len(MASK),
+            sha256=hashlib.sha256(MASK).hexdigest(),
+            data=MASK,
+            seed=1,
+            sparsity=0.5,
+        )
         session.commit()
         return job_id, ckpt_id, mask.id
 
@@ -44,7 +59,10 @@ def test_list_artifacts(client, auth, job_with_artifacts):
     by_id = {a["id"]: a for a in body["data"]}
     ckpt = by_id[str(ckpt_id)]
     assert (ckpt["kind"], ckpt["size"], ckpt["sha256"]) == (
-        "checkpoint", len(BLOB), hashlib.sha256(BLOB).hexdigest())
+        "checkpoint",
+        len(BLOB),
+        hashlib.sha256(BLOB).hexdigest(),
+    )
     assert ckpt["download_url"].endswith(url(job_id, ckpt_id))
     assert by_id[str(mask_id)]["kind"] == "mask" and by_id[str(mask_id)]["size"] == len(MASK)
 
@@ -77,8 +95,13 @@ def test_if_none_match(client, auth, job_with_artifacts):
 
 @pytest.mark.parametrize(
     ("header", "start", "end"),
-    [("bytes=0-9", 0, 9), ("bytes=100-", 100, len(BLOB) - 1), ("bytes=-5", len(BLOB) - 5,
-     len(BLOB) - 1), ("bytes=16000-99999", 16000, len(BLOB) - 1), ("bytes=7-7", 7, 7)],
+    [
+        ("bytes=0-9", 0, 9),
+        ("bytes=100-", 100, len(BLOB) - 1),
+        ("bytes=-5", len(BLOB) - 5, len(BLOB) - 1),
+        ("bytes=16000-99999", 16000, len(BLOB) - 1),
+        ("bytes=7-7", 7, 7),
+    ],
 )
 def test_range_is_206(client, auth, job_with_artifacts, header, start, end):
     job_id, ckpt_id, _ = job_with_artifacts
@@ -98,8 +121,8 @@ def test_range_of_an_inline_mask(client, auth, job_with_artifacts):
 
 
 @pytest.mark.parametrize(
-    "header", [f"bytes={len(BLOB)}-", "bytes=20000-20010", "bytes=9-2", "bytes=abc", "bytes=-0",
-               "bytes=-"],
+    "header",
+    [f"bytes={len(BLOB)}-", "bytes=20000-20010", "bytes=9-2", "bytes=abc", "bytes=-0", "bytes=-"],
 )
 def test_invalid_range_is_416(client, auth, job_with_artifacts, header):
     job_id, ckpt_id, _ = job_with_artifacts
@@ -119,8 +142,14 @@ def test_if_range_mismatch_sends_everything(client, auth, job_with_artifacts):
 
 @pytest.mark.parametrize(
     "artifact_path",
-    ["..%2F..%2Fetc%2Fpasswd", "%2e%2e", "%2e%2e%2f%2e%2e%2fartifacts.db", "not-a-uuid",
-     "..%5C..%5Cwindows", "%00"],
+    [
+        "..%2F..%2Fetc%2Fpasswd",
+        "%2e%2e",
+        "%2e%2e%2f%2e%2e%2fartifacts.db",
+        "not-a-uuid",
+        "..%5C..%5Cwindows",
+        "%00",
+    ],
 )
 def test_path_tricks_are_404(client, auth, job_with_artifacts, artifact_path):
     job_id, _, _ = job_with_artifacts
@@ -130,8 +159,10 @@ def test_path_tricks_are_404(client, auth, job_with_artifacts, artifact_path):
 
 def test_raw_dot_segments_do_not_escape(client, auth, job_with_artifacts):
     job_id, _, _ = job_with_artifacts
-    for path in (f"/jobs/{job_id}/artifacts/../../../etc/passwd",
-                 f"/jobs/{job_id}/artifacts/./../x"):
+    for path in (
+        f"/jobs/{job_id}/artifacts/../../../etc/passwd",
+        f"/jobs/{job_id}/artifacts/./../x",
+    ):
         response = client.get(path, headers=auth)
         assert response.status_code in (401, 404)
         assert b"root:" not in response.content

@@ -31,13 +31,17 @@ def test_healthz_ok_with_the_embedded_broker(settings, tmp_path):
     with TestClient(create_app(embedded)) as client:
         response = client.get("/healthz")
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ok", "checks": {"broker": "ok", "database": "ok"},
-                               "detail": None}
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"broker": "ok", "database": "ok"},
+        "detail": None,
+    }
 
 
 def test_healthz_503_names_a_dead_broker(settings):
-    dead = settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{dead_port()}/0",
-                                       "broker_connect_timeout_s": 1.0})
+    dead = settings.model_copy(
+        update={"broker_url": f"redis://127.0.0.1:{dead_port()}/0", "broker_connect_timeout_s": 1.0}
+    )
     app = create_app(dead, enqueuer=CeleryJobSender.from_settings(dead))
     with TestClient(app) as client:
         response = client.get("/healthz")
@@ -57,8 +61,9 @@ def test_healthz_503_names_a_dead_broker(settings):
 
 
 def test_healthz_503_names_a_dead_database(enqueuer, store):
-    settings = Settings(_env_file=None,
-                        database_url=f"postgresql://nobody@127.0.0.1:{dead_port()}/x")
+    settings = Settings(
+        _env_file=None, database_url=f"postgresql://nobody@127.0.0.1:{dead_port()}/x"
+    )
     with TestClient(create_app(settings, enqueuer=enqueuer, artifact_store=store)) as client:
         response = client.get("/healthz")
         keyed = client.get("/healthz", headers={"X-API-Key": "srn_" + "k" * 43})
@@ -79,8 +84,7 @@ def test_prometheus_metrics(client, auth):
     text = response.text
     assert 'srnet_jobs{status="queued"} 2.0' in text
     assert 'srnet_jobs{status="running"} 0.0' in text
-    assert ('srnet_http_requests_total{method="GET",route="/jobs/{job_id}",status="404"} 1.0'
-            in text)
+    assert 'srnet_http_requests_total{method="GET",route="/jobs/{job_id}",status="404"} 1.0' in text
     assert 'srnet_http_requests_total{method="POST",route="/jobs",status="201"} 2.0' in text
     assert 'srnet_http_request_duration_seconds_count{method="POST",route="/jobs"} 2.0' in text
     # The body limit answers before routing; the answer is still counted.
@@ -112,8 +116,9 @@ def test_the_api_never_imports_torch(tmp_path):
         f"    artifact_store='file://{tmp_path}/artifacts'))\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     loaded = set(json.loads(result.stdout))
     assert "api.main" in loaded and "sqlalchemy" in loaded  # the probe saw the real import

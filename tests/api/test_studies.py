@@ -300,8 +300,11 @@ def test_the_table_serves_per_seed_records_and_paired_comparisons(client, auth, 
     )
     assert comparisons.text.startswith("row_a,sparsity_a,row_b,sparsity_b,metric,n,")
     assert len(comparisons.text.splitlines()) == len(table["comparisons"]) + 1
-    for params, field in (({"a": "loss poe"}, "b"), ({"a": "loss poe", "b": "nope"}, "b"),
-                          ({"a": "loss poe", "b": "loss none", "sparsity": 0.7}, "sparsity")):
+    for params, field in (
+        ({"a": "loss poe"}, "b"),
+        ({"a": "loss poe", "b": "nope"}, "b"),
+        ({"a": "loss poe", "b": "loss none", "sparsity": 0.7}, "sparsity"),
+    ):
         bad = client.get(f"/studies/{sid}/table", params=params, headers=auth)
         assert bad.status_code == 422, params
         assert bad.json()["detail"][0]["loc"] == ["query", field]

@@ -16,8 +16,7 @@ def test_many_workers_many_jobs_each_job_claimed_once(pg_url):
         owner_id, _ = make_owner(database)
         with database.session() as session:
             repo = JobRepository(session)
-            job_ids = [repo.create(owner_id=owner_id, spec={}, spec_hash="h").id
-                       for _ in range(20)]
+            job_ids = [repo.create(owner_id=owner_id, spec={}, spec_hash="h").id for _ in range(20)]
             session.commit()
         wins: Counter[str] = Counter()
         claimed_by: dict = {}

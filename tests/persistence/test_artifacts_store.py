@@ -58,8 +58,17 @@ def test_failed_write_leaves_nothing(store):
 
 
 @pytest.mark.parametrize(
-    "key", ["../escape", "jobs/../../etc/passwd", "/etc/passwd", "jobs/.hidden", "a//b", "",
-            "jobs/x\\..\\y", "jobs/%2e%2e/x"],
+    "key",
+    [
+        "../escape",
+        "jobs/../../etc/passwd",
+        "/etc/passwd",
+        "jobs/.hidden",
+        "a//b",
+        "",
+        "jobs/x\\..\\y",
+        "jobs/%2e%2e/x",
+    ],
 )
 def test_keys_that_could_escape_are_refused(store, key):
     with pytest.raises(InvalidKey):
@@ -81,8 +90,13 @@ def test_make_artifact_store_from_settings(tmp_path):
     local = make_artifact_store(Settings(_env_file=None, artifact_store=f"file://{tmp_path}/a"))
     assert isinstance(local, LocalArtifactStore) and local.root == (tmp_path / "a").resolve()
     s3 = make_artifact_store(
-        Settings(_env_file=None, artifact_store="s3://lab-bucket/srnet", s3_region="eu-west-1",
-                 s3_access_key_id="AKIAEXAMPLE", s3_secret_access_key="secret")
+        Settings(
+            _env_file=None,
+            artifact_store="s3://lab-bucket/srnet",
+            s3_region="eu-west-1",
+            s3_access_key_id="AKIAEXAMPLE",
+            s3_secret_access_key="secret",
+        )
     )
     assert isinstance(s3, S3ArtifactStore)
     assert (s3.bucket, s3.prefix) == ("lab-bucket", "srnet")
@@ -93,15 +107,21 @@ def test_s3_store_requests():
     from botocore.response import StreamingBody
     from botocore.stub import Stubber
 
-    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="a",
-                          aws_secret_access_key="b")
+    client = boto3.client(
+        "s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )
     store = S3ArtifactStore("bucket", "pre/fix", client=client)
     key = artifact_key(uuid.uuid4(), uuid.uuid4(), ".tar")
     with Stubber(client) as stub:
         stub.add_response(
-            "put_object", {},
-            {"Bucket": "bucket", "Key": f"pre/fix/{key}", "Body": DATA,
-             "Metadata": {"sha256": hashlib.sha256(DATA).hexdigest()}},
+            "put_object",
+            {},
+            {
+                "Bucket": "bucket",
+                "Key": f"pre/fix/{key}",
+                "Body": DATA,
+                "Metadata": {"sha256": hashlib.sha256(DATA).hexdigest()},
+            },
         )
         stub.add_response(
             "get_object",

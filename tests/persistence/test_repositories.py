@@ -390,12 +390,25 @@ def test_metrics_one_selected_point_per_curve(database):
     with database.session() as session:
         metrics = MetricRepository(session)
         points = [
-            metrics.add(job_id, stage="search", step=s, seed=1, sparsity=0.5,
-                        payload={"dev_accuracy": 0.6 + s / 100})
+            metrics.add(
+                job_id,
+                stage="search",
+                step=s,
+                seed=1,
+                sparsity=0.5,
+                payload={"dev_accuracy": 0.6 + s / 100},
+            )
             for s in (10, 20, 30)
         ]
-        other = metrics.add(job_id, stage="search", step=10, seed=1, sparsity=0.7,
-                            payload={"dev_accuracy": 0.5}, selected=True)
+        other = metrics.add(
+            job_id,
+            stage="search",
+            step=10,
+            seed=1,
+            sparsity=0.7,
+            payload={"dev_accuracy": 0.5},
+            selected=True,
+        )
         metrics.select(points[1].id)
         metrics.select(points[2].id)
         session.commit()
@@ -411,10 +424,24 @@ def test_artifacts_inline_or_stored_never_both(database):
     other_job = new_job(database, owner_id)
     with database.session() as session:
         artifacts = ArtifactRepository(session)
-        mask = artifacts.add(job_id, kind=ArtifactKind.mask, name="mask-0.5.safetensors",
-                             size=3, sha256="0" * 64, data=b"abc", seed=1, sparsity=0.5)
-        ckpt = artifacts.add(job_id, kind=ArtifactKind.checkpoint, name="ckpt.tar",
-                             size=10, sha256="1" * 64, storage_key="jobs/x/y.tar")
+        mask = artifacts.add(
+            job_id,
+            kind=ArtifactKind.mask,
+            name="mask-0.5.safetensors",
+            size=3,
+            sha256="0" * 64,
+            data=b"abc",
+            seed=1,
+            sparsity=0.5,
+        )
+        ckpt = artifacts.add(
+            job_id,
+            kind=ArtifactKind.checkpoint,
+            name="ckpt.tar",
+            size=10,
+            sha256="1" * 64,
+            storage_key="jobs/x/y.tar",
+        )
         with pytest.raises(ValueError):
             artifacts.add(job_id, kind=ArtifactKind.report, name="r", size=1, sha256="2" * 64)
         session.commit()

@@ -122,6 +122,7 @@ def test_a_checkpoint_archive_over_100_mb_goes_up_in_parts_and_comes_back_by_ran
 
     # Ranges (inclusive, as HTTP): the first bytes, a middle slice, the tail, open-ended.
     with open(archive, "rb") as handle:
+
         def local(start: int, end: int) -> bytes:
             handle.seek(start)
             return handle.read(end - start + 1)

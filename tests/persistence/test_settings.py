@@ -33,7 +33,10 @@ def test_defaults_need_no_service_and_live_in_one_per_user_home(monkeypatch, tmp
     assert WorkerSettings(_env_file=None).work_dir == home / "work"
     assert settings.is_sqlite and not settings.broker_is_redis
     assert settings.broker_transport_options() == {}
-    assert settings.locations() == f"database sqlite:///{home}/srnet.db; artifacts file://{home}/artifacts"
+    assert (
+        settings.locations()
+        == f"database sqlite:///{home}/srnet.db; artifacts file://{home}/artifacts"
+    )
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert make().home == tmp_path / "xdg" / "srnet"
 
@@ -69,8 +72,12 @@ def test_environment_variables_are_read(monkeypatch):
 @pytest.mark.parametrize("key", ["changethis", "short"])
 def test_weak_bootstrap_key_refused_outside_development(key):
     with pytest.raises(ValidationError, match="SRNET_BOOTSTRAP_API_KEY is weak"):
-        make(environment="production", bootstrap_api_key=key,
-             database_url="postgresql://db/x", artifact_store="s3://bucket")
+        make(
+            environment="production",
+            bootstrap_api_key=key,
+            database_url="postgresql://db/x",
+            artifact_store="s3://bucket",
+        )
     with pytest.warns(UserWarning, match="weak"):
         assert make(environment="development", bootstrap_api_key=key).bootstrap_api_key
 

@@ -141,7 +141,11 @@ def test_real_cluster_scale_to_min_then_demand_capped_by_max_then_back(held_auto
 
     logged = [json.loads(line) for line in scaler.decisions.path.read_text().splitlines()]
     assert [(d["action"], d["count"], d["pending"]) for d in logged] == [
-        ("submit", 1, 0), ("submit", 2, 1), ("none", 0, 3), ("cancel", 2, 3)]
+        ("submit", 1, 0),
+        ("submit", 2, 1),
+        ("none", 0, 3),
+        ("cancel", 2, 3),
+    ]
     assert logged[1]["job_ids"] and logged[3]["job_ids"] == list(shrunk.job_ids)
 
 

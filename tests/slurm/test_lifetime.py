@@ -116,6 +116,7 @@ def test_a_real_slurm_worker_exits_before_its_time_limit(slurm_cluster, redis_br
     job_id = submitted.stdout.strip().split(";")[0]
     started = time.monotonic()
     try:
+
         def gone() -> bool:
             out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], env=env,
                                  capture_output=True, text=True, timeout=30).stdout  # fmt: skip

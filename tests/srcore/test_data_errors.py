@@ -240,7 +240,7 @@ def test_errors_are_value_errors_and_pickle(tmp_path):
 def test_an_unterminated_quote_names_the_line_where_it_opened(tmp_path, tail):
     path = tmp_path / "pairs.csv"
     path.write_text(
-        "text_a,text_b,label\na,b,entailment\nc,\"never closed,neutral\n" + tail, "utf-8"
+        'text_a,text_b,label\na,b,entailment\nc,"never closed,neutral\n' + tail, "utf-8"
     )
     source = SourceSpec(format="custom", path=str(path), columns=ColumnMap())
     with pytest.raises(DataFormatError) as info:

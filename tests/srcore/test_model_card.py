@@ -118,8 +118,10 @@ def test_the_card_states_the_data_used_tags_and_what_was_pruned_plainly():
     ))  # fmt: skip
     text = card.text
     assert "debiasing" not in card.data.tags  # a cross-entropy job debiases nothing
-    assert "2,000 training rows; 282 optimisation steps; each evaluation set subsampled to at " \
+    assert (
+        "2,000 training rows; 282 optimisation steps; each evaluation set subsampled to at "
         "most 500 examples" in text
+    )
     assert "pooler" not in text  # RoBERTa and DistilBERT have none
     assert "/srv/lab" not in text and "a local model folder (`roberta-base`)" in text
     assert "runs this model exactly as fast" in text  # no speedup from unstructured zeros

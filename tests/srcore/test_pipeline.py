@@ -266,7 +266,6 @@ def test_ood_upper_bound_mixes_ood_training_rows(tiny_model):
     assert any(e.label == contradiction for e in extra)
 
 
-
 def test_every_evaluation_names_its_curve(tiny_model, tmp_path):
     """Receivers (the worker) file evaluations by their CurveId, not by parsing progress text;
     the typed result is what metrics.json holds."""

@@ -25,7 +25,6 @@ def test_movement_refuses_masks_of_other_shapes():
         count_differences({"a": torch.ones(2, dtype=torch.bool)}, {"a": torch.ones(3).bool()})
 
 
-
 def test_matrix_place_names_the_six_matrices_of_a_layer_and_the_rest():
     from srcore.pruning.movement import matrix_place
 
@@ -56,7 +55,9 @@ def test_movement_is_broken_down_per_matrix_type_and_per_layer():
     magnitude = masks(0, 0)
     movement = mask_movement(masks(4, 2), magnitude, masks(4, 0))
     assert (movement.entries, movement.differ_from_magnitude, movement.flipped_from_init) == (
-        65, 6, 2
+        65,
+        6,
+        2,
     )
     out = movement.as_dict()
     assert list(out["by_type"]) == ["Q", "O", "pooler"]

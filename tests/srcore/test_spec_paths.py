@@ -117,9 +117,7 @@ def _swap_locations(value):
 def test_the_checks_visit_every_marked_field():
     spec = JobSpec.model_validate(FULL)
     swapped = JobSpec.model_validate(_swap_locations(FULL))
-    visited = {
-        _pattern(loc): kind for s in (spec, swapped) for loc, kind, _ in loaded_values(s)
-    }
+    visited = {_pattern(loc): kind for s in (spec, swapped) for loc, kind, _ in loaded_values(s)}
     assert visited == marked_fields()
     # Under the roots: nothing refused; no roots: every local path refused, the hub id not.
     assert path_problems(spec, ["/roots"]) == []
@@ -170,7 +168,7 @@ def test_hub_shapes_are_accepted():
 def test_a_service_refuses_relative_paths_even_inside_its_roots(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec = JobSpec.model_validate({"data": {"train": {"format": "pair_json", "path": path}}})
-    (loc, _raw, why), = path_problems(spec, [str(tmp_path)])
+    ((loc, _raw, why),) = path_problems(spec, [str(tmp_path)])
     assert loc == ("data", "train", "path") and "absolute" in why
 
 

@@ -1,6 +1,5 @@
 """Studies: expansion of a base spec and axes into jobs, and validation."""
 
-
 import pytest
 
 from srcore.jobspec.study import (

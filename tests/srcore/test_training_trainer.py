@@ -92,7 +92,6 @@ def test_hook_can_exclude_evaluations_but_not_leave_none(train, tokenizer):
     assert result.history[0]["info"] == {"sparsity": 0.5, "selectable": False}
 
 
-
 class CountSteps(TrainerHooks):
     def __init__(self):
         self.steps = []

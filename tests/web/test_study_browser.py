@@ -45,8 +45,12 @@ def run_children(service: LiveService, study_id: str, key: str) -> None:
                           sparsity=0.0, selected=True)  # fmt: skip
             payload = metric_payload(0.74 + lift, 0.58 + lift, sparsity=0.5)
             if child.key == "reference:none" and seed == 2:
-                payload["hans"].update(collapsed=True, majority_share=0.99,
-                                       majority_label="non-entailment", non_entailed=0.99)
+                payload["hans"].update(
+                    collapsed=True,
+                    majority_share=0.99,
+                    majority_label="non-entailment",
+                    non_entailed=0.99,
+                )
             worker.metric("search", 20, payload, seed=seed, sparsity=0.5, selected=True)
         worker.finish()
         time.sleep(0.05)
@@ -108,8 +112,14 @@ def test_a_study_from_submission_to_its_table_and_plot(browser, service: LiveSer
     )  # only the collapsed row's HANS cells
     assert "1 collapsed" in collapsed[0].text
     assert "not a robustness gain" in text_of(driver, "#collapse-note")
-    plot = wait_for(driver, lambda d: [i for i in css(d, "#study-plot")
-                                       if d.execute_script("return arguments[0].naturalWidth", i)])
+    plot = wait_for(
+        driver,
+        lambda d: [
+            i
+            for i in css(d, "#study-plot")
+            if d.execute_script("return arguments[0].naturalWidth", i)
+        ],
+    )
     assert plot[0].get_attribute("src").startswith("blob:")
     save_screenshot(driver, "study")
 
@@ -155,5 +165,3 @@ def test_the_study_page_of_someone_else_is_not_found(browser, service: LiveServi
         study = client.submit_study(STUDY)
     use_key(driver, service, service.key_for("web-study-other"), f"/web/studies/{study.id}")
     wait_for(driver, lambda d: "Not found" in css(d, "#app")[0].text)
-
-

@@ -70,8 +70,9 @@ def test_a_model_folder_changed_after_the_check_is_refused_when_opened(
     shutil.copy(model / "config.json", outside / "config.json")
     (model / "config.json").unlink()
     (model / "config.json").symlink_to(outside / "config.json")
-    with confined_to([tmp_path], tmp_path / "staging"), pytest.raises(
-        ModelNotFoundError, match=r"config\.json: resolves outside SRNET_DATA_ROOTS"
+    with (
+        confined_to([tmp_path], tmp_path / "staging"),
+        pytest.raises(ModelNotFoundError, match=r"config\.json: resolves outside SRNET_DATA_ROOTS"),
     ):
         resolve_model_path(str(model))
     assert resolve_model_path(str(model)) == str(model)  # no confinement: a laptop run
@@ -99,8 +100,9 @@ def test_a_data_file_that_leads_outside_is_not_read(tmp_path, outside):
     link.symlink_to(outside / "train.jsonl")
     source = SourceSpec(format="pair_json", path=str(link))
     labels = ("contradiction", "entailment", "neutral")
-    with confined_to([tmp_path], tmp_path / "staging"), pytest.raises(
-        DataFormatError, match="not read: resolves outside SRNET_DATA_ROOTS"
+    with (
+        confined_to([tmp_path], tmp_path / "staging"),
+        pytest.raises(DataFormatError, match="not read: resolves outside SRNET_DATA_ROOTS"),
     ):
         load_split(source, labels, "train")
     # The bundled samples are always readable, whatever the roots.

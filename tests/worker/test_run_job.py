@@ -380,9 +380,7 @@ def test_a_cancel_that_arrives_while_storing_wins_and_leaves_no_artifact(
 
 
 @pytest.mark.slow
-def test_worker_shutdown_gives_the_job_back_to_resume_later(
-    worker_context, tiny_model_dir, sender
-):
+def test_worker_shutdown_gives_the_job_back_to_resume_later(worker_context, tiny_model_dir, sender):
     ctx = worker_context
     job_id = create_job(ctx.database, tiny_job_spec(tiny_model_dir, search_steps=400,
                                                     eval_every=10))  # fmt: skip

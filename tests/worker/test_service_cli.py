@@ -83,8 +83,11 @@ def test_command_line_prints_the_key_once(tmp_path):
     upgrade_database(url)  # the service made it (srnet serve / srnet migrate)
     result = subprocess.run(
         [sys.executable, "-m", "srnet", "keys", "create", "--owner", "nlp-lab"],
-        cwd=ROOT, env={**os.environ, "SRNET_DATABASE_URL": url},
-        capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "SRNET_DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     key = result.stdout.strip()
@@ -121,8 +124,12 @@ def test_serve_prints_a_new_key_once_and_honours_a_bootstrap_key(sqlite_url):
             assert verify_api_key(session, first).name == "admin"
 
         chosen = "srn_" + uuid.uuid4().hex + uuid.uuid4().hex
-        with_key = Settings(_env_file=None, database_url=sqlite_url,
-                            SRNET_BOOTSTRAP_API_KEY=chosen, SRNET_BOOTSTRAP_OWNER="lab-y")
+        with_key = Settings(
+            _env_file=None,
+            database_url=sqlite_url,
+            SRNET_BOOTSTRAP_API_KEY=chosen,
+            SRNET_BOOTSTRAP_OWNER="lab-y",
+        )
         assert bootstrap_api_key(with_key, database) is None  # fmt: skip
         with database.session() as session:
             assert verify_api_key(session, chosen).name == "lab-y"
@@ -141,8 +148,12 @@ def test_worker_settings_from_the_environment(monkeypatch):
 
 
 def test_celery_is_configured_for_long_jobs_that_must_not_be_lost():
-    settings = Settings(_env_file=None, broker_url="redis://127.0.0.1:6379/0",
-                        broker_key_prefix="lab1:", broker_visibility_timeout_s=3 * 24 * 3600)
+    settings = Settings(
+        _env_file=None,
+        broker_url="redis://127.0.0.1:6379/0",
+        broker_key_prefix="lab1:",
+        broker_visibility_timeout_s=3 * 24 * 3600,
+    )
     conf = make_celery_app(settings, WorkerSettings(_env_file=None)).conf  # fmt: skip
     assert conf.task_acks_late is True and conf.task_reject_on_worker_lost is True
     assert conf.worker_prefetch_multiplier == 1 and conf.worker_max_tasks_per_child == 1

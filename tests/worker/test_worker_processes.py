@@ -160,7 +160,11 @@ def test_a_killed_worker_s_job_resumes_on_a_new_worker_from_its_checkpoint(
 
 
 def test_jobs_redis_forgot_are_sent_again_and_run(
-    settings, database, workers, tiny_model_dir, redis_broker  # noqa: F811
+    settings,
+    database,
+    workers,
+    tiny_model_dir,
+    redis_broker,  # noqa: F811
 ):
     spec = tiny_job_spec(tiny_model_dir)
     jobs = [submit(settings, database, spec, "gpu"), submit(settings, database, spec, "cpu")]
@@ -215,7 +219,12 @@ def test_cancel_stops_a_running_job_and_stores_nothing(
 
 
 def test_bad_input_fails_once_with_the_message(
-    settings, database, workers, tiny_model_dir, redis_broker, tmp_path  # noqa: F811
+    settings,
+    database,
+    workers,
+    tiny_model_dir,
+    redis_broker,  # noqa: F811
+    tmp_path,
 ):
     worker = workers("worker")
     missing = str(tmp_path / "missing" / "mnli_train.json")
@@ -229,7 +238,11 @@ def test_bad_input_fails_once_with_the_message(
 
 
 def test_a_worker_shut_down_mid_job_gives_it_back_and_another_resumes_it(
-    settings, database, workers, tiny_model_dir, redis_broker  # noqa: F811
+    settings,
+    database,
+    workers,
+    tiny_model_dir,
+    redis_broker,  # noqa: F811
 ):
     first = workers("worker1")
     job_id = submit(settings, database,

@@ -60,6 +60,7 @@ def test_the_async_client_does_what_the_sync_one_does(service: LiveService, key:
             job = await client.submit(SPEC, idempotency_key="async-1")
             again = await client.submit(SPEC, idempotency_key="async-1")
             listed = [j.id async for j in client.iterate(page_size=1)]
+
             # A worker in another thread finishes the job while we wait for it.
             def finish_later() -> None:
                 time.sleep(0.3)
