@@ -243,3 +243,30 @@ def predict_onnx(
     if logits is None:
         raise ValueError(f"{encoded.name}: nothing to predict (empty split)")
     return logits
+
+
+@torch.no_grad()
+def max_logit_difference(
+    checkpoint_dir: str | os.PathLike[str],
+    onnx_path: str | os.PathLike[str],
+    *,
+    batch: int = 4,
+    length: int = 48,
+    seed: int = 0,
+) -> float:
+    """Largest |logit| difference between the checkpoint in plain transformers and the ONNX
+    model, on random token ids with the last row half padding."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        checkpoint_dir, dtype=torch.float32
+    ).eval()
+    vocab = int(model.config.vocab_size)
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(min(5, vocab - 1), vocab, (batch, length), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[-1, length // 2 :] = 0
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    expected = model(**inputs).logits.numpy()
+    got = onnx_logits(onnx_session(onnx_path, threads=1), inputs)
+    return float(np.abs(got - expected).max())

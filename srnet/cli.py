@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     from srnet import study_cli
 
     study_cli.register(sub)
+    from srnet import onnx_cli
+
+    onnx_cli.register(sub)
     return parser
 
 

@@ -126,8 +126,13 @@ def head_units(model: nn.Module) -> list[UnitGroup]:
     names, layers = _layer_linears(model)
     found: list[UnitGroup] = []
     for index, linears in layers:
-        hidden = min(m.in_features for m in linears)
+        # The config's width: in a shrunk checkpoint the FFN may be narrower than the hidden size.
+        hidden = next((getattr(config, k) for k in ("hidden_size", "dim") if hasattr(config, k)),
+                      min(m.in_features for m in linears))  # fmt: skip
         square = [m for m in linears if m.in_features == hidden and m.out_features == hidden]
+        # A shrunk FFN as wide as the hidden size is square too; attention comes first.
+        if len(square) == 6:
+            square = square[:4]
         if len(square) != 4 or hidden % heads:
             raise ValueError(
                 f"encoder layer {index}: expected query, key, value and attention output "
