@@ -329,6 +329,13 @@ class DebiasSpec(StrictModel):
     teacher: TeacherSpec = Field(default=TeacherSpec(), description="The teacher of conf_reg.")
 
 
+def _default_init(data: dict[str, Any]) -> Literal["hard", "soft"] | None:
+    # Soft for mask training: at small step budgets hard scores (0 / 2τ) barely cross τ and
+    # the search ends as magnitude pruning (docs/results.md); the paper used soft for gradual.
+    # The resolved spec shows it, so a reader sees the init that ran (issue 19 item 11).
+    return "soft" if data.get("method") == "mask_training" else None
+
+
 class PruningSpec(StrictModel):
     method: MethodName = Field(
         default="mask_training",
@@ -359,9 +366,10 @@ class PruningSpec(StrictModel):
         default=None, description="Start of the cubic schedule (gradual only). Not set: 0.7."
     )
     init: Literal["hard", "soft"] | None = Field(
-        default=None,
-        description="Score init: hard magnitude (0 / 2τ) or soft (|W|). Not set: soft (at "
-        "the step budgets the studies measured, hard scores never cross τ).",
+        default_factory=_default_init,
+        description="Score init of mask_training: hard magnitude (0 / 2τ) or soft (|W|). Not "
+        "set: soft for mask_training (at the step budgets the studies measured, hard scores "
+        "never cross τ); other methods have no scores, so none.",
     )
     threshold: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
         default=0.01,
@@ -379,6 +387,15 @@ class PruningSpec(StrictModel):
     retrain_loss: LossName | None = Field(
         default=None, description="Loss of the scenario-2 retrain. Not set: the job's loss."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_init_is_unset(cls, data: Any) -> Any:
+        """`init: null` (how stored specs wrote "not set" before the default was shown) means
+        the method's default, as leaving it out does."""
+        if isinstance(data, dict) and "init" in data and data["init"] is None:
+            return {k: v for k, v in data.items() if k != "init"}
+        return data
 
     @field_validator("sparsities", "initial_sparsity", mode="before")
     @classmethod
@@ -427,11 +444,7 @@ class PruningSpec(StrictModel):
 
     @property
     def score_init(self) -> Literal["hard", "soft"]:
-        if self.init is not None:
-            return self.init
-        # Soft by default: at small step budgets hard scores (0 / 2τ) barely cross τ and the
-        # search ends as magnitude pruning (docs/results.md); the paper used soft for gradual.
-        return "soft"
+        return self.init or "soft"
 
     @property
     def schedule_start(self) -> float:
@@ -647,4 +660,31 @@ def _without_late_defaults(dumped: dict[str, Any]) -> dict[str, Any]:
         part = dumped.get(section)
         if isinstance(part, dict) and key in part and part[key] == default:
             dumped[section] = {k: v for k, v in part.items() if k != key}
+    # pruning.init was stored as null where none was named (soft applied); it now shows soft.
+    # A default mask-training job keeps the hash it was stored with.
+    pruning = dumped.get("pruning")
+    if _is_default_init(pruning):
+        dumped["pruning"] = {**pruning, "init": None}
     return dumped
+
+
+def _is_default_init(pruning: Any) -> bool:
+    return (
+        isinstance(pruning, dict)
+        and pruning.get("method") == "mask_training"
+        and pruning.get("init") == "soft"
+    )
+
+
+def spec_hashes(spec: JobSpec) -> frozenset[str]:
+    """Every hash srcore has given this job: `spec_hash`, and for soft mask training also the
+    one of a spec that named `init: "soft"` before the default was shown (an explicit soft
+    and an unset init are one job now, hashed as the unset one). Study folders written then
+    match their children with it."""
+    dumped = spec.model_dump(mode="json")
+    hashes = {spec_hash(spec)}
+    if _is_default_init(dumped.get("pruning")):
+        named = _without_late_defaults(spec.model_dump(mode="json"))
+        named["pruning"] = {**named["pruning"], "init": "soft"}
+        hashes.add(canonical_hash(named))
+    return frozenset(hashes)

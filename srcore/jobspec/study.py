@@ -195,6 +195,10 @@ def expand_study(study: StudySpec) -> list[StudyChild]:
         raise StudyError("axes", f"the study has {size} jobs; at most {MAX_STUDY_JOBS} allowed")
 
     base = study.base.model_dump(mode="json")
+    if "init" not in study.base.pruning.model_fields_set:
+        # The base's init is its method's default: each child gets its own method's (an IMP
+        # row of a mask-training study has none), not the base's resolved soft.
+        base["pruning"]["init"] = None
     children: list[StudyChild] = []
     for setting in _grid(study.axes):
         where = _axis_of_error(study.axes, base, setting)

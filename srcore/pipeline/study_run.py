@@ -25,7 +25,7 @@ from srcore.files import atomic_write_bytes, exclusive_lock, try_exclusive_lock
 from srcore.jobspec.callbacks import Callbacks
 from srcore.jobspec.layout import OutputLayout, child_dir_name
 from srcore.jobspec.results import SearchResult
-from srcore.jobspec.spec import spec_hash
+from srcore.jobspec.spec import spec_hashes
 from srcore.jobspec.study import StudyChild, StudySpec, expand_study
 from srcore.jobspec.study_axis_plot import axis_plot_png, numeric_axes
 from srcore.jobspec.study_compare import INTERVAL, comparisons_csv, study_comparisons
@@ -115,7 +115,9 @@ def run_study(
                 log(f"[{i}/{len(order)}] {child.label}: another runner has it")
                 continue
             metrics = OutputLayout(child_dir).metrics_path
-            if metrics.exists() and SearchResult.read(child_dir).spec_hash != spec_hash(child.spec):
+            if metrics.exists() and SearchResult.read(child_dir).spec_hash not in spec_hashes(
+                child.spec
+            ):
                 log(f"{child.label}: the study changed this job's spec; running it again")
                 metrics.unlink()
             if not metrics.exists():
@@ -150,7 +152,7 @@ def finished_reports(
         if not OutputLayout(child_dir).metrics_path.exists():
             continue
         result = SearchResult.read(child_dir)
-        if result.spec_hash == spec_hash(child.spec):
+        if result.spec_hash in spec_hashes(child.spec):
             found.append((child, result))
     return found
 
