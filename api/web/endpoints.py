@@ -16,9 +16,11 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from api.deps import SessionDep, SettingsDep
 from api.web.form import form_description
 from api.web.pages import PAGES, STATIC_PREFIX, render_page
 from api.web.presets import presets_description
+from persistence.repositories import JobRepository
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -107,10 +109,16 @@ def compare_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/web/form.json")
-def form_json() -> JSONResponse:
-    """The submit form: sections and fields (from the spec's JSON schema) and presets. Public,
-    like /openapi.json: it describes the spec, no one's data."""
-    body: dict[str, Any] = {**form_description(), "presets": presets_description()}
+def form_json(session: SessionDep, settings: SettingsDep) -> JSONResponse:
+    """The submit form: sections and fields (from the spec's JSON schema) and presets with
+    their size and estimate. Public, like /openapi.json: it describes the spec; the estimate
+    uses the median training speed of finished jobs per queue and model, no one's job."""
+
+    def speeds(queue: str, model: str) -> list[float]:
+        return JobRepository(session).training_speeds(queue, model)
+
+    presets = presets_description(speeds, settings.default_queue)
+    body: dict[str, Any] = {**form_description(), "presets": presets}
     return JSONResponse(body, headers={"Cache-Control": "no-cache"})
 
 

@@ -230,6 +230,28 @@ class JobRepository(SubmittedRepository[Job]):
         )
         return int(self._session.scalar(query) or 0)
 
+    def training_speeds(self, queue: str, model: str, *, limit: int = 20) -> list[float]:
+        """Training examples per second of the newest succeeded jobs of all owners on `queue`
+        with `model` (the trainer's measure, as each job last reported it), newest first: the
+        service's own measurement the web form's preset estimates use."""
+        rows = self._session.execute(
+            select(Job.examples_per_s, Job.spec)
+            .where(
+                Job.queue == queue,
+                Job.status == JobStatus.succeeded.value,
+                Job.examples_per_s.is_not(None),
+                Job.examples_per_s > 0,
+            )
+            .order_by(Job.finished_at.desc())
+            .limit(limit * 5)
+        )
+        same = [
+            float(speed)
+            for speed, spec in rows
+            if isinstance(spec, dict) and (spec.get("model") or {}).get("name_or_path") == model
+        ]
+        return same[:limit]
+
     _UNSET: Any = object()
 
     def annotate(self, job_id: uuid.UUID, *, tags: Any = _UNSET, note: Any = _UNSET) -> Job:

@@ -58,3 +58,14 @@ def test_sizes_of_two_presets_in_numbers():
         ("dense", 1, 30, 3),
         ("search", 1, 30, 3),
     ]
+
+
+@pytest.mark.parametrize("task", ["mnli", "qqp"])
+def test_the_bundled_row_counts_the_presets_use_are_the_samples(task):
+    from api.web.presets import BUNDLED_TRAIN_ROWS
+    from srcore.data.loaders import load_split
+    from srcore.jobspec.task_registry import resolve_task
+
+    resolved = resolve_task(JobSpec.model_validate({"task": task}))
+    split = load_split(resolved.train, resolved.labels, name="train", seed=0)
+    assert len(split.examples) == BUNDLED_TRAIN_ROWS[task]
