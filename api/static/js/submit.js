@@ -307,7 +307,8 @@ function applyPreset(preset) {
   }
   clear(document.getElementById("submit-status"));
   clear(document.getElementById("preset-status")).append(
-    notice(preset.message || `Preset applied: ${preset.title}. Review the fields, then submit.`));
+    notice(preset.message || `Preset applied: ${preset.title}. ${preset.size_text} `
+      + `${preset.estimate.text} Review the fields, then submit.`));
 }
 
 // /web/submit?from=JOB: the form starts from that job's spec (the job page's "Clone" button).
@@ -384,7 +385,10 @@ function render() {
     el("div", { class: "preset-list" }, form.presets.map((preset) => el("button", {
       type: "button", class: "preset", "data-preset": preset.id,
       onclick: () => applyPreset(preset),
-    }, el("strong", {}, preset.title), el("span", {}, preset.description)))),
+    }, el("strong", {}, preset.title), el("span", {}, preset.description),
+    // Its size and what it would take here, before anyone submits an hours-long job.
+    el("small", { class: "preset-size" }, preset.size_text),
+    el("small", { class: "preset-estimate" }, preset.estimate.text)))),
     el("div", { id: "preset-status", role: "status", "aria-live": "polite" }));
 
   const groups = form.groups.map((group) => {
