@@ -8,8 +8,10 @@ one-shot magnitude (per weight, per FFN neuron, per FFN neuron and head), export
 transformers, and timed under `torch.inference_mode` at batch 1 and 32 on HANS-length and
 MNLI-length inputs (random token ids, no padding). Printed: parameters, model.safetensors size,
 median latency per batch (the variants take turns, so noise of a shared machine hits
-all alike), throughput, and each as a ratio to dense. ONNX Runtime variants
-(issue 21 item 3) are not measured here yet.
+all alike), throughput, and each as a ratio to dense. Each variant is also exported with
+`srcore.export_onnx.export_onnx` (pruned heads sliced out, as `srnet export-onnx` does) and
+timed in ONNX Runtime as fp32 and as int8 (dynamic quantization), same inputs, same threads,
+in the same turns; `--no-onnx` leaves those out. The MB column of an ONNX row is its .onnx file.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -30,6 +33,7 @@ from transformers import AutoModelForSequenceClassification
 from transformers.utils import logging as hf_logging
 
 from srcore.export import export_checkpoint
+from srcore.export_onnx import export_onnx, onnx_logits, onnx_session
 from srcore.models import resolve_model_path
 from srcore.pruning import magnitude_masks, prunable_weights
 from srcore.pruning.structured import structure_units, unit_magnitude_masks
@@ -54,19 +58,31 @@ def export_variant(name: str, sparsity: float, out: Path) -> Path:
     )
 
 
+Forward = Callable[[dict[str, torch.Tensor]], object]
+
+
+def torch_forward(model: nn.Module) -> Forward:
+    return lambda inputs: model(**inputs)
+
+
+def onnx_forward(path: Path, threads: int) -> Forward:
+    session = onnx_session(path, threads=threads)
+    return lambda inputs: onnx_logits(session, inputs)
+
+
 @torch.inference_mode()
-def latencies_s(models: dict[str, nn.Module], batch: int, length: int, repeats: int) -> dict:
+def latencies_s(models: dict[str, Forward], batch: int, length: int, repeats: int) -> dict:
     """Median seconds per forward of each model; the models take turns within each repeat,
     so a slow moment of a shared machine hits every variant alike."""
     ids = torch.randint(1000, 20000, (batch, length), generator=torch.Generator().manual_seed(0))
-    mask = torch.ones_like(ids)
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     times: dict[str, list[float]] = {name: [] for name in models}
-    for model in models.values():
-        model(input_ids=ids, attention_mask=mask)  # warm-up
+    for forward in models.values():
+        forward(inputs)  # warm-up
     for _ in range(repeats):
-        for name, model in models.items():
+        for name, forward in models.items():
             t0 = time.perf_counter()
-            model(input_ids=ids, attention_mask=mask)
+            forward(inputs)
             times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(t) for name, t in times.items()}
 
@@ -76,6 +92,7 @@ def main() -> None:
     parser.add_argument("--sparsity", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-onnx", action="store_true", help="PyTorch variants only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
@@ -84,20 +101,32 @@ def main() -> None:
           f"median of {args.repeats}, torch {torch.__version__}")  # fmt: skip
     rows: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        models = {}
+        models: dict[str, Forward] = {}
         for name in variants:
             folder = export_variant(name, args.sparsity, Path(tmp))
-            models[name] = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+            model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+            models[name] = torch_forward(model)
+            params = sum(p.numel() for p in model.parameters())
             rows[name] = {
-                "params": sum(p.numel() for p in models[name].parameters()),
+                "params": params,
                 "mb": (folder / "model.safetensors").stat().st_size / 1e6,
             }
+            if args.no_onnx:
+                continue
+            onnx = export_onnx(folder, folder.with_name(folder.name + "_onnx"), int8=True)
+            for label, path in (("onnx fp32", onnx.fp32), ("onnx int8", onnx.int8)):
+                assert path is not None
+                models[f"{name} {label}"] = onnx_forward(path, args.threads)
+                rows[f"{name} {label}"] = {
+                    "params": onnx.parameters,
+                    "mb": path.stat().st_size / 1e6,
+                }
         for shape, length in SHAPES:
             for batch in BATCHES:
                 for name, seconds in latencies_s(models, batch, length, args.repeats).items():
                     rows[name][f"{shape} b{batch}"] = seconds
     dense = rows["dense"]
-    header = f"{'variant':<19} {'params':>11} {'MB':>7}"
+    header = f"{'variant':<29} {'params':>11} {'MB':>7}"
     keys = [f"{shape} b{batch}" for shape, _ in SHAPES for batch in BATCHES]
     print(header + "".join(f" {k:>22}" for k in keys))
     for name, row in rows.items():
@@ -106,8 +135,8 @@ def main() -> None:
             batch = int(key.rsplit("b", 1)[1])
             ms, speedup = 1e3 * row[key], dense[key] / row[key]
             cells.append(f" {ms:8.1f} ms {batch / row[key]:6.0f}/s {speedup:4.2f}x")
-        print(f"{name:<19} {row['params']:>11,} {row['mb']:>7.1f}" + "".join(cells))
-    print("ratios: dense latency / variant latency (>1 is faster); ONNX: not measured")
+        print(f"{name:<29} {row['params']:>11,} {row['mb']:>7.1f}" + "".join(cells))
+    print("ratios: PyTorch dense latency / variant latency (>1 is faster)")
 
 
 if __name__ == "__main__":

@@ -84,9 +84,11 @@ def test_onnx_accuracy_and_logits_match_the_pytorch_evaluation(exported, mnli_de
     torch_acc = accuracy(torch_logits.argmax(1), gold)
     onnx_acc = accuracy(onnx_out.argmax(1), gold)
     assert abs(100 * (onnx_acc - torch_acc)) <= 0.5
-    # int8 weights: a different model numerically, but the same predictions nearly always.
+    # int8 weights: a different model numerically (max logit difference ~0.01 here), so
+    # argmaxes of the fresh head's near-tied logits flip for some pairs (90.8 % agree here).
     int8 = predict_onnx(onnx_session(exported["onnx"] / ONNX_INT8_FILE, threads=1), mnli_dev)
-    assert np.mean(int8.argmax(1) == torch_logits.argmax(1)) >= 0.9
+    assert np.abs(int8 - torch_logits).max() < 0.1
+    assert np.mean(int8.argmax(1) == torch_logits.argmax(1)) >= 0.85
 
 
 def test_padding_is_masked_in_the_onnx_graph(exported, mnli_dev):
