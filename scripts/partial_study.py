@@ -1,0 +1,71 @@
+"""Tables from the seeds a long local study has finished so far (`srnet study run` folders).
+
+A study child runs its seeds one after another, and `srnet study run` writes a child's report
+only when all of them are done; a session that ends part-way leaves finished seeds that no table
+shows. This builds a derived study (DERIVED.json: the same base with `training.seeds` set to the
+finished seeds, and the axes/rows wanted), seeds its folder with the source folder's finished
+per-seed unit files of the children with the same spec (matched by spec_hash with the derived
+seeds), shares the source's stage cache, and runs the standard `run_study` on it: the table,
+per-seed records, comparisons and plots come from the same code as any study. A derived child
+with no finished unit in the source runs for real (cheap for one-shot magnitude rows).
+
+Unit files keep the paths of their masks and checkpoints in the source folder, so the per-seed
+records' sha256 are those of the source's masks.
+
+usage: python scripts/partial_study.py SOURCE.json SOURCE_OUT DERIVED.json DEST_OUT
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from srcore.jobspec.layout import child_dir_name
+from srcore.jobspec.spec import JobSpec, spec_hash
+from srcore.jobspec.study import StudySpec, expand_study
+from srcore.pipeline.study_run import run_study
+
+
+def _with_seeds(spec: JobSpec, seeds: list[int]) -> str:
+    doc = spec.model_dump(mode="json")
+    doc["training"]["seeds"] = seeds
+    return spec_hash(JobSpec.model_validate(doc))
+
+
+def main(source_file: str, source_out: str, derived_file: str, dest_out: str) -> int:
+    source = StudySpec.model_validate(json.loads(Path(source_file).read_text()))
+    derived = StudySpec.model_validate(json.loads(Path(derived_file).read_text()))
+    seeds = derived.base.training.seeds
+    src, dest = Path(source_out), Path(dest_out)
+    by_hash = {_with_seeds(c.spec, seeds): c for c in expand_study(source)}
+    dest.mkdir(parents=True, exist_ok=True)
+    if not (dest / "cache").exists():
+        (dest / "cache").symlink_to((src / "cache").resolve())
+    for child in expand_study(derived):
+        origin = by_hash.get(spec_hash(child.spec))
+        for seed in seeds:
+            done = (
+                None
+                if origin is None
+                else src / "jobs" / child_dir_name(origin.key) / "work" / f"seed-{seed}" / "done"
+            )
+            units = sorted(done.glob("unit-*.json")) if done is not None and done.is_dir() else []
+            if not units:
+                print(f"{child.key}, seed {seed}: not finished in {src}; it runs here")
+                continue
+            target = dest / "jobs" / child_dir_name(child.key) / "work" / f"seed-{seed}" / "done"
+            target.mkdir(parents=True, exist_ok=True)
+            for unit in units:
+                shutil.copy2(unit, target / unit.name)
+            print(f"{child.key}, seed {seed}: finished in {src} as {origin.key}")
+    run = run_study(derived, dest, log=print, source=derived_file)
+    print(f"table: {run.csv_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 5:
+        sys.exit(__doc__)
+    sys.exit(main(*sys.argv[1:]))
