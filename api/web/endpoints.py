@@ -114,8 +114,12 @@ def form_json(session: SessionDep, settings: SettingsDep) -> JSONResponse:
     their size and estimate. Public, like /openapi.json: it describes the spec; the estimate
     uses the median training speed of finished jobs per queue and model, no one's job."""
 
+    found: dict[tuple[str, str], list[float]] = {}  # presets share queues and models
+
     def speeds(queue: str, model: str) -> list[float]:
-        return JobRepository(session).training_speeds(queue, model)
+        if (queue, model) not in found:
+            found[queue, model] = JobRepository(session).training_speeds(queue, model)
+        return found[queue, model]
 
     presets = presets_description(speeds, settings.default_queue)
     body: dict[str, Any] = {**form_description(), "presets": presets}
