@@ -9,8 +9,8 @@ seeds), shares the source's stage cache, and runs the standard `run_study` on it
 per-seed records, comparisons and plots come from the same code as any study. A derived child
 with no finished unit in the source runs for real (cheap for one-shot magnitude rows).
 
-Unit files keep the paths of their masks and checkpoints in the source folder, so the per-seed
-records' sha256 are those of the source's masks.
+The mask files are copied too (the per-seed records hash them: the same bytes as the source's);
+unit files keep the paths of their masks and checkpoints in the source folder.
 
 usage: python scripts/partial_study.py SOURCE.json SOURCE_OUT DERIVED.json DEST_OUT
 """
@@ -59,6 +59,15 @@ def main(source_file: str, source_out: str, derived_file: str, dest_out: str) ->
             target.mkdir(parents=True, exist_ok=True)
             for unit in units:
                 shutil.copy2(unit, target / unit.name)
+            # The masks too, where the per-seed records hash them (the unit files still name
+            # the source's copies, and its checkpoints stay there).
+            masks = src / "jobs" / child_dir_name(origin.key) / "masks" / f"seed-{seed}"
+            if masks.is_dir():
+                shutil.copytree(
+                    masks,
+                    dest / "jobs" / child_dir_name(child.key) / "masks" / f"seed-{seed}",
+                    dirs_exist_ok=True,
+                )
             print(f"{child.key}, seed {seed}: finished in {src} as {origin.key}")
     run = run_study(derived, dest, log=print, source=derived_file)
     print(f"table: {run.csv_path}")

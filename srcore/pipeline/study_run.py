@@ -169,14 +169,11 @@ def child_points(child: StudyChild, result: SearchResult, out_dir: Path) -> list
     """A finished child's selected points, each naming the child's folder (relative to the
     study folder) as its job and, for a subnetwork, the sha256 of its mask file."""
     layout = OutputLayout(result.out_dir)
-    hashes = {}
-    for u in result.units:
-        # The child's own mask file, else the one its unit names (a unit read back from
-        # another folder, as scripts/partial_study.py does, keeps its mask where it was made).
-        for mask in (layout.mask_path(u.seed, u.sparsity), u.mask):
-            if mask is not None and Path(mask).is_file():
-                hashes[(u.seed, u.sparsity)] = file_sha256(Path(mask))
-                break
+    hashes = {
+        (u.seed, u.sparsity): file_sha256(layout.mask_path(u.seed, u.sparsity))
+        for u in result.units
+        if layout.mask_path(u.seed, u.sparsity).exists()
+    }
     job = result.out_dir.relative_to(out_dir).as_posix()
     return points_from_result(child.key, result, job=job, mask_sha256=hashes)
 
