@@ -329,13 +329,6 @@ class DebiasSpec(StrictModel):
     teacher: TeacherSpec = Field(default=TeacherSpec(), description="The teacher of conf_reg.")
 
 
-def _default_init(data: dict[str, Any]) -> Literal["hard", "soft"] | None:
-    # Soft for mask training: at small step budgets hard scores (0 / 2τ) barely cross τ and
-    # the search ends as magnitude pruning (docs/results.md); the paper used soft for gradual.
-    # The resolved spec shows it, so a reader sees the init that ran (issue 19 item 11).
-    return "soft" if data.get("method") == "mask_training" else None
-
-
 class PruningSpec(StrictModel):
     method: MethodName = Field(
         default="mask_training",
@@ -366,7 +359,10 @@ class PruningSpec(StrictModel):
         default=None, description="Start of the cubic schedule (gradual only). Not set: 0.7."
     )
     init: Literal["hard", "soft"] | None = Field(
-        default_factory=_default_init,
+        default=None,
+        # The schema states no default of its own: it depends on the method (the parent's
+        # default, mask training, shows soft), as with the default factory it had before.
+        json_schema_extra=lambda schema: schema.pop("default", None),
         description="Score init of mask_training: hard magnitude (0 / 2τ) or soft (|W|). Not "
         "set: soft for mask_training (at the step budgets the studies measured, hard scores "
         "never cross τ); other methods have no scores, so none.",
@@ -440,6 +436,14 @@ class PruningSpec(StrictModel):
             raise ValueError("retrain_loss applies to scenario 'pretrained_retrain' only")
         if self.init is not None and self.method != "mask_training":
             raise ValueError("init applies to mask_training only")
+        if self.init is None and self.method == "mask_training":
+            # The method's default, shown in the resolved spec so a reader sees the init that
+            # ran (issue 19 item 11): soft — at small step budgets hard scores (0 / 2τ) barely
+            # cross τ and the search ends as magnitude pruning (docs/results.md); the paper used
+            # soft for gradual. Set after validation, not by a default factory (which made any
+            # other field's error come with a second one at `init`), and outside
+            # model_fields_set, so a study still tells a named init from the default.
+            object.__setattr__(self, "init", "soft")
         return self
 
     @property
