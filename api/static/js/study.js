@@ -115,6 +115,7 @@ function renderTable() {
 // --- paired comparison of two rows ------------------------------------------------------------
 
 let compareKey = "";
+let compareTicket = 0; // the newest comparison request (runComparison)
 
 /** A difference in percentage points with its sign ("+1.20"). */
 export function pointsText(value) {
@@ -190,11 +191,16 @@ async function runComparison() {
     clear(box).append(notice("Choose two different rows."));
     return;
   }
+  // Only the newest request may draw: an answer for an older choice of rows (two quick
+  // changes, a refresh) can arrive after the newer one's.
+  const ticket = ++compareTicket;
   try {
     const query = new URLSearchParams({ format: "json", a, b });
     const table = await api(studyPath(`/table?${query}`));
+    if (ticket !== compareTicket) return;
     clear(box).append(el("div", { class: "table-wrap" }, comparisonTable(table.comparisons)));
   } catch (error) {
+    if (ticket !== compareTicket) return;
     clear(box).append(errorNotice(error));
   }
 }
