@@ -70,6 +70,19 @@ def main(source_file: str, source_out: str, derived_file: str, dest_out: str) ->
                 )
             print(f"{child.key}, seed {seed}: finished in {src} as {origin.key}")
     run = run_study(derived, dest, log=print, source=derived_file)
+    # run_info.json says what this table is a part of, and how it was made.
+    info_path = dest / "run_info.json"
+    info = json.loads(info_path.read_text())
+    info.update(
+        {
+            "partial_of": source_file,
+            "seeds": seeds,
+            "command": f"python scripts/partial_study.py {source_file} {src} {derived_file} {dest}",
+            "job_seconds_note": "job_seconds_total counts this folder's run only: units read "
+            "back from the source took no time here",
+        }
+    )
+    info_path.write_text(json.dumps(info, indent=1))
     print(f"table: {run.csv_path}")
     return 0
 

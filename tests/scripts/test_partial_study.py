@@ -91,3 +91,5 @@ def test_a_partial_table_reads_the_finished_seed_and_runs_what_is_missing(tiny_m
     assert dev["learning_rate 0.002"]["value"] != 0.123456
     assert dev["learning_rate 0.002"]["mask_sha256"]
     assert all(r["seed"] == 1 for r in seeds)
+    info = json.loads((dest / "run_info.json").read_text())
+    assert info["partial_of"] == str(tmp_path / "source.json") and info["seeds"] == [1]
