@@ -38,6 +38,23 @@ Environment = Literal["development", "test", "staging", "production"]
 QueueName = Literal["gpu", "cpu"]
 QUEUES: tuple[str, ...] = get_args(QueueName)
 
+
+def split_queue_list(value: object) -> object:
+    """A comma-separated queue list from the environment ("gpu, cpu") as a list; else as is."""
+    if isinstance(value, str):
+        value = [q.strip() for q in value.split(",") if q.strip()]
+    return value
+
+
+def known_queues(value: tuple[str, ...], name: str) -> tuple[str, ...]:
+    """`value` without repeats, if it names some of QUEUES and nothing else; `name` is the
+    setting or option the error names."""
+    unknown = sorted(set(value) - set(QUEUES))
+    if unknown or not value:
+        raise ValueError(f"{name} must name some of {', '.join(QUEUES)}")
+    return tuple(dict.fromkeys(value))
+
+
 # Values that must never protect a real deployment (they appear in docs and examples).
 _WEAK_KEYS = frozenset({"changethis", "changeme", "secret", "test", "admin", "password"})
 MIN_BOOTSTRAP_KEY_LENGTH = 32
@@ -441,17 +458,12 @@ class WorkerSettings(_SrnetSettings):
     @field_validator("queues", mode="before")
     @classmethod
     def _split_queues(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [q.strip() for q in value.split(",") if q.strip()]
-        return value
+        return split_queue_list(value)
 
     @field_validator("queues")
     @classmethod
     def _known_queues(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(value) - set(QUEUES))
-        if unknown or not value:
-            raise ValueError(f"SRNET_WORKER_QUEUES must name some of {', '.join(QUEUES)}")
-        return tuple(dict.fromkeys(value))
+        return known_queues(value, "SRNET_WORKER_QUEUES")
 
     @field_validator("gpus", mode="before")
     @classmethod

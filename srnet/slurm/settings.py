@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from persistence.settings import QUEUES, default_home
+from persistence.settings import default_home, known_queues, split_queue_list
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)([dhms]))", re.IGNORECASE)
 _UNIT_S = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
@@ -122,17 +122,12 @@ class SlurmSettings(BaseSettings):
     @field_validator("queues", mode="before")
     @classmethod
     def _split_queues(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [q.strip() for q in value.split(",") if q.strip()]
-        return value
+        return split_queue_list(value)
 
     @field_validator("queues")
     @classmethod
     def _known_queues(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(value) - set(QUEUES))
-        if unknown or not value:
-            raise ValueError(f"queues must name some of {', '.join(QUEUES)}")
-        return tuple(dict.fromkeys(value))
+        return known_queues(value, "queues")
 
     @field_validator("extra")
     @classmethod
