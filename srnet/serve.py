@@ -144,10 +144,24 @@ class EmbeddedService:
         self.children.append(Child(name, process))
         log.info("started %s (pid %d)", name, process.pid)
 
+    def worker_command(self) -> list[str]:
+        """One Celery worker; with SRNET_WORKER_GPUS set, `srnet worker` (which reads it) and
+        its one pinned worker process per GPU instead: several GPU jobs in one Celery worker
+        would all run on the first GPU."""
+        if self.worker_settings.gpus is not None:
+            # The supervisor must stop its children inside our own stop timeout.
+            stop = max(1.0, self.stop_timeout_s - 5.0)
+            return [sys.executable, "-m", "srnet", "worker", "--hostname", "srnet-embedded@%h",
+                    "--loglevel", self.log_level.upper(), "--stop-timeout", str(stop)]  # fmt: skip
+        from worker.celery_app import worker_argv
+
+        argv = worker_argv(self.worker_settings, loglevel=self.log_level.upper(),
+                           hostname="srnet-embedded@%h")  # fmt: skip
+        return [sys.executable, "-m", "celery", *argv]
+
     def start(self) -> None:
         from persistence.broker import CeleryJobSender, ensure_broker_folder
         from persistence.dispatch import DispatchPolicy
-        from worker.celery_app import worker_argv
         from worker.reconciler import Reconciler
 
         ensure_broker_folder(self.settings.broker_url)
@@ -156,9 +170,7 @@ class EmbeddedService:
             "--host", self.host, "--port", str(self.port), "--log-level", self.log_level,
         ])  # fmt: skip
         if self.with_worker:
-            argv = worker_argv(self.worker_settings, loglevel=self.log_level.upper(),
-                               hostname="srnet-embedded@%h")  # fmt: skip
-            self._spawn("worker", [sys.executable, "-m", "celery", *argv])
+            self._spawn("worker", self.worker_command())
         if self.with_reconciler:
             database = Database.from_settings(self.settings)
             sender = CeleryJobSender.from_settings(self.settings, name="srnet-reconciler")

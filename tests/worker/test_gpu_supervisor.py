@@ -9,6 +9,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -40,8 +41,12 @@ def gone(pid: int) -> bool:
     return True
 
 
+WORKER_GPUS_ALL = [sys.executable, "-m", "srnet", "worker", "--gpus", "all", "--hostname", "t@box",
+                   "--stop-timeout", "60"]  # fmt: skip
+
+
 class Supervisor:
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, argv: list[str] = WORKER_GPUS_ALL, **extra_env: str):
         self.log_path = tmp_path / "supervisor.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SRNET_", "WORKER_"))}
         env.update(TEST_WORKER_ENV)
@@ -49,11 +54,11 @@ class Supervisor:
             "SRNET_HOME": str(tmp_path / "home"),  # SQLite database and embedded broker
             "SRNET_WORKER_PRELOAD": "false",  # no torch in the test's three workers
             "CUDA_VISIBLE_DEVICES": "0,1",  # the fake device list
+            **extra_env,
         })  # fmt: skip
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "srnet", "worker", "--gpus", "all", "--hostname", "t@box",
-                 "--stop-timeout", "60"],
+                argv,
                 cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, preexec_fn=one_core,
             )  # fmt: skip
@@ -115,3 +120,33 @@ def test_a_child_that_dies_takes_the_others_down_with_a_failure_status(superviso
     assert supervisor.process.wait(timeout=90) == 128 + signal.SIGKILL
     assert "gpu1 (pid" in supervisor.log() and "stopping the others" in supervisor.log()
     wait_for(lambda: all(gone(pid) for pid, _, _ in children.values()), 30, "children gone")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_srnet_serve_with_worker_gpus_set_supervises_one_worker_per_gpu(tmp_path):
+    """SRNET_WORKER_GPUS is honoured by `srnet serve` as by `srnet worker`: not one Celery
+    worker that would put every GPU job on the first GPU."""
+    serve = Supervisor(
+        tmp_path,
+        [sys.executable, "-m", "srnet", "serve", "--port", str(free_port()),
+         "--stop-timeout", "60"],
+        SRNET_WORKER_GPUS="all",
+    )  # fmt: skip
+    try:
+        children = serve.wait_ready(3)
+        assert {name: cvd for name, (_, cvd, _) in children.items()} == {
+            "gpu0": "0", "gpu1": "1", "cpu": "",
+        }  # fmt: skip
+        for name, (pid, _, _) in children.items():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            assert cmdline[cmdline.index(b"--hostname") + 1].startswith(f"{name}@".encode())
+        serve.process.send_signal(signal.SIGTERM)
+        assert serve.process.wait(timeout=90) == 0, serve.log()[-3000:]
+        assert all(gone(pid) for pid, _, _ in children.values())
+    finally:
+        serve.kill()
