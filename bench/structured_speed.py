@@ -93,6 +93,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-onnx", action="store_true", help="PyTorch variants only")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="also write the figures here (read by "
+        "scripts/make_results.py for the structured study's speed column)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
@@ -137,6 +143,40 @@ def main() -> None:
             cells.append(f" {ms:8.1f} ms {batch / row[key]:6.0f}/s {speedup:4.2f}x")
         print(f"{name:<29} {row['params']:>11,} {row['mb']:>7.1f}" + "".join(cells))
     print("ratios: PyTorch dense latency / variant latency (>1 is faster)")
+    if args.json:
+        write_report(args, rows)
+
+
+def write_report(args: argparse.Namespace, rows: dict[str, dict[str, float]]) -> None:
+    """The figures of this run, with the machine and load they came from."""
+    import json
+    import platform
+
+    cpu = platform.processor()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    dense = rows["dense"]
+    report = {
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu": cpu,
+        "load_average": os.getloadavg()[0],
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "sparsity": args.sparsity,
+        "torch": torch.__version__,
+        "variants": {
+            name: {
+                **row,
+                "speedup": {k: dense[k] / v for k, v in row.items() if k in dense and " b" in k},
+            }
+            for name, row in rows.items()
+        },
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

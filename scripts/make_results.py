@@ -337,6 +337,116 @@ def bias_lines(folder: Path) -> list[str]:
     return [*lines, ""]
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One of the paper's findings, as paired differences in one study: each check is
+    (row, reference, the row's sparsity, metric, bound, what it shows)."""
+
+    title: str
+    claim: str
+    study: str
+    checks: tuple[tuple[str, str, float, str, float, str], ...]
+
+
+FINDINGS = (
+    Finding(
+        "1. Sparse and robust subnetworks exist",
+        "a 50% PoE mask keeps ID accuracy within 1 point of dense CE and is more robust "
+        "(HANS non-entailed and overall above dense CE)",
+        "mnli-structured",
+        (
+            ("unstructured poe 50%", "dense CE", 0.5, "dev.accuracy", -0.01, "dev − dense CE"),
+            ("unstructured poe 50%", "dense CE", 0.5, "hans.non_entailed", 0.0,
+             "HANS non-entailed − dense CE"),
+            ("unstructured poe 50%", "dense CE", 0.5, "hans.accuracy", 0.0,
+             "HANS − dense CE"),
+        ),
+    ),
+    Finding(
+        "2. Sparse and almost unbiased subnetworks exist (the OOD upper bound)",
+        "mask training with HANS-train data is far more robust than without it, on the held-out "
+        "HANS half",
+        "mnli-upper-bound",
+        (
+            ("loss none", "CE mask, no HANS-train", 0.5, "hans.accuracy", 0.0,
+             "HANS: with − without HANS-train"),
+            ("loss none", "CE mask, no HANS-train", 0.5, "hans.non_entailed", 0.0,
+             "HANS non-entailed: with − without"),
+        ),
+    ),
+    Finding(
+        "3. A search from an early dense checkpoint is nearly as good",
+        "PoE mask training from the dense model stopped at 25% or 50% of its steps is within 1 "
+        "point of the search from the finished dense model",
+        "mnli-early-start",
+        (
+            ("stop_at_step 141", "stop_at_step null", 0.5, "dev.accuracy", -0.01,
+             "dev: 25% − 100% of dense steps"),
+            ("stop_at_step 141", "stop_at_step null", 0.5, "hans.accuracy", -0.01,
+             "HANS: 25% − 100%"),
+            ("stop_at_step 282", "stop_at_step null", 0.5, "dev.accuracy", -0.01,
+             "dev: 50% − 100%"),
+            ("stop_at_step 282", "stop_at_step null", 0.5, "hans.accuracy", -0.01,
+             "HANS: 50% − 100%"),
+        ),
+    ),
+)  # fmt: skip
+
+
+def finding_lines(studies: Sequence[Study]) -> list[str]:
+    """For each of the paper's three findings: whether the study it rests on reproduces it, as
+    paired differences with intervals, or that the study has not been run (or lacks rows)."""
+    by_name = {study.folder.name: study for study in studies}
+    lines = [
+        "## The paper's three findings at this scale",
+        "",
+        f"Each check is a paired difference `row − reference` over the seeds both share, in "
+        f"percentage points, with its {INTERVAL}, against the bound the claim needs: reproduced "
+        "when every check is met, not reproduced when one is missed, else not separable at "
+        "this n.",
+        "",
+    ]
+    for finding in FINDINGS:
+        lines += [f"### {finding.title}", "", f"Claim: {finding.claim}.", ""]
+        study = by_name.get(finding.study)
+        if study is None or not study.seeds:
+            lines += [f"Not shown yet: the study `{finding.study}` has not been run "
+                      "(or has no per-seed records).", ""]  # fmt: skip
+            continue
+        rows, verdicts = [], []
+        for row, ref, sparsity, metric, bound, what in finding.checks:
+            d = _paired(study.seeds, row, ref, sparsity, metric)
+            if d is None:
+                rows.append(f"| {what} | – | – | {_pp(bound)} | no paired seeds yet |")
+                verdicts.append("missing")
+                continue
+            interval = "–" if d.low is None else f"[{_pp(d.low)}, {_pp(d.high)}]"
+            verdict = d.verdict(bound)
+            verdicts.append(verdict)
+            rows.append(
+                f"| {what} | {_pp(d.mean_difference)} (n = {d.n}) | {interval} | {_pp(bound)} | "
+                f"{verdict} |"
+            )
+        if "missed" in verdicts:
+            overall = "**not reproduced** at this scale"
+        elif all(v == "met" for v in verdicts):
+            overall = "**reproduced** at this scale"
+        elif "missing" in verdicts:
+            overall = "**not decided yet**: some rows have no finished seeds"
+        else:
+            overall = "**not separable** at this n: more seeds are needed to decide"
+        lines += [
+            f"Study: [{finding.study}](#{_anchor(study.meta.get('name') or finding.study)}). "
+            f"Verdict: {overall}.",
+            "",
+            "| check | mean difference | 95% interval | bound | verdict |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+        ]
+    return lines
+
+
 def summary_lines(studies: Sequence[Study]) -> list[str]:
     """One line per study: its scale and how many of its rows met the fidelity goals."""
     lines = [
@@ -366,6 +476,59 @@ def _anchor(title: str) -> str:
     """GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens."""
     kept = "".join(c for c in title.lower() if c.isalnum() or c in " -_")
     return kept.replace(" ", "-")
+
+
+SPEED = ROOT / "bench" / "results" / "structured_speed.json"
+SPEED_KEYS = ("MNLI-length b32", "HANS-length b32", "MNLI-length b1")
+
+
+def row_structures(meta: Mapping[str, Any]) -> dict[str, str]:
+    """Each row of the study (by label) and the structure of its subnetwork ("dense" for a
+    dense reference)."""
+    from srcore.jobspec.study import StudySpec, expand_study
+
+    out = {}
+    for child in expand_study(StudySpec.model_validate(meta)):
+        out[child.label] = "dense" if child.role == "reference" else child.spec.pruning.structure
+    return out
+
+
+def speed_lines(study: Study, speed_path: Path = SPEED) -> list[str]:
+    """For a study with a structured row: what each structure's exported checkpoint weighs
+    and how fast it runs on the CPU, from bench/structured_speed.py's report (MiniLM at the
+    bench's sparsity; the speed depends on the shapes kept, not on which units are kept)."""
+    structures = row_structures(study.meta)
+    if set(structures.values()) <= {"dense", "unstructured"} or not speed_path.exists():
+        return []
+    report = json.loads(speed_path.read_text())
+    variants = report["variants"]
+    lines = [
+        f"Size and CPU speed of each structure's exported checkpoint "
+        f"(`bench/structured_speed.py`, {report['date']}, {report['cpu']}, "
+        f"{report['threads']} thread, load {report['load_average']:.1f}, median of "
+        f"{report['repeats']}; MiniLM pruned to {100 * report['sparsity']:g}% by one-shot "
+        "magnitude of the same unit: speed depends on the shapes kept, not on which units; "
+        "ratio = dense PyTorch latency / the variant's, > 1 is faster):",
+        "",
+        "| structure | rows | parameters | MB | "
+        + " | ".join(f"PyTorch {k}" for k in SPEED_KEYS)
+        + " | ONNX int8 MNLI-length b32 |",
+        "|---|---|---|---|" + "---|" * len(SPEED_KEYS) + "---|",
+    ]
+    for structure in ("dense", "unstructured", "ffn_neurons", "ffn_neurons+heads"):
+        rows = [label for label, s in structures.items() if s == structure]
+        if not rows or structure not in variants:
+            continue
+        v = variants[structure]
+        int8 = variants.get(f"{structure} onnx int8", {}).get("speedup", {})
+        cells = [f"{v['speedup'][k]:.2f}×" for k in SPEED_KEYS]
+        onnx = f"{int8['MNLI-length b32']:.2f}×" if "MNLI-length b32" in int8 else "–"
+        lines.append(
+            f"| {structure} | {', '.join(rows)} | {v['params']:,} | {v['mb']:.1f} | "
+            + " | ".join(cells)
+            + f" | {onnx} |"
+        )
+    return [*lines, ""]
 
 
 def study_section(study: Study) -> list[str]:
@@ -404,6 +567,7 @@ def study_section(study: Study) -> list[str]:
         markdown_table(records),
         "",
     ]
+    lines += speed_lines(study)
     if any(r["metric"].startswith("hans.lexical_overlap") for r in records):
         lines += ["HANS by heuristic:", "", hans_heuristics_table(records), ""]
     lines += bias_lines(folder)
@@ -473,6 +637,7 @@ def main() -> int:
         lines.append("No study has been run yet.")
     else:
         lines += summary_lines(studies)
+        lines += finding_lines(studies)
     for study in studies:
         lines += study_section(study)
     OUT.write_text("\n".join(lines).rstrip() + "\n")

@@ -223,3 +223,70 @@ def test_a_study_section_shows_its_plots_against_numeric_axes(tmp_path):
     text = "\n".join(make_results.study_section(make_results.Study(folder, references(), meta)))
     assert "![early](../results/studies/early/plot.png)" in text
     assert "![early: against stop_at_step](../results/studies/early/plot-stop_at_step.png)" in text
+
+
+def test_each_finding_gets_a_verdict_from_its_study_or_says_it_has_not_run(tmp_path):
+    seeds = seeds_of("dense CE", 0.0, "dev.accuracy", [0.640, 0.645, 0.650])
+    seeds += seeds_of("dense CE", 0.0, "hans.accuracy", [0.47, 0.48, 0.475])
+    seeds += seeds_of("dense CE", 0.0, "hans.non_entailed", [0.05, 0.06, 0.055])
+    row = "unstructured poe 50%"
+    seeds += row_seeds(row, [0.640, 0.645, 0.650], [0.50, 0.51, 0.505], [0.25, 0.26, 0.255])
+    # early start: 25% is 5 points below the finished start on dev (missed), 50% straddles
+    for stop, dev in (("141", [0.59, 0.595, 0.60]), ("282", [0.65, 0.62, 0.66])):
+        seeds += seeds_of(f"stop_at_step {stop}", 0.5, "dev.accuracy", dev)
+        seeds += seeds_of(f"stop_at_step {stop}", 0.5, "hans.accuracy", [0.5, 0.51, 0.505])
+    seeds += seeds_of("stop_at_step null", 0.5, "dev.accuracy", [0.64, 0.645, 0.65])
+    seeds += seeds_of("stop_at_step null", 0.5, "hans.accuracy", [0.5, 0.51, 0.505])
+    studies = [
+        make_results.Study(tmp_path / name, [], {"name": name, "base": {}}, seeds)
+        for name in ("mnli-structured", "mnli-early-start")
+    ]
+    text = "\n".join(make_results.finding_lines(studies))
+    first, second, third = text.split("### ")[1:]
+    assert "Verdict: **reproduced** at this scale" in first
+    assert "| dev − dense CE | +0.0 (n = 3) | [" in first and first.count("| met |") == 3
+    assert "`mnli-upper-bound` has not been run" in second
+    assert "Verdict: **not reproduced**" in third
+    assert "| dev: 25% − 100% of dense steps | -5.0 (n = 3) |" in third and "| missed |" in third
+    assert "not separable at n = 3" in third
+
+
+def test_a_structured_study_section_carries_the_measured_size_and_speed(tmp_path):
+    meta = {
+        "name": "structured",
+        "base": {"task": "mnli", "data": {"max_train_examples": 64},
+                 "pruning": {"method": "mask_training", "sparsities": [0.5],
+                             "structure": "ffn_neurons"}},
+        "axes": [{"path": "debias.loss", "values": ["poe"]}],
+        "rows": [{"name": "unstructured poe", "overrides": {"pruning.structure": "unstructured"}}],
+    }  # fmt: skip
+    assert make_results.row_structures(meta) == {
+        "loss poe": "ffn_neurons", "unstructured poe": "unstructured",
+        "dense CE": "dense", "dense poe": "dense",
+    }  # fmt: skip
+    speed = {"MNLI-length b32": 1.0, "HANS-length b32": 1.0, "MNLI-length b1": 1.0}
+    report = {
+        "date": "2026-12-03", "cpu": "AMD EPYC", "threads": 1, "load_average": 2.0,
+        "repeats": 5, "sparsity": 0.5,
+        "variants": {
+            "dense": {"params": 22714371, "mb": 90.9, "speedup": speed},
+            "unstructured": {"params": 22714371, "mb": 90.9, "speedup": speed},
+            "ffn_neurons": {"params": 19170819, "mb": 76.7,
+                            "speedup": {**speed, "MNLI-length b32": 1.34}},
+            "ffn_neurons onnx int8": {"params": 1, "mb": 19.5,
+                                      "speedup": {"MNLI-length b32": 2.31}},
+        },
+    }  # fmt: skip
+    path = tmp_path / "speed.json"
+    path.write_text(json.dumps(report))
+    study = make_results.Study(tmp_path / "structured", [], meta)
+    text = "\n".join(make_results.speed_lines(study, path))
+    assert "| ffn_neurons | loss poe | 19,170,819 | 76.7 | 1.34× | 1.00× | 1.00× | 2.31× |" in text
+    assert "| dense | dense CE, dense poe | 22,714,371 | 90.9 |" in text
+    unstructured_only = {**meta, "base": {**meta["base"], "pruning": {"method": "magnitude"}}}
+    assert (
+        make_results.speed_lines(
+            make_results.Study(tmp_path, [], {**unstructured_only, "rows": []}), path
+        )
+        == []
+    )
