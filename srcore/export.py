@@ -127,6 +127,16 @@ def export_checkpoint(
     return out_dir
 
 
+def write_card(folder: str | os.PathLike[str], card: str) -> Path:
+    """README.md (the model card, srcore.model_card) into an exported folder, atomically and
+    readable by the group like the rest of it; written last, once the card's measurements of
+    the exported files are known."""
+    path = Path(folder) / "README.md"
+    atomic_write_bytes(path, card.encode("utf-8"))
+    path.chmod(0o644)
+    return path
+
+
 def _fp32(tensor: Tensor) -> Tensor:
     """Floating-point tensors as float32; integer buffers (position ids) as they are."""
     return tensor.float() if tensor.is_floating_point() else tensor

@@ -65,6 +65,10 @@ class CardFacts:
     steps: int | None = None
     max_eval_examples: int | None = None
     has_pooler: bool = True  # BERT has one; RoBERTa and DistilBERT do not
+    structure: str = "unstructured"  # pruning.structure
+    # srcore.jobspec.results.ExportMeasurement as JSON, or "not measured"; None: not known
+    measured: Mapping[str, Any] | str | None = None
+    onnx: Mapping[str, Any] | None = None  # srcore.jobspec.results.OnnxResult as JSON
 
 
 def _pct(value: Any) -> str:
@@ -174,6 +178,101 @@ def _structured_rows(st: Mapping[str, Any] | None) -> list[tuple[str, str]]:
             )
         )
     return rows  # fmt: skip
+
+
+def _speed_lead(facts: CardFacts) -> str:
+    if facts.structure == "unstructured":
+        return (
+            "The sparsity is unstructured (single weights zeroed anywhere in a matrix): **no "
+            "speedup is expected in plain `transformers`**, which runs this model exactly as "
+            "fast, and stores it as large, as the dense one. A speedup needs sparse kernels "
+            "or structured pruning; what this checkpoint shows is how many weights the task "
+            "needs."
+        )
+    heads = "+heads" in facts.structure
+    return (
+        f"The pruning is structured (`{facts.structure}`): whole FFN neurons are sliced out, so "
+        "the checkpoint is physically smaller and runs faster in plain `transformers`"
+        + (
+            "; the pruned attention heads are zeroed here and removed only in the ONNX model"
+            if heads
+            else ""
+        )
+        + ". The measured size and latency are under *Size and speed*."
+    )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.2f}× dense" + (f" ({1 / value:.2f}× faster)" if value > 0 else "")
+
+
+def _speed_section(facts: CardFacts) -> str:
+    m = facts.measured
+    if m is None:
+        return ""
+    head = "## Size and speed\n\n"
+    if isinstance(m, str):
+        return head + (
+            f"Size and latency against the dense model: {m} (the job ran with "
+            "`export.measure` off).\n\n"
+        )
+    size, dense, lat = m["size"], m["dense_size"], m["latency"]
+    shape = f"batch {lat['batch']} × {lat['length']} tokens, {lat['threads']} thread(s)"
+    rows = [
+        "| | this model | dense model | ratio |",
+        "|---|---|---|---|",
+        f"| weights on disk (model.safetensors) | {_mb(size['bytes'])} ({size['bytes']:,} "
+        f"bytes) | {_mb(dense['bytes'])} | {m['size_ratio']:.2f}× |",
+        f"| parameters | {size['parameters']:,} | {dense['parameters']:,} | "
+        f"{size['parameters'] / max(dense['parameters'], 1):.2f}× |",
+        f"| CPU latency, PyTorch ({shape}) | {lat['ms']:.1f} ms | {lat['dense_ms']:.1f} ms | "
+        f"{_ratio(lat['ratio'])} |",
+    ]
+    onnx_size = m.get("onnx_size")
+    if lat.get("onnx_ms") is not None and facts.onnx is not None:
+        fmt = facts.onnx.get("format", "fp32")
+        rows.append(
+            f"| CPU latency, ONNX Runtime {fmt} ({shape}) | {lat['onnx_ms']:.1f} ms | "
+            f"{lat['dense_ms']:.1f} ms (PyTorch) | {_ratio(lat['onnx_ratio'])} |"
+        )
+    if onnx_size:
+        rows.append(
+            f"| ONNX file on disk | {_mb(onnx_size['bytes'])} | {_mb(dense['bytes'])} | "
+            f"{onnx_size['bytes'] / max(dense['bytes'], 1):.2f}× |"
+        )
+    note = (
+        f"Measured on the machine that exported it ({lat['cpu']}): random token ids, no "
+        f"padding, median of {lat['repeats']} turns after a warm-up, the models taking turns; "
+        "a latency ratio below 1 is faster than dense. A rough check, not a benchmark."
+    )
+    if facts.structure == "unstructured":
+        note += " Unstructured zeros are computed like any weight: expect a ratio near 1."
+    return head + "\n".join(rows) + "\n\n" + note + "\n\n"
+
+
+def _onnx_section(facts: CardFacts) -> str:
+    o = facts.onnx
+    if not o:
+        return ""
+    rows = ["| set | PyTorch accuracy | ONNX accuracy | difference (points) |",
+            "|---|---|---|---|"]  # fmt: skip
+    for set_name in sorted(o.get("metrics", {}), key=lambda n: (n != facts.id_set, n)):
+        mine = (facts.metrics.get(set_name) or {}).get("accuracy")
+        theirs = (o["metrics"][set_name] or {}).get("accuracy")
+        diff = (o.get("accuracy_difference") or {}).get(set_name)
+        diff_text = f"{diff:+.2f}" if isinstance(diff, int | float) else "–"
+        rows.append(f"| {set_name} | {_pct(mine)} | {_pct(theirs)} | {diff_text} |")
+    heads = o.get("heads_per_layer") or []
+    return (
+        f"## ONNX model\n\n`{o['file']}` ({o['format']}, ONNX Runtime), in the job's ONNX "
+        f"artifact beside this checkpoint: pruned FFN neurons and heads are removed from the "
+        f"graph ({o['parameters']:,} parameters; heads per layer {heads}). Its accuracy, "
+        f"recomputed by ONNX Runtime on the same sets:\n\n" + "\n".join(rows) + "\n\n"
+    )
 
 
 def model_card(facts: CardFacts) -> ModelCard:
@@ -308,10 +407,7 @@ def model_card(facts: CardFacts) -> ModelCard:
 [*{PAPER_TITLE}*]({PAPER_URL}). Pruned weights are stored as zeros: this is a plain
 `transformers` checkpoint, no custom code.
 
-The sparsity is unstructured (single weights zeroed anywhere in a matrix): plain
-`transformers` runs this model exactly as fast, and stores it as large, as the dense one. A
-speedup needs sparse kernels or structured pruning; what this checkpoint shows is how many
-weights the task needs.
+{_speed_lead(facts)}
 
 ## How it was found
 
@@ -329,7 +425,7 @@ predicts one class for at least 95 % of the set.
 {chr(10).join(metric_rows)}
 
 {chr(10).join(hans_sections)}
-## How to load
+{_speed_section(facts)}{_onnx_section(facts)}## How to load
 
 ```python
 from transformers import AutoModelForSequenceClassification, AutoTokenizer

@@ -4,6 +4,7 @@
     OUT/report.png                                        sparsity vs ID/OOD accuracy
     OUT/masks/seed-<seed>/mask-<sparsity>.safetensors     one bit-packed mask per unit
     OUT/checkpoints/seed-<seed>/sparsity-<sparsity>/      save_pretrained directory per unit
+    OUT/onnx/seed-<seed>/sparsity-<sparsity>/             its ONNX model (export.onnx), if any
     OUT/work/                                             resumable state (not an artifact)
     OUT/work/seed-<seed>/done/unit-<sparsity>.json        finished units, read back on resume
 
@@ -35,11 +36,17 @@ class ArtifactNames(NamedTuple):
 
     mask: str
     checkpoint: str  # a tar archive of the checkpoint directory
+    onnx: str  # a tar archive of the ONNX folder (jobs with export.onnx)
 
     @property
     def checkpoint_root(self) -> str:
         """The folder the checkpoint archive unpacks to."""
         return self.checkpoint.removesuffix(".tar")
+
+    @property
+    def onnx_root(self) -> str:
+        """The folder the ONNX archive unpacks to."""
+        return self.onnx.removesuffix(".tar")
 
 
 SHORT_ID_CHARS = 8
@@ -91,6 +98,7 @@ def artifact_names(job: str, seed: int, sparsity: float) -> ArtifactNames:
     return ArtifactNames(
         f"{job}-mask-seed{seed}-sparsity{tag}.safetensors",
         f"{job}-checkpoint-seed{seed}-sparsity{tag}.tar",
+        f"{job}-onnx-seed{seed}-sparsity{tag}.tar",
     )
 
 
@@ -130,6 +138,14 @@ class OutputLayout:
 
     def checkpoint_dir(self, seed: int, sparsity: float) -> Path:
         return self.root / "checkpoints" / f"seed-{seed}" / f"sparsity-{sparsity_tag(sparsity)}"
+
+    def onnx_dir(self, seed: int, sparsity: float) -> Path:
+        return self.root / "onnx" / f"seed-{seed}" / f"sparsity-{sparsity_tag(sparsity)}"
+
+    @property
+    def dense_reference_dir(self) -> Path:
+        """The dense model exported once, what the checkpoints are measured against."""
+        return self.work_dir / "dense-reference"
 
     def seed_work_dir(self, seed: int) -> Path:
         """Resumable trainer state of one seed's search."""

@@ -338,6 +338,57 @@ class DenseFineTune(ResultModel):
         return cls.model_validate_json((folder / cls.FILE).read_text())
 
 
+NOT_MEASURED = "not measured"  # what a card and metrics.json say with export.measure off
+
+
+class ModelSize(ResultModel):
+    """One exported model on disk: its weight files' bytes and its parameters."""
+
+    bytes: int = Field(description="Bytes of the weight files (model.safetensors, model.onnx)")
+    parameters: int = Field(description="Floating-point parameters stored")
+
+
+class LatencyMeasurement(ResultModel):
+    """CPU latency of one forward pass, this model against the dense one, timed in turns."""
+
+    batch: int
+    length: int  # tokens per row (random ids, no padding)
+    threads: int
+    repeats: int  # timed turns after one warm-up; the median is kept
+    cpu: str  # the machine that exported it
+    dense_ms: float = Field(description="Median latency of the dense model (PyTorch)")
+    ms: float = Field(description="Median latency of this model (PyTorch, plain transformers)")
+    ratio: float = Field(description="ms / dense_ms: below 1 is faster than dense")
+    onnx_ms: float | None = Field(None, description="The ONNX model's median, if exported")
+    onnx_ratio: float | None = Field(None, description="onnx_ms / dense_ms (PyTorch dense)")
+
+
+class ExportMeasurement(ResultModel):
+    """A checkpoint against the dense model it came from, measured where it was exported."""
+
+    size: ModelSize
+    dense_size: ModelSize
+    size_ratio: float = Field(description="size.bytes / dense_size.bytes")
+    onnx_size: ModelSize | None = None
+    latency: LatencyMeasurement
+
+
+class OnnxResult(ResultModel):
+    """The unit's ONNX model (export.onnx) and its numbers recomputed by ONNX Runtime."""
+
+    format: Literal["fp32", "int8"]
+    folder: Path  # the ONNX folder (the service publishes the archive's name instead)
+    file: str  # model.onnx or model_int8.onnx inside it
+    heads_per_layer: list[int]
+    parameters: int
+    bytes: int
+    metrics: dict[str, Any]  # set name → metrics recomputed from the ONNX model
+    accuracy_difference: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="Per set: ONNX accuracy minus PyTorch accuracy, in points (×100)",
+    )
+
+
 class ResultUnit(ResultModel):
     """One subnetwork: a seed × target sparsity, its selected evaluation and its files."""
 
@@ -354,6 +405,10 @@ class ResultUnit(ResultModel):
     movement: dict[str, Any] | None = None
     mask: Path
     checkpoint: Path  # save_pretrained directory
+    # size and latency against the dense model (export.measure), or NOT_MEASURED; None in
+    # units written before it was measured
+    measured: ExportMeasurement | Literal["not measured"] | None = None
+    onnx: OnnxResult | None = None  # export.onnx other than none
 
     @property
     def sets(self) -> dict[str, SetMetrics]:
@@ -453,6 +508,8 @@ class SearchResult(ResultModel):
         for unit in body["results"]:
             names = artifact_names(job, unit["seed"], unit["sparsity"])
             unit["mask"], unit["checkpoint"] = names.mask, names.checkpoint
+            if unit.get("onnx"):
+                unit["onnx"]["folder"] = names.onnx
         return body
 
     @classmethod

@@ -18,12 +18,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from srcore.export import export_checkpoint, library_versions, plot_report, write_report
+from srcore.export import (
+    export_checkpoint,
+    library_versions,
+    plot_report,
+    write_card,
+    write_report,
+)
 from srcore.jobspec.callbacks import Callbacks
 from srcore.jobspec.layout import OutputLayout
 from srcore.jobspec.results import DensePoint, ResultUnit, SearchResult
 from srcore.jobspec.spec import JobSpec, spec_hash
 from srcore.model_card import CardFacts, model_card
+from srcore.pipeline.export_extras import ensure_dense_reference, export_onnx_unit, measure_unit
 from srcore.pipeline.inputs import load_job_data, load_model
 from srcore.pipeline.methods import pruning_method
 from srcore.pipeline.plan import StagePlan
@@ -216,6 +223,26 @@ def _export_unit(
     save_masks(mask_path, found.masks, mask_meta, weights=weights)
     ckpt_dir = ctx.layout.checkpoint_dir(seed, found.sparsity)
     metrics = set_metrics(found.selected)
+    export_checkpoint(
+        model, data.tokenizer, data.labels, ckpt_dir, masks=found.masks, overwrite=True,
+        shrink_ffn_neurons=plan.structured,
+    )  # fmt: skip
+    del model
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    onnx = None
+    if spec.export.onnx != "none":
+        ctx.callbacks.on_stage("export", f"seed {seed}, sparsity {found.sparsity:g}: ONNX")
+        onnx = export_onnx_unit(
+            data, ckpt_dir, ctx.layout.onnx_dir(seed, found.sparsity), spec.export.onnx,
+            metrics, spec.evaluation.batch_size,
+        )  # fmt: skip
+    reference = ctx.layout.dense_reference_dir
+    measured = measure_unit(
+        spec.export.measure, ckpt_dir, onnx=onnx,
+        reference=lambda: ensure_dense_reference(reference, lambda: load_model(
+            data.model_path, data.labels, seed, spec.model.revision), data.labels),
+    )  # fmt: skip
     card = model_card(CardFacts(
         task=data.task.name, labels=list(data.labels), base_model=spec.model.name_or_path,
         train_source=data_sources(data.task, spec)["train_source"], loss=spec.debias.loss,
@@ -230,14 +257,12 @@ def _export_unit(
         steps=max((int(h.get("step", 0)) for h in found.history), default=None),
         max_eval_examples=spec.data.max_eval_examples,
         has_pooler=any("pooler" in name for name in found.masks),
+        structure=plan.structure,
+        measured=measured if isinstance(measured, str) else measured.as_json(),
+        onnx=None if onnx is None else onnx.as_json(),
     ))  # fmt: skip
-    export_checkpoint(
-        model, data.tokenizer, data.labels, ckpt_dir, masks=found.masks, overwrite=True,
-        card=str(card), shrink_ffn_neurons=plan.structured,
-    )  # fmt: skip
-    del model
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    for folder in [ckpt_dir] + ([onnx.folder] if onnx is not None else []):
+        write_card(folder, str(card))
     return ResultUnit(
         seed=seed,
         sparsity=found.sparsity,
@@ -251,6 +276,8 @@ def _export_unit(
         movement=found.movement,
         mask=mask_path,
         checkpoint=ckpt_dir,
+        measured=measured,
+        onnx=onnx,
     )
 
 

@@ -497,6 +497,7 @@ def test_spec_hash_is_srcore_s_even_for_a_non_ascii_name(client, auth):
     assert doc["training"].pop("tf32") is True
     assert doc["training"].pop("deterministic") is False
     assert doc["pruning"].pop("structure") == "unstructured"
+    assert doc.pop("export") == {"onnx": "none", "measure": True}  # a later section
     # pruning.init is shown as the soft that applies; the hash keeps the null stored before
     assert doc["pruning"]["init"] == "soft"
     doc["pruning"]["init"] = None
