@@ -51,3 +51,18 @@ class RecordingCallbacks(Callbacks):
     def checkpoint_steps(self, stage: str | None = None) -> list[int]:
         """The steps checkpoints were written at (of `stage`, or of every stage)."""
         return [step for s, step, _ in self.checkpoints if stage is None or s == stage]
+
+
+class StopAfterSearchSteps(Callbacks):
+    """Asks a search to stop once its search stage reported `steps` steps (a cancel mid-search,
+    for the resume tests)."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps, self.seen = steps, 0
+
+    def on_progress(self, progress: Progress) -> None:
+        if progress.stage == "search":
+            self.seen = progress.step
+
+    def should_stop(self) -> bool:
+        return self.seen >= self.steps
