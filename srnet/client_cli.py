@@ -40,6 +40,8 @@ from srnet.client import (
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 STATUSES = ("queued", "running", "cancelling", "succeeded", "failed", "cancelled")
+# pruning.structure's values (the client does not import srcore; the service checks them too)
+STRUCTURES = ("unstructured", "ffn_neurons", "ffn_neurons+heads")
 _EXIT_OF_STATUS = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
 
 
@@ -132,6 +134,11 @@ def register(sub: Any) -> None:
     p.add_argument("--loss", help="only this loss (none, poe, reweight, conf_reg)")
     p.add_argument("--method", help="only this pruning method")
     p.add_argument("--scenario", help="only this scenario")
+    p.add_argument(
+        "--structure",
+        choices=STRUCTURES,
+        help="only this pruning.structure (unstructured, ffn_neurons, ffn_neurons+heads)",
+    )
     p.add_argument(
         "--sparsity", type=_sparsity_or_dense, help="only this sparsity (0.5, 50%%; 0: dense)"
     )
@@ -413,8 +420,9 @@ def cmd_note(args: argparse.Namespace) -> int:
 @_guarded
 def cmd_runs(args: argparse.Namespace) -> int:
     filters = {"loss": args.loss, "method": args.method, "scenario": args.scenario,
-               "sparsity": args.sparsity, "task": args.task, "tag": args.tag,
-               "study": args.study, "stage": args.stage, "sort": args.sort}  # fmt: skip
+               "structure": args.structure, "sparsity": args.sparsity, "task": args.task,
+               "tag": args.tag, "study": args.study, "stage": args.stage,
+               "sort": args.sort}  # fmt: skip
     with _client(args) as client:
         if args.csv:
             sys.stdout.write(client.runs_csv(**filters))
@@ -432,7 +440,8 @@ def format_runs(rows: Sequence[dict[str, Any]]) -> str:
     if not rows:
         return "no runs yet: rows appear once a job has selected a point"
     ood_sets = sorted({name for row in rows for name in row.get("ood") or {}})
-    headers = ["JOB", "NAME", "TASK", "LOSS", "METHOD", "SCENARIO", "STAGE", "SPARSITY", "N",
+    headers = ["JOB", "NAME", "TASK", "LOSS", "METHOD", "SCENARIO", "STRUCTURE", "STAGE",
+               "SPARSITY", "N",
                "ID", *[name.upper() for name in ood_sets], "FLAG", "TAGS", "STUDY"]  # fmt: skip
     lines = [
         [
@@ -442,6 +451,7 @@ def format_runs(rows: Sequence[dict[str, Any]]) -> str:
             row["loss"],
             row["method"],
             row["scenario"],
+            row.get("structure") or "unstructured",
             row["stage"],
             f"{100 * row['sparsity']:g}%",
             str(row["n"]),

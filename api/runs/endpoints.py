@@ -15,7 +15,7 @@ from api.runs import service
 from api.runs.schemas import SORT_KEYS, RunTable
 from persistence.tables import JobStatus
 from srcore.jobspec.names import LossName, MethodName
-from srcore.jobspec.spec import ScenarioName, TaskName
+from srcore.jobspec.spec import ScenarioName, StructureName, TaskName
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 MAX_TAG_FILTERS = 10
@@ -74,6 +74,9 @@ def runs(
     loss: Annotated[LossName | None, Query(description="Only models with this loss")] = None,
     method: Annotated[MethodName | None, Query(description="Only jobs of this method")] = None,
     scenario: Annotated[ScenarioName | None, Query(description="Only this scenario")] = None,
+    structure: Annotated[
+        StructureName | None, Query(description="Only jobs of this pruning.structure")
+    ] = None,
     stage: Annotated[
         Literal["dense", "search", "retrain"] | None, Query(description="Only this stage")
     ] = None,
@@ -94,7 +97,8 @@ def runs(
     format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
 ) -> RunTable | Response:
     filters = service.RunFilter(
-        task=task, loss=loss, method=method, scenario=scenario, stage=stage, sparsity=sparsity,
+        task=task, loss=loss, method=method, scenario=scenario, structure=structure,
+        stage=stage, sparsity=sparsity,
         tags=tuple(tag or ()), status=status.value if status else None,
     )  # fmt: skip
     keys = _sort_keys(sort)

@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field
 from persistence.tables import JobStatus
 
 # What `sort` accepts (a leading "-" sorts descending); ood.<set> sorts by one OOD set too.
-SORT_KEYS = ("created_at", "job_name", "task", "loss", "method", "scenario", "stage",
-             "sparsity", "id_metric", "ood_metric", "collapsed", "study_name", "n")  # fmt: skip
+SORT_KEYS = ("created_at", "job_name", "task", "loss", "method", "scenario", "structure",
+             "stage", "sparsity", "id_metric", "ood_metric", "collapsed", "study_name",
+             "n")  # fmt: skip
 
 
 class RunRow(BaseModel):
@@ -31,6 +32,10 @@ class RunRow(BaseModel):
     )
     method: str = Field(description="The job's pruning method")
     scenario: str = Field(description="The job's pruning scenario")
+    structure: str = Field(
+        description="The job's pruning.structure: unstructured, ffn_neurons or "
+        "ffn_neurons+heads (jobs stored before it existed: unstructured)"
+    )
     stage: Literal["dense", "search", "retrain"] = Field(
         description="dense: the dense model; search/retrain: a subnetwork"
     )

@@ -23,8 +23,8 @@ ID_SET = "dev"
 SPARSITY_TOLERANCE = 5e-4  # a filter of 0.5 matches 0.4996 (an exact sparsity reached)
 
 CSV_COLUMNS = ("job_id", "job_name", "status", "created_at", "study_id", "study_name", "task",
-               "loss", "method", "scenario", "stage", "sparsity", "n", "seeds", "id_set",
-               "id_metric", "ood_set", "ood_metric")  # fmt: skip
+               "loss", "method", "scenario", "structure", "stage", "sparsity", "n", "seeds",
+               "id_set", "id_metric", "ood_set", "ood_metric")  # fmt: skip
 CSV_TAIL = ("collapsed", "collapsed_sets", "tags", "note")
 
 
@@ -34,13 +34,14 @@ class RunFilter:
     loss: str | None = None
     method: str | None = None
     scenario: str | None = None
+    structure: str | None = None
     stage: str | None = None
     sparsity: float | None = None
     tags: tuple[str, ...] = ()  # every one of them must be on the job
     status: str | None = None
 
     def keeps(self, row: RunRow) -> bool:
-        for name in ("task", "loss", "method", "scenario", "stage", "status"):
+        for name in ("task", "loss", "method", "scenario", "structure", "stage", "status"):
             wanted = getattr(self, name)
             if wanted is not None and getattr(row, name) != wanted:
                 return False
@@ -99,6 +100,7 @@ def _row(group: list[RunPoint]) -> RunRow:
         loss=loss,
         method=_spec(spec, "pruning", "method"),
         scenario=_spec(spec, "pruning", "scenario"),
+        structure=_spec(spec, "pruning", "structure") or "unstructured",
         stage=metric.stage,
         sparsity=_sparsity(first),
         seeds=sorted(int(p.metric.seed or 0) for p in group),

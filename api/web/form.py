@@ -34,6 +34,7 @@ GROUPS: dict[str, str] = {
     "dense": "Dense fine-tune",
     "training": "Search training",
     "evaluation": "Evaluation",
+    "export": "Export",
 }
 
 

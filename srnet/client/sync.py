@@ -235,6 +235,7 @@ class SRNetClient(Downloads):
         loss: str | None = None,
         method: str | None = None,
         scenario: str | None = None,
+        structure: str | None = None,
         sparsity: float | str | None = None,
         task: str | None = None,
         tag: str | Iterable[str] | None = None,
@@ -245,13 +246,15 @@ class SRNetClient(Downloads):
     ) -> builtins.list[dict[str, Any]]:
         """The runs table across every job of this key: one row (a dict) per job, stage and
         sparsity, the seeds' selected points averaged: job_id, job_name, task, loss, method,
-        scenario, stage, sparsity, n, id_metric, ood_metric, ood {set: value}, collapsed, tags,
-        note, study_name… `tag` may be several (every one must be on the job); `sort` takes
-        keys such as "-id_metric" or "ood.hans". `pandas.DataFrame(client.runs())` works."""
+        scenario, structure, stage, sparsity, n, id_metric, ood_metric, ood {set: value},
+        collapsed, tags, note, study_name… `tag` may be several (every one must be on the
+        job); `sort` takes keys such as "-id_metric" or "ood.hans".
+        `pandas.DataFrame(client.runs())` works."""
         filters = {
             "loss": loss,
             "method": method,
             "scenario": scenario,
+            "structure": structure,
             "sparsity": sparsity,
             "task": task,
             "tag": tag,

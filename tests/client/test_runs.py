@@ -87,9 +87,9 @@ def test_srnet_tag_note_and_runs(env, client, service, capsys):
     code, out, err = run(capsys, "runs")
     assert code == 0, err
     header = out.splitlines()[0].split()
-    assert header[:10] == ["JOB", "NAME", "TASK", "LOSS", "METHOD", "SCENARIO", "STAGE",
-                           "SPARSITY", "N", "ID"] and "HANS" in header  # fmt: skip
-    assert "50%" in out and "poe" in out
+    assert header[:11] == ["JOB", "NAME", "TASK", "LOSS", "METHOD", "SCENARIO", "STRUCTURE",
+                           "STAGE", "SPARSITY", "N", "ID"] and "HANS" in header  # fmt: skip
+    assert "50%" in out and "poe" in out and "unstructured" in out
     code, out, _ = run(capsys, "runs", "--json", "--sparsity", "70%")
     rows = json.loads(out)
     assert [r["sparsity"] for r in rows] == [0.7] and rows[0]["tags"] == ["poe"]
@@ -100,3 +100,16 @@ def test_srnet_tag_note_and_runs(env, client, service, capsys):
     assert code == 0 and "no runs yet" in out
     code, _, err = run(capsys, "runs", "--sort", "colour")
     assert code == 2 and "sort" in err
+    structured = finished(client, service, {**SPEC, "name": "runs-ffn",
+                                            "pruning": {"sparsities": [0.5],
+                                                        "structure": "ffn_neurons"}})  # fmt: skip
+    code, out, err = run(capsys, "runs", "--json", "--structure", "ffn_neurons")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert {r["job_id"] for r in rows} == {structured}
+    assert {r["structure"] for r in rows} == {"ffn_neurons"}
+    code, out, _ = run(capsys, "runs", "--structure", "unstructured", "--stage", "search")
+    assert code == 0 and "ffn_neurons" not in out and "unstructured" in out
+    with pytest.raises(SystemExit) as refused:
+        main(["runs", "--structure", "rows"])
+    assert refused.value.code == 2 and "argument --structure" in capsys.readouterr().err

@@ -114,7 +114,7 @@ def test_the_form_has_every_spec_field_with_default_and_explanation(service: Liv
         "evaluation.ood_sets",
     }
     assert expected <= set(fields)
-    assert len(fields) == len(form_fields()) == 53  # + pruning.structure (issue 21)
+    assert len(fields) == len(form_fields()) == 55  # + pruning.structure, export.* (issue 21)
     for path, field in fields.items():
         assert field["description"], f"{path} has no explanation"
     assert fields["pruning.sparsities"]["default"] == [0.5]  # from the parent's default

@@ -72,6 +72,7 @@ def test_tags_on_the_job_page_then_the_runs_table(browser, service: LiveService,
     assert "paper" in rows[2][3] and "PoE at 50% looks right" in rows[2][3]
     headings = [th.text for th in css(driver, "#runs-head th")]
     assert "hans (OOD)" in headings and "ID (dev)" in headings
+    assert "Structure" in headings and all("unstructured" in r[3] for r in rows)
     save_screenshot(driver, "runs")
 
     # Sorting by a heading asks the API (aria-sort follows), and the address keeps it.
@@ -104,4 +105,7 @@ def test_tags_on_the_job_page_then_the_runs_table(browser, service: LiveService,
     assert {line["job_id"] for line in lines} == {poe.id} and len(lines) == 2
     css(driver, "#filter-sparsity")[0].send_keys("70%\n")
     wait_for(driver, lambda d: len(table_rows(d)) == 1 and table_rows(d)[0][2] == "0.7")
+    # pruning.structure is a filter too: no structured job here
+    Select(css(driver, "#filter-structure")[0]).select_by_value("ffn_neurons")
+    wait_for(driver, lambda d: len(table_rows(d)) == 0 and "structure=ffn_neurons" in d.current_url)
     assert console_errors(driver) == []

@@ -12,6 +12,7 @@ const CHOICES = {
   loss: ["none", "poe", "reweight", "conf_reg"],
   method: ["mask_training", "imp", "magnitude"],
   scenario: ["finetuned", "pretrained_retrain", "pretrained_frozen"],
+  structure: ["unstructured", "ffn_neurons", "ffn_neurons+heads"],
   stage: ["dense", "search", "retrain"],
 };
 const TEXT_FILTERS = ["sparsity", "tag", "study"];
@@ -19,7 +20,7 @@ const COLUMNS = [
   // [sort key, heading, numeric]
   ["job_name", "Job", false], ["study_name", "Study", false], ["task", "Task", false],
   ["loss", "Loss", false], ["method", "Method", false], ["scenario", "Scenario", false],
-  ["stage", "Stage", false], ["sparsity", "Sparsity", true], ["n", "Seeds", true],
+  ["structure", "Structure", false], ["stage", "Stage", false], ["sparsity", "Sparsity", true], ["n", "Seeds", true],
   ["id_metric", "ID (dev)", true],
 ];
 
@@ -96,7 +97,7 @@ function row(run, oodSets) {
     ? el("a", { href: `${root}/web/studies/${encodeURIComponent(run.study_id)}` }, run.study_name || "study")
     : "–"),
   el("td", {}, run.task), el("td", {}, run.loss), el("td", {}, run.method),
-  el("td", {}, run.scenario), el("td", {}, run.stage),
+  el("td", {}, run.scenario), el("td", {}, run.structure || "unstructured"), el("td", {}, run.stage),
   el("td", { class: "num" }, fmtSparsity(run.sparsity)),
   el("td", { class: "num", title: `seeds ${run.seeds.join(", ")}` }, String(run.n)),
   metricCell(run.id_metric, collapsed.has(run.id_set)),
