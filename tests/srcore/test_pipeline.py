@@ -11,13 +11,13 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from srcore.evaluation import make_evaluate_fn
-from srcore.jobspec.callbacks import Callbacks, Cancelled
+from srcore.jobspec.callbacks import Cancelled
 from srcore.jobspec.results import CurveId, SearchResult
 from srcore.jobspec.spec import JobSpec
 from srcore.pipeline import run_search
 from srcore.pipeline.inputs import load_job_data
 from srcore.pruning import load_masks, prunable_weights, restore_subnetwork
-from tests.helpers.callbacks import RecordingCallbacks
+from tests.helpers.callbacks import RecordingCallbacks, StopAfterSearchSteps
 from tests.helpers.tiny_bert import torch_threads
 
 HANS_FIXTURE = Path(__file__).parents[1] / "fixtures/data/hans/heuristics_evaluation_set.txt"
@@ -210,24 +210,14 @@ def test_gradual_sparsity_saves_the_final_sparsity(tiny_model, tmp_path):
     assert meta["sparsity"]["sparsity_over_masked_weights"] == pytest.approx(0.6, abs=1e-3)
 
 
-class StopAfter(Callbacks):
-    def __init__(self, steps: int) -> None:
-        self.steps, self.seen = steps, 0
-
-    def on_progress(self, progress) -> None:
-        if progress.stage == "search":
-            self.seen = progress.step
-
-    def should_stop(self) -> bool:
-        return self.seen >= self.steps
-
-
 def test_interrupted_search_resumes_to_the_same_mask(tiny_model, tmp_path):
     spec = make_spec(tiny_model, training={"max_steps": 12, "eval_every": 4})
     with torch_threads(1):
         straight = run_search(spec, tmp_path / "straight", cache_dir=tmp_path / "cache")
         with pytest.raises(Cancelled):
-            run_search(spec, tmp_path / "resumed", StopAfter(5), cache_dir=tmp_path / "cache")
+            run_search(
+                spec, tmp_path / "resumed", StopAfterSearchSteps(5), cache_dir=tmp_path / "cache"
+            )
         resumed = run_search(spec, tmp_path / "resumed", cache_dir=tmp_path / "cache")
     a, _ = load_masks(straight.masks[0])
     b, _ = load_masks(resumed.masks[0])
