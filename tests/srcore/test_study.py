@@ -5,20 +5,9 @@ import pytest
 from srcore.jobspec.study import (
     MAX_STUDY_JOBS,
     StudyError,
-    StudySpec,
     expand_study,
 )
-
-BASE = {
-    "task": "mnli",
-    "data": {"max_train_examples": 64, "max_eval_examples": 32},
-    "pruning": {"method": "mask_training", "sparsities": [0.5, 0.7]},
-    "training": {"seeds": [1, 2, 3]},
-}
-
-
-def _study(**kw):
-    return StudySpec.model_validate({"base": BASE, **kw})
+from tests.helpers.study import small_study as _study
 
 
 def test_grid_rows_and_dense_references_expand_to_ordinary_jobs():

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from srcore.jobspec.study import StudySpec, expand_study
+from srcore.jobspec.study import expand_study
 from srcore.jobspec.study_table import (
     SelectedPoint,
     flatten_metrics,
@@ -15,17 +15,7 @@ from srcore.jobspec.study_table import (
     study_table,
     table_csv,
 )
-
-BASE = {
-    "task": "mnli",
-    "data": {"max_train_examples": 64, "max_eval_examples": 32},
-    "pruning": {"method": "mask_training", "sparsities": [0.5, 0.7]},
-    "training": {"seeds": [1, 2, 3]},
-}
-
-
-def _study(**kw):
-    return StudySpec.model_validate({"base": BASE, **kw})
+from tests.helpers.study import small_study as _study
 
 
 def _hans(acc, ent, non, collapsed=False):
