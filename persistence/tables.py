@@ -88,6 +88,7 @@ class ArtifactKind(enum.StrEnum):
     checkpoint = "checkpoint"
     report = "report"
     plot = "plot"
+    onnx = "onnx"  # a tar of a unit's ONNX folder (export.onnx)
 
 
 class EventKind(enum.StrEnum):

@@ -1,7 +1,7 @@
-"""A finished search's results into the service: artifacts (masks inline, checkpoint archives,
-metrics.json and the plot in the artifact store, each with its sha256) and the selected point of
-every metric curve. Everything comes from srcore's typed `SearchResult`; file names from
-`srcore.jobspec.layout`."""
+"""A finished search's results into the service: artifacts (masks inline; checkpoint archives,
+with export.onnx ONNX archives, metrics.json and the plot in the artifact store; each with its
+sha256) and the selected point of every metric curve. Everything comes from srcore's typed
+`SearchResult`; file names from `srcore.jobspec.layout`."""
 
 from __future__ import annotations
 
@@ -122,6 +122,11 @@ def upload_results(
                 )
             finally:  # fmt: skip
                 archive.unlink(missing_ok=True)
+            if unit.onnx is not None:
+                uploaded.artifacts.append(_put_tar(
+                    store, job_id, unit.onnx.folder, out_dir / f".{names.onnx}.tmp",
+                    ArtifactKind.onnx, names.onnx, names.onnx_root, seed, sparsity,
+                ))  # fmt: skip
 
         # The report users download names artifacts, not the worker's folders.
         metrics_file = out_dir / ".metrics-public.json.tmp"
@@ -147,6 +152,26 @@ def upload_results(
         uploaded.discard()
         raise
     return uploaded
+
+
+def _put_tar(
+    store: ArtifactStore,
+    job_id: uuid.UUID,
+    folder: Path,
+    archive: Path,
+    kind: ArtifactKind,
+    name: str,
+    root: str,
+    seed: int,
+    sparsity: float,
+) -> PlannedArtifact:
+    """`folder` as a deterministic tar (unpacking to `root/`) in the store."""
+    try:
+        write_tar(folder, archive, root=root)
+        return _put(store, job_id, archive, kind, name, "application/x-tar", ".tar", seed,
+                    sparsity)  # fmt: skip
+    finally:
+        archive.unlink(missing_ok=True)
 
 
 def _put(

@@ -15,7 +15,8 @@ class ArtifactPublic(BaseModel):
     name: str = Field(description="File name, carrying the job's slugged name and short id")
     kind: ArtifactKind = Field(
         description="mask (bit-packed safetensors), checkpoint (a tar of a save_pretrained "
-        "folder), report (metrics JSON) or plot (PNG)"
+        "folder), onnx (a tar of the ONNX model folder, jobs with export.onnx), report "
+        "(metrics JSON) or plot (PNG)"
     )
     content_type: str = Field(description="Media type of the download")
     size: int = Field(description="Bytes")
@@ -24,7 +25,8 @@ class ArtifactPublic(BaseModel):
         description="The seed it belongs to; null for the job's report and plot"
     )
     sparsity: float | None = Field(
-        description="The sparsity it belongs to (masks, checkpoints); null otherwise"
+        description="The sparsity it belongs to (masks, checkpoints, ONNX models); null "
+        "otherwise"
     )
     created_at: datetime = Field(description="When the worker stored it")
     download_url: str = Field(

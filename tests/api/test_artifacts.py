@@ -182,3 +182,22 @@ def test_bytes_missing_from_the_store_are_404(client, auth, job_with_artifacts, 
     store.delete(artifact_key(job_id, ckpt_id, ".tar"))
     response = client.get(url(job_id, ckpt_id), headers=auth)
     assert response.status_code == 404
+
+
+def test_an_onnx_artifact_is_listed_and_downloaded_like_the_others(client, auth, app_database,
+                                                                    store):  # fmt: skip
+    job_id = uuid.UUID(client.post("/jobs", json={}, headers=auth).json()["id"])
+    onnx_id = uuid.uuid4()
+    stored = store.put_bytes(artifact_key(job_id, onnx_id, ".tar"), BLOB)
+    with app_database.session() as session:
+        ArtifactRepository(session).add(
+            job_id, kind=ArtifactKind.onnx, artifact_id=onnx_id,
+            name="job-onnx-seed1-sparsity0.50.tar", size=stored.size, sha256=stored.sha256,
+            storage_key=stored.key, content_type="application/x-tar", seed=1, sparsity=0.5,
+        )  # fmt: skip
+        session.commit()
+    [listed] = client.get(f"/jobs/{job_id}/artifacts", headers=auth).json()["data"]
+    assert (listed["kind"], listed["seed"], listed["sparsity"]) == ("onnx", 1, 0.5)
+    response = client.get(url(job_id, onnx_id), headers=auth)
+    assert response.status_code == 200 and response.content == BLOB
+    assert response.headers["etag"] == f'"{hashlib.sha256(BLOB).hexdigest()}"'

@@ -60,7 +60,7 @@ def test_alembic_command_line_from_the_repository_root(tmp_path):
         text=True,
         timeout=120,
     )
-    assert "0004 (head)" in current.stdout
+    assert "0005 (head)" in current.stdout
 
 
 def test_sqlite_pragmas_and_missing_folder(tmp_path):
@@ -191,3 +191,55 @@ def test_0004_counts_jobs_sent_before_it_as_dispatched(tmp_path):
         }
     finally:
         database.dispose()
+
+
+def test_0005_admits_onnx_artifacts_and_keeps_refusing_unknown_kinds(database_url):
+    """On both backends: after 0005 an artifact of kind onnx is stored, another kind still
+    breaks the check; downgrading drops the onnx rows and restores the old check."""
+    import uuid
+
+    import pytest
+    from alembic import command
+    from sqlalchemy.exc import IntegrityError
+
+    from persistence.db import alembic_config
+
+    config = alembic_config(database_url)
+    command.downgrade(config, "0004")
+    command.upgrade(config, "head")
+    database = Database(database_url)
+    owner, job = uuid.uuid4().hex, uuid.uuid4().hex
+
+    def artifact(kind: str) -> None:
+        with database.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO artifacts (id, job_id, kind, name, content_type, size, sha256, "
+                f"storage_key, created_at) VALUES ('{uuid.uuid4().hex}', '{job}', '{kind}', "
+                f"'{kind}.tar', 'application/x-tar', 1, 'x', 'k-{kind}', '2027-01-01')"
+            ))  # fmt: skip
+
+    try:
+        with database.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO owners (id, name, created_at) VALUES "
+                f"('{owner}', 'lab-0005', '2026-01-01')"))  # fmt: skip
+            connection.execute(text(
+                "INSERT INTO jobs (id, owner_id, queue, spec, spec_hash, status, "
+                "progress_step, attempt, max_attempts, cancel_requested, created_at, "
+                f"updated_at) VALUES ('{job}', '{owner}', 'gpu', '{{}}', 'h', 'succeeded', 0, "
+                "1, 3, false, '2026-01-01', '2026-01-01')"
+            ))  # fmt: skip
+        artifact("onnx")
+        with pytest.raises(IntegrityError):
+            artifact("weights")
+        command.downgrade(config, "0004")
+        with database.engine.connect() as connection:
+            kinds = connection.execute(
+                text(f"SELECT kind FROM artifacts WHERE job_id = '{job}'")
+            ).scalars()
+            assert list(kinds) == []
+        with pytest.raises(IntegrityError):
+            artifact("onnx")
+    finally:
+        database.dispose()
+        command.upgrade(config, "head")
