@@ -93,9 +93,10 @@ def register(sub: Any) -> None:
     p.add_argument("job_id", metavar="ID")
     p.add_argument(
         "--what",
-        choices=("checkpoint", "mask", "report", "plot", "all"),
+        choices=("checkpoint", "mask", "report", "plot", "onnx", "all"),
         default="checkpoint",
-        help="which artifacts (default checkpoint; report = metrics JSON and plot)",
+        help="which artifacts (default checkpoint; report = metrics JSON and plot; onnx = the "
+        "ONNX models of a job with export.onnx)",
     )
     p.add_argument("--out", default=".", help="folder to write into (default: here)")
     p.add_argument("--seed", type=int, help="only this seed")

@@ -34,14 +34,15 @@ from srnet.client.models import Artifact, Download, describe_artifacts, sparsity
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-ArtifactChoice = Literal["checkpoint", "mask", "report", "plot", "all"]
+ArtifactChoice = Literal["checkpoint", "mask", "report", "plot", "onnx", "all"]
 # "report" means the whole report: metrics JSON and its plot.
 KINDS_OF: dict[str, frozenset[str]] = {
     "checkpoint": frozenset({"checkpoint"}),
     "mask": frozenset({"mask"}),
     "report": frozenset({"report", "plot"}),
     "plot": frozenset({"plot"}),
-    "all": frozenset({"checkpoint", "mask", "report", "plot"}),
+    "onnx": frozenset({"onnx"}),  # jobs with export.onnx: a tar of each unit's ONNX folder
+    "all": frozenset({"checkpoint", "mask", "report", "plot", "onnx"}),
 }
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 

@@ -246,6 +246,9 @@ def test_end_to_end_submit_watch_download_and_the_checkpoint_loads(
     assert model.config.id2label[1] == "entailment"
     code, out, _ = run(capsys, "download", job_id, "--out", str(out_dir), "--what", "mask")
     assert code == 0 and names.mask in out
+    # --what onnx asks for the ONNX archives (export.onnx); this job exported none
+    code, _, err = run(capsys, "download", job_id, "--out", str(out_dir), "--what", "onnx")
+    assert code == 1 and "no onnx artifact" in err
     # Extracting again over a changed folder is refused without --force, exit 1.
     (extracted / "config.json").write_text("{}")
     code, _, err = run(capsys, "download", job_id, "--out", str(out_dir), "--extract")
