@@ -18,9 +18,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from srcore.eval_batches import (
+    BatchCache,
+    EvalBatches,
+    Inputs,
+    TokenRows,
+    frozen_linears,
+    padded_inputs,
+)
 from srcore.jobspec.names import METRIC_NAMES, MetricName
-from srcore.training.batching import collate
-from srcore.training.device import Precision, autocast
+from srcore.training.device import Precision, autocast, resolve_precision
 from srcore.training.encoding import EncodedSplit
 from srcore.training.memory import out_of_memory, release_cached_memory
 from srcore.training.trainer import forward_logits
@@ -37,56 +44,95 @@ def predict(
     device: torch.device | None = None,
     precision: Precision = "auto",
     progress: Callable[[int], None] | None = None,
+    batches: BatchCache | None = None,
 ) -> np.ndarray:
     """Logits (N, C) as float32, in the split's order; `progress(examples done)` after
     every batch.
 
-    Examples are batched longest first so each batch pads to nearly its own length. On a
-    device out-of-memory the batch is halved for the rest of the split (logits do not depend
-    on the batch); at batch 1 it is a `DeviceOutOfMemoryError`.
+    Examples are batched longest first so each batch pads to nearly its own length;
+    `batches` keeps those batches for the next call on the same split (an evaluate_fn sorts
+    and pads its sets once). Each linear layer's weight is computed and cast once per call
+    (`frozen_linears`); the logits are those of the plain forward, bit for bit. On a device
+    out-of-memory the batch is halved for the rest of the split (logits do not depend on the
+    batch); at batch 1 it is a `DeviceOutOfMemoryError`.
     """
     if device is None:
         device = next(model.parameters()).device
     pad_multiple = 8 if device.type == "cuda" else None
-    order = np.argsort(-encoded.lengths, kind="stable")
-    logits: np.ndarray | None = None
+    cache = batches if batches is not None else BatchCache()
+    plan = cache.get(encoded, batch_size, pad_multiple)
+    weights_dtype = torch.bfloat16 if resolve_precision(precision, device) == "bf16" else None
+    # bf16 on the CPU: linears skip padded tokens (exact there: a row of oneDNN's bf16 GEMM
+    # does not depend on the rows beside it; fp32 MKL's does for a few rows, CUDA's often)
+    rows = TokenRows() if weights_dtype is not None and device.type == "cpu" else None
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode(), autocast(device, precision):
-            start, size = 0, batch_size
-            while start < len(order):
-                rows = order[start : start + size]
-                try:
-                    batch = collate(encoded, rows, pad_multiple).to(device)
-                    out = forward_logits(model, batch.inputs).float().cpu().numpy()
-                except torch.OutOfMemoryError as exc:
-                    tokens = int(encoded.lengths[rows].max())
-                    if size == 1:
-                        raise out_of_memory(
-                            stage="evaluation", what=f"predicting {encoded.name}",
-                            batch_size=1, tokens=tokens, device=device,
-                            lower="training.max_length (evaluation is already at batch 1)",
-                        ) from exc  # fmt: skip
-                    batch = out = None  # type: ignore[assignment]
-                    release_cached_memory(device)
-                    size = max(1, size // 2)
-                    logger.warning(
-                        "%s: out of memory at evaluation batch %d × %d tokens on %s; "
-                        "evaluating the rest at batch %d (evaluation.batch_size %d)",
-                        encoded.name, len(rows), tokens, device, size, batch_size,
-                    )  # fmt: skip
-                    continue
-                if logits is None:
-                    logits = np.empty((len(encoded), out.shape[1]), dtype=np.float32)
-                logits[rows] = out
-                start += len(rows)
-                if progress is not None:
-                    progress(start)
+        with (
+            torch.inference_mode(),
+            autocast(device, precision),
+            frozen_linears(model, weights_dtype, rows),
+        ):
+            logits = _predict_batches(model, encoded, plan, device, progress, rows)
     finally:
         model.train(was_training)
     if logits is None:
         raise ValueError(f"{encoded.name}: nothing to predict (empty split)")
+    return logits
+
+
+def _predict_batches(
+    model: nn.Module,
+    encoded: EncodedSplit,
+    plan: EvalBatches,
+    device: torch.device,
+    progress: Callable[[int], None] | None,
+    packing: TokenRows | None = None,
+) -> np.ndarray | None:
+    """The forward over `plan`'s batches; after an out-of-memory error the rest of the rows
+    go in batches of half the size, collated as they come (and not packed)."""
+    logits: np.ndarray | None = None
+    pending: list[np.ndarray] = list(plan.rows)
+    ready: list[Inputs | None] = list(plan.inputs)
+    real: list[torch.Tensor | None] = list(plan.real)
+    size, done, index = plan.batch_size, 0, 0
+    while index < len(pending):
+        rows, inputs = pending[index], ready[index]
+        try:
+            if inputs is None:
+                inputs = padded_inputs(encoded, rows, plan.pad_multiple)
+            if packing is not None:
+                packing.set(inputs["attention_mask"], real[index])
+            moved = {k: v.to(device) for k, v in inputs.items()}
+            out = forward_logits(model, moved).float().cpu().numpy()
+        except torch.OutOfMemoryError as exc:
+            tokens = int(encoded.lengths[rows].max())
+            if size == 1:
+                raise out_of_memory(
+                    stage="evaluation", what=f"predicting {encoded.name}",
+                    batch_size=1, tokens=tokens, device=device,
+                    lower="training.max_length (evaluation is already at batch 1)",
+                ) from exc  # fmt: skip
+            moved = out = None  # type: ignore[assignment]
+            release_cached_memory(device)
+            size = max(1, size // 2)
+            logger.warning(
+                "%s: out of memory at evaluation batch %d × %d tokens on %s; "
+                "evaluating the rest at batch %d (evaluation.batch_size %d)",
+                encoded.name, len(rows), tokens, device, size, plan.batch_size,
+            )  # fmt: skip
+            rest = np.concatenate(pending[index:])
+            pending = pending[:index] + [rest[i : i + size] for i in range(0, len(rest), size)]
+            ready = ready[:index] + [None] * (len(pending) - index)
+            real = real[:index] + [None] * (len(pending) - index)
+            continue
+        if logits is None:
+            logits = np.empty((len(encoded), out.shape[1]), dtype=np.float32)
+        logits[rows] = out
+        done += len(rows)
+        index += 1
+        if progress is not None:
+            progress(done)
     return logits
 
 
@@ -348,6 +394,7 @@ def make_evaluate_fn(
         raise ValueError(f"selection set '{selection_set}' is not among the evaluation sets")
 
     total = sum(len(s.encoded) for s in sets)
+    batches = BatchCache()  # each set sorted and padded once, for every evaluation
 
     def evaluate_fn(
         model: nn.Module, progress: Callable[[int, int], None] | None = None
@@ -363,7 +410,10 @@ def make_evaluate_fn(
                 if progress is not None:
                     progress(before + done, total)
 
-            logits = predict(model, s.encoded, batch_size, precision=precision, progress=on_batch)
+            logits = predict(
+                model, s.encoded, batch_size, precision=precision, progress=on_batch,
+                batches=batches,
+            )  # fmt: skip
             before += len(s.encoded)
             out[s.name] = split_metrics(
                 logits, s.encoded, s.metric, task_labels, positive_label=s.positive_label
