@@ -76,8 +76,9 @@ def eval_batches(
 
 
 # A batch whose padding is at least this share of its positions multiplies only its real
-# tokens (gathering and scattering them costs about a tenth of a GEMM on padded rows).
-PACK_MIN_PADDING = 0.10
+# tokens. Gathering and scattering them costs about as much as the GEMMs save at 10% padding
+# (bench/eval_speed.py, MNLI dev: 0.1 and never were within noise, 0.3 was 5-9% faster).
+PACK_MIN_PADDING = 0.3
 
 
 def _worth_packing(attention_mask: torch.Tensor) -> torch.Tensor | None:
