@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from srcore.jobspec.results import ExportMeasurement, LatencyMeasurement, ModelSize
+from srcore.models import usable_positions
 
 BATCH = 32
 LENGTH = 128
@@ -84,9 +85,7 @@ def _inputs(model: torch.nn.Module, batch: int, length: int) -> dict[str, torch.
     from srcore.export_onnx import model_input_names
 
     config = model.config
-    # RoBERTa-style models number positions from pad_token_id + 1: stay inside the table.
-    offset = int(config.pad_token_id or 0) + 1 if "roberta" in config.model_type else 0
-    length = min(length, int(getattr(config, "max_position_embeddings", length)) - offset)
+    length = min(length, usable_positions(config) or length)  # inside the position table
     generator = torch.Generator().manual_seed(0)
     vocab = int(config.vocab_size)
     ids = torch.randint(min(5, vocab - 1), vocab, (batch, length), generator=generator)

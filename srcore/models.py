@@ -19,6 +19,48 @@ class ModelNotFoundError(ValueError):
     pass
 
 
+class ModelInputError(ValueError):
+    """The job asks what the model cannot take (e.g. longer inputs than its position table):
+    every attempt would fail the same way."""
+
+
+# Families that number positions from pad_token_id + 1 (fairseq's convention), so their table
+# holds max_position_embeddings - pad_token_id - 1 tokens.
+_OFFSET_POSITION_FAMILIES = ("roberta", "camembert", "data2vec-text", "longformer")
+
+
+def usable_positions(config: object) -> int | None:
+    """How many tokens one input may have for this model config; None: no position table."""
+    table = getattr(config, "max_position_embeddings", None)
+    if table is None:
+        return None
+    model_type = str(getattr(config, "model_type", ""))
+    if any(family in model_type for family in _OFFSET_POSITION_FAMILIES):
+        return int(table) - int(getattr(config, "pad_token_id", None) or 0) - 1
+    return int(table)
+
+
+def check_max_length(model_path: str, revision: str | None, max_length: int) -> None:
+    """ModelInputError naming training.max_length when the model cannot take inputs that long
+    (it would fail in the embedding lookup with an IndexError on every attempt). A config that
+    cannot be read is left to load_model, which says what is missing."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model_path, revision=revision)
+    except (OSError, ValueError):
+        return
+    limit = usable_positions(config)
+    if limit is not None and max_length > limit:
+        raise ModelInputError(
+            f"training.max_length: {max_length} tokens is more than this model takes ({limit}: "
+            f"max_position_embeddings {config.max_position_embeddings}"
+            + (f" less the position offset {config.max_position_embeddings - limit}"
+               if limit != config.max_position_embeddings else "")
+            + f"); set training.max_length to {limit} or less"
+        )  # fmt: skip
+
+
 def resolve_model_path(name_or_path: str) -> str:
     """Return a local directory or a hub id that `from_pretrained` accepts.
 

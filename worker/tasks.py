@@ -75,7 +75,7 @@ def input_errors() -> tuple[type[BaseException], ...]:
     from srcore.bias.files import BiasFileError
     from srcore.data.errors import DataFormatError
     from srcore.jobspec.task_registry import TaskConfigError
-    from srcore.models import ModelNotFoundError
+    from srcore.models import ModelInputError, ModelNotFoundError
     from srcore.training.device import DeviceSettingError
     from srcore.training.memory import DeviceOutOfMemoryError
 
@@ -83,6 +83,7 @@ def input_errors() -> tuple[type[BaseException], ...]:
         DataFormatError,
         BiasFileError,
         ModelNotFoundError,
+        ModelInputError,  # e.g. training.max_length beyond the model's position table
         TaskConfigError,
         ValidationError,  # a stored spec this worker's srcore does not accept
         FloatingPointError,  # the loss diverged: deterministic, it would diverge again

@@ -13,7 +13,7 @@ from srcore.data.loaders import eval_label_names, load_split
 from srcore.evaluation import EvalSet
 from srcore.jobspec.spec import JobSpec
 from srcore.jobspec.task_registry import ResolvedTask, resolve_task
-from srcore.models import ModelNotFoundError, resolve_model_path
+from srcore.models import ModelNotFoundError, check_max_length, resolve_model_path
 from srcore.training import EncodedSplit, encode_split
 
 # The dtype of every loaded model's weights (and so of the optimizer state and the export).
@@ -132,6 +132,7 @@ def load_job_data(spec: JobSpec) -> JobData:
     # The model first: a wrong name fails in a second, not after the data has loaded.
     model_path = resolve_model_path(spec.model.name_or_path)
     tokenizer = load_tokenizer(model_path, spec.model.revision)
+    check_max_length(model_path, spec.model.revision, spec.training.max_length)
     train = load_split(
         task.train, labels, name="train", max_examples=spec.data.max_train_examples, seed=0
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers.tiny_model_dir import save_tiny_roberta
 from tests.worker.processes import TEST_WORKER_ENV, one_core, wait_for
 from tests.worker.tiny_job import (
     MNLI_LABELS,
@@ -85,6 +86,72 @@ def served(tmp_path: Path):
         for pid in child_pids(log_path.read_text()).values():
             if not gone(pid):
                 os.killpg(pid, signal.SIGKILL)
+
+
+def wait_finished(client: httpx.Client, job_id: str, log_path: Path) -> dict:
+    def finished():
+        job = client.get(f"/jobs/{job_id}").json()
+        return job if job["status"] in ("succeeded", "failed", "cancelled") else None
+
+    try:
+        job = wait_for(finished, 240, "the job to finish", interval=0.3)
+    except AssertionError:
+        raise AssertionError(log_path.read_text()[-5000:]) from None
+    assert job["status"] == "succeeded", (job["error"], log_path.read_text()[-5000:])
+    return job
+
+
+def test_every_structure_end_to_end_over_http_on_bert_and_roberta(served, tmp_path):
+    """pruning.structure through the whole service: submitted over HTTP, run by the real
+    worker, the checkpoint downloaded and loaded with plain transformers. FFN structures come
+    back physically smaller (intermediate_size halved, fewer parameters); heads are zeroed in
+    the checkpoint; unstructured keeps the shapes and zeroes half the weights."""
+    from transformers import AutoModelForSequenceClassification
+
+    base_url, key, _, log_path, _ = served
+    client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"},
+                          timeout=30)  # fmt: skip
+    bert = save_tiny_model(tmp_path / "tiny-bert")
+    roberta = save_tiny_roberta(tmp_path / "tiny-roberta")
+    cases = [("ffn_neurons", bert), ("ffn_neurons+heads", roberta), ("unstructured", roberta)]
+    submitted = []
+    for structure, model_dir in cases:
+        spec = tiny_job_spec(model_dir)
+        spec["pruning"]["structure"] = structure
+        spec["training"]["max_length"] = 48  # inside the tiny RoBERTa's 63 positions
+        spec["name"] = f"{structure}-{model_dir.name}"
+        created = client.post("/jobs", json=spec)
+        assert created.status_code == 201, created.text
+        assert created.json()["spec"]["pruning"]["structure"] == structure
+        submitted.append((structure, model_dir, created.json()["id"]))
+    for structure, model_dir, job_id in submitted:
+        wait_finished(client, job_id, log_path)
+        artifacts = client.get(f"/jobs/{job_id}/artifacts").json()["data"]
+        (checkpoint,) = [a for a in artifacts if a["kind"] == "checkpoint"]
+        archive = tmp_path / f"{job_id}.tar"
+        archive.write_bytes(client.get(checkpoint["download_url"]).content)
+        folder = extract_checkpoint(archive, tmp_path / job_id)
+        model = AutoModelForSequenceClassification.from_pretrained(folder)
+        base = AutoModelForSequenceClassification.from_pretrained(model_dir)
+        assert type(model) is type(base), structure
+        n_model = sum(p.numel() for p in model.parameters())
+        n_base = sum(p.numel() for p in base.parameters())
+        card = (folder / "README.md").read_text()
+        if structure == "unstructured":
+            assert model.config.intermediate_size == base.config.intermediate_size
+            assert n_model == n_base
+            zeros, total, _ = pruned_weights(folder)
+            assert zeros / total == pytest.approx(0.5, abs=1e-3)
+            assert "no speedup" in card.lower()
+            continue
+        assert model.config.intermediate_size == base.config.intermediate_size // 2, structure
+        assert n_model < n_base and "physically smaller" in card
+        if structure == "ffn_neurons+heads":  # one of the two heads of each layer is zeroed
+            for layer in model.roberta.encoder.layer:
+                out = layer.attention.output.dense.weight.detach()
+                width = out.shape[1] // 2
+                dead = [bool((out[:, h * width : (h + 1) * width] == 0).all()) for h in (0, 1)]
+                assert sorted(dead) == [False, True]
 
 
 def test_submit_poll_download_load_and_stop(served, tmp_path):

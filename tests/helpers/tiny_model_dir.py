@@ -30,6 +30,26 @@ def save_tiny_model(
     return directory
 
 
+def save_tiny_roberta(directory: Path, *, words: Sequence[str] = NLI_WORDS) -> Path:
+    """A RoBERTa-class model directory (2 layers, 2 heads, intermediate 48; the WordPiece
+    test tokenizer, two token types), loadable with `from_pretrained(directory)`."""
+    import torch
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    tokenizer = tiny_tokenizer(words)
+    config = RobertaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=48, num_labels=3, pad_token_id=tokenizer.pad_token_id,
+        max_position_embeddings=64, type_vocab_size=2, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    directory.mkdir(parents=True, exist_ok=True)
+    RobertaForSequenceClassification(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The path of a tiny 3-label BERT directory, one per test module."""

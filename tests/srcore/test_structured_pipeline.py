@@ -13,8 +13,6 @@ import torch
 from pydantic import ValidationError
 from transformers import (
     AutoModelForSequenceClassification,
-    RobertaConfig,
-    RobertaForSequenceClassification,
 )
 
 from srcore.jobspec.callbacks import Cancelled
@@ -26,7 +24,7 @@ from srcore.pruning import load_masks, restore_subnetwork
 from srcore.pruning.structured import ffn_units, structure_units, unit_keeps_from_masks
 from tests.helpers.callbacks import StopAfterSearchSteps
 from tests.helpers.tiny_bert import tiny_bert, tiny_tokenizer, torch_threads
-from tests.helpers.tiny_model_dir import NLI_WORDS
+from tests.helpers.tiny_model_dir import NLI_WORDS, save_tiny_roberta
 
 
 def make_spec(model: str, training: dict | None = None, **pruning) -> JobSpec:
@@ -58,18 +56,7 @@ def _payload(model: str, **pruning) -> dict:
 @pytest.fixture(scope="module")
 def tiny_roberta_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A RoBERTa-class model directory (the WordPiece test tokenizer; two token types)."""
-    tokenizer = tiny_tokenizer(NLI_WORDS)
-    config = RobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=48, num_labels=3, pad_token_id=tokenizer.pad_token_id,
-        max_position_embeddings=64, type_vocab_size=2, hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("roberta") / "model"
-    RobertaForSequenceClassification(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return str(directory)
+    return str(save_tiny_roberta(tmp_path_factory.mktemp("roberta") / "model"))
 
 
 def _batch(model_dir: str) -> dict[str, torch.Tensor]:
