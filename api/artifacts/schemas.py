@@ -25,8 +25,7 @@ class ArtifactPublic(BaseModel):
         description="The seed it belongs to; null for the job's report and plot"
     )
     sparsity: float | None = Field(
-        description="The sparsity it belongs to (masks, checkpoints, ONNX models); null "
-        "otherwise"
+        description="The sparsity it belongs to (masks, checkpoints, ONNX models); null otherwise"
     )
     created_at: datetime = Field(description="When the worker stored it")
     download_url: str = Field(
