@@ -5,7 +5,8 @@ only when all of them are done; a session that ends part-way leaves finished see
 shows. This builds a derived study (DERIVED.json: the same base with `training.seeds` set to the
 finished seeds, and the axes/rows wanted), seeds its folder with the source folder's finished
 per-seed unit files of the children with the same spec (matched by spec_hash with the derived
-seeds), shares the source's stage cache, and runs the standard `run_study` on it: the table,
+seeds; a child that finished every seed has its work folder cleaned, so its units are read from
+its report), shares the source's stage cache, and runs the standard `run_study` on it: the table,
 per-seed records, comparisons and plots come from the same code as any study. A derived child
 with no finished unit in the source runs for real (cheap for one-shot magnitude rows).
 
@@ -22,9 +23,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from srcore.jobspec.layout import child_dir_name
-from srcore.jobspec.spec import JobSpec, spec_hash
-from srcore.jobspec.study import StudySpec, expand_study
+from srcore.jobspec.layout import OutputLayout, child_dir_name, sparsity_tag
+from srcore.jobspec.results import ResultUnit, SearchResult
+from srcore.jobspec.spec import JobSpec, spec_hash, spec_hashes
+from srcore.jobspec.study import StudyChild, StudySpec, expand_study
 from srcore.pipeline.study_run import run_study
 
 
@@ -32,6 +34,18 @@ def _with_seeds(spec: JobSpec, seeds: list[int]) -> str:
     doc = spec.model_dump(mode="json")
     doc["training"]["seeds"] = seeds
     return spec_hash(JobSpec.model_validate(doc))
+
+
+def _reported_units(src: Path, origin: StudyChild, seed: int) -> list[ResultUnit]:
+    """The seed's units from the report of a source child that finished all its seeds (its
+    metrics.json, for the spec it has now); none when it has not."""
+    child_dir = src / "jobs" / child_dir_name(origin.key)
+    if not OutputLayout(child_dir).metrics_path.exists():
+        return []
+    result = SearchResult.read(child_dir)
+    if result.spec_hash not in spec_hashes(origin.spec):
+        return []
+    return [u for u in result.units if u.seed == seed]
 
 
 def main(source_file: str, source_out: str, derived_file: str, dest_out: str) -> int:
@@ -52,13 +66,16 @@ def main(source_file: str, source_out: str, derived_file: str, dest_out: str) ->
                 else src / "jobs" / child_dir_name(origin.key) / "work" / f"seed-{seed}" / "done"
             )
             units = sorted(done.glob("unit-*.json")) if done is not None and done.is_dir() else []
-            if not units:
+            target = dest / "jobs" / child_dir_name(child.key) / "work" / f"seed-{seed}" / "done"
+            reported = [] if units or origin is None else _reported_units(src, origin, seed)
+            if not units and not reported:
                 print(f"{child.key}, seed {seed}: not finished in {src}; it runs here")
                 continue
-            target = dest / "jobs" / child_dir_name(child.key) / "work" / f"seed-{seed}" / "done"
             target.mkdir(parents=True, exist_ok=True)
             for unit in units:
                 shutil.copy2(unit, target / unit.name)
+            for reported_unit in reported:  # a finished child's work folder is cleaned away
+                reported_unit.write(target / f"unit-{sparsity_tag(reported_unit.sparsity)}.json")
             # The masks too, where the per-seed records hash them (the unit files still name
             # the source's copies, and its checkpoints stay there).
             masks = src / "jobs" / child_dir_name(origin.key) / "masks" / f"seed-{seed}"

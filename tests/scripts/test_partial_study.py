@@ -1,6 +1,7 @@
 """scripts/partial_study.py: a table from the seeds a study has finished, on a tiny random BERT:
 the finished seed's unit is read back (not retrained), its numbers and mask hash are the
-source's, and a child the source never finished runs for real."""
+source's; a child that finished every seed (work folder cleaned) is read from its report; and a
+child the source never finished runs for real."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from srcore.jobspec.callbacks import Callbacks
 from srcore.jobspec.layout import child_dir_name
 from srcore.jobspec.study import StudySpec, expand_study
 from srcore.jobspec.study_table import read_seeds_csv
-from srcore.pipeline.run import run_search
+from srcore.pipeline.run import clean_work, run_search
 from tests.helpers.tiny_bert import torch_threads
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +48,7 @@ def _base(tiny_model: str, seeds: list[int]) -> dict:
 
 
 def test_a_partial_table_reads_the_finished_seed_and_runs_what_is_missing(tiny_model, tmp_path):
-    axes = [{"path": "training.learning_rate", "values": [1e-3, 2e-3]}]
+    axes = [{"path": "training.learning_rate", "values": [1e-3, 2e-3, 4e-3]}]
     source = {"name": "src", "base": _base(tiny_model, [1, 2]), "axes": axes,
               "dense_references": False}  # fmt: skip
     (tmp_path / "source.json").write_text(json.dumps(source))
@@ -65,6 +66,17 @@ def test_a_partial_table_reads_the_finished_seed_and_runs_what_is_missing(tiny_m
     finished["metrics"]["dev"]["accuracy"] = 0.123456
     unit_file.write_text(json.dumps(finished))
     mask = child_dir / "masks/seed-1/mask-0.50.safetensors"
+    # lr 2e-3 finished every seed: its work folder is cleaned, its units are in its report
+    whole = expand_study(StudySpec.model_validate(source))[1]
+    whole_dir = src_out / "jobs" / child_dir_name(whole.key)
+    with torch_threads(1):
+        run_search(whole.spec, whole_dir, Callbacks(), cache_dir=src_out / "cache")
+    clean_work(whole_dir)
+    assert not (whole_dir / "work/seed-1/done").exists()
+    report = json.loads((whole_dir / "metrics.json").read_text())
+    for unit in report["results"]:
+        unit["metrics"]["dev"]["accuracy"] = 0.654321 if unit["seed"] == 1 else 0.5
+    (whole_dir / "metrics.json").write_text(json.dumps(report))
 
     derived = {"name": "partial", "base": _base(tiny_model, [1]), "axes": axes,
                "dense_references": False}  # fmt: skip
@@ -82,14 +94,15 @@ def test_a_partial_table_reads_the_finished_seed_and_runs_what_is_missing(tiny_m
         )
     seeds = read_seeds_csv((dest / "seeds.csv").read_text())
     dev = {r["row"]: r for r in seeds if r["metric"] == "dev.accuracy"}
-    assert set(dev) == {"learning_rate 0.001", "learning_rate 0.002"}
+    assert set(dev) == {"learning_rate 0.001", "learning_rate 0.002", "learning_rate 0.004"}
     assert dev["learning_rate 0.001"]["value"] == 0.123456  # the source's unit, not a rerun
+    assert dev["learning_rate 0.002"]["value"] == 0.654321  # read from the finished report
     assert (
         dev["learning_rate 0.001"]["mask_sha256"] == hashlib.sha256(mask.read_bytes()).hexdigest()
     )
     # the child the source never finished ran here, with its own mask
-    assert dev["learning_rate 0.002"]["value"] != 0.123456
-    assert dev["learning_rate 0.002"]["mask_sha256"]
+    assert dev["learning_rate 0.004"]["value"] not in (0.123456, 0.654321)
+    assert dev["learning_rate 0.004"]["mask_sha256"]
     assert all(r["seed"] == 1 for r in seeds)
     info = json.loads((dest / "run_info.json").read_text())
     assert info["partial_of"] == str(tmp_path / "source.json") and info["seeds"] == [1]
