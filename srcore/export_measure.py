@@ -15,13 +15,14 @@ import platform
 import statistics
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from srcore.jobspec.results import ExportMeasurement, LatencyMeasurement, ModelSize
 from srcore.models import usable_positions
+from srcore.training.device import torch_threads
 
 BATCH = 32
 LENGTH = 128
@@ -63,16 +64,6 @@ def cpu_name() -> str:
                 name = line.partition(":")[2].strip()
                 break
     return f"{name}, {os.cpu_count()} cores"
-
-
-@contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _load(folder: Path) -> torch.nn.Module:
@@ -143,7 +134,7 @@ def measure_export(
             bytes=Path(onnx_file).stat().st_size,
             parameters=onnx_parameters if onnx_parameters is not None else size.parameters,
         )
-    with _threads(threads):
+    with torch_threads(threads):
         ms = median_ms(forwards, repeats)
     onnx_ms = ms.get("onnx")
     return ExportMeasurement(

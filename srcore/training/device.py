@@ -401,3 +401,14 @@ def parse_nvidia_proc_version(text: str) -> str | None:
                 if len(parts) >= 2 and all(p.isdigit() for p in parts):
                     return word
     return None
+
+
+@contextlib.contextmanager
+def torch_threads(n: int = 1) -> Iterator[None]:
+    """torch's intra-op threads set to `n` inside the block, restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -88,13 +88,15 @@ def served(tmp_path: Path):
                 os.killpg(pid, signal.SIGKILL)
 
 
-def wait_finished(client: httpx.Client, job_id: str, log_path: Path) -> dict:
+def wait_finished(
+    client: httpx.Client, job_id: str, log_path: Path, timeout_s: float = 240
+) -> dict:
     def finished():
         job = client.get(f"/jobs/{job_id}").json()
         return job if job["status"] in ("succeeded", "failed", "cancelled") else None
 
     try:
-        job = wait_for(finished, 240, "the job to finish", interval=0.3)
+        job = wait_for(finished, timeout_s, "the job to finish", interval=0.3)
     except AssertionError:
         raise AssertionError(log_path.read_text()[-5000:]) from None
     assert job["status"] == "succeeded", (job["error"], log_path.read_text()[-5000:])
@@ -166,15 +168,7 @@ def test_submit_poll_download_load_and_stop(served, tmp_path):
     assert created.status_code == 201, created.text
     job_id = created.json()["id"]
 
-    def finished():
-        job = client.get(f"/jobs/{job_id}").json()
-        return job if job["status"] in ("succeeded", "failed", "cancelled") else None
-
-    try:
-        job = wait_for(finished, 180, "the job to finish", interval=0.3)
-    except AssertionError:
-        raise AssertionError(log_path.read_text()[-5000:]) from None
-    assert job["status"] == "succeeded", (job["error"], log_path.read_text()[-5000:])
+    job = wait_finished(client, job_id, log_path, timeout_s=180)
     assert job["attempt"] == 1 and job["finished_at"] is not None
 
     events = client.get(f"/jobs/{job_id}/events").json()

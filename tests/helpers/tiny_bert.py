@@ -6,16 +6,20 @@ model = tiny_bert(tokenizer, num_labels=3, seed=0)
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
 from srcore.data.examples import Example, Split
+
+# Tiny models run on one thread (`with torch_threads(1)`): on a busy shared CPU, several OpenMP
+# threads wait on each other far longer than a tiny matmul takes (50x slower measured on 2
+# shared cores). The tests import it from here.
+from srcore.training.device import torch_threads  # noqa: F401
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -129,14 +133,3 @@ def random_pair_split(
     labels = tuple(str(i) for i in range(num_labels))
     return Split(name=name, examples=examples, label_names=labels, origin="random")
 
-
-@contextlib.contextmanager
-def torch_threads(n: int = 1) -> Iterator[None]:
-    """Run tiny models on one thread: on a busy shared CPU, several OpenMP threads wait on
-    each other far longer than a tiny matmul takes (50x slower measured on 2 shared cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

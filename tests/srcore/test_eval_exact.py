@@ -5,6 +5,9 @@ the bundled MNLI and HANS rows."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -17,10 +20,13 @@ from srcore.jobspec.spec import SourceSpec
 from srcore.pruning import prunable_weights
 from srcore.pruning.mask_training import ScoreMasker
 from srcore.training import EncodedSplit, encode_split
-from srcore.training.batching import collate
-from srcore.training.device import autocast
-from srcore.training.trainer import forward_logits
 from tests.helpers.tiny_bert import random_pair_split, tiny_bert, torch_threads, word_tokenizer
+
+_spec = importlib.util.spec_from_file_location(
+    "eval_speed", Path(__file__).resolve().parents[2] / "bench/eval_speed.py"
+)
+eval_speed = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(eval_speed)
 
 MNLI = ("contradiction", "entailment", "neutral")
 PRECISIONS = ("fp32", "bf16")
@@ -38,20 +44,9 @@ def _pack_lightly_padded_batches(monkeypatch):
     monkeypatch.setattr(eb, "PACK_MIN_PADDING", 0.05)
 
 
-def reference_predict(
-    model: nn.Module, encoded: EncodedSplit, batch_size: int, precision: str
-) -> np.ndarray:
-    """The evaluation as it was written first: sort, then collate and forward each batch
-    under autocast, every weight read (and its parametrization run) on every call."""
-    order = np.argsort(-encoded.lengths, kind="stable")
-    logits = np.empty((len(encoded), model.config.num_labels), dtype=np.float32)
-    model.eval()
-    with torch.inference_mode(), autocast(torch.device("cpu"), precision):
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            batch = collate(encoded, rows)
-            logits[rows] = forward_logits(model, batch.inputs).float().numpy()
-    return logits
+# The evaluation as it was written first (sort, then collate and forward each batch under
+# autocast, every weight read and its parametrization run on every call): the bench's baseline.
+reference_predict = eval_speed.baseline_predict
 
 
 def masked(model: nn.Module, sparsity: float = 0.5) -> ScoreMasker:
