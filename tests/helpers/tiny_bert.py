@@ -132,4 +132,3 @@ def random_pair_split(
     ]
     labels = tuple(str(i) for i in range(num_labels))
     return Split(name=name, examples=examples, label_names=labels, origin="random")
-
