@@ -364,14 +364,19 @@ FINDINGS = (
     ),
     Finding(
         "2. Sparse and almost unbiased subnetworks exist (the OOD upper bound)",
-        "mask training with HANS-train data is far more robust than without it, on the held-out "
-        "HANS half",
+        "a 50% CE mask trained with HANS-train data keeps dev and held-out HANS within 1 point "
+        "of the dense model trained the same way (the study's `dense CE`, which saw HANS-train "
+        "too), and is more robust on the held-out HANS half than dense CE without HANS-train",
         "mnli-upper-bound",
         (
-            ("loss none", "CE mask, no HANS-train", 0.5, "hans.accuracy", 0.0,
-             "HANS: with − without HANS-train"),
-            ("loss none", "CE mask, no HANS-train", 0.5, "hans.non_entailed", 0.0,
-             "HANS non-entailed: with − without"),
+            ("loss none", "dense CE", 0.5, "dev.accuracy", -0.01,
+             "dev: mask − dense, both with HANS-train"),
+            ("loss none", "dense CE", 0.5, "hans.accuracy", -0.01,
+             "HANS: mask − dense, both with HANS-train"),
+            ("loss none", "without HANS-train: dense start", 0.5, "hans.accuracy", 0.0,
+             "HANS: mask with HANS-train − dense CE without"),
+            ("loss none", "without HANS-train: dense start", 0.5, "hans.non_entailed", 0.0,
+             "HANS non-entailed: mask with − dense CE without"),
         ),
     ),
     Finding(

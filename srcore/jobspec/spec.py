@@ -202,6 +202,11 @@ class OODTrainingSpec(StrictModel):
     sources: list[SourceSpec] = Field(
         default_factory=list, max_length=8, description="OOD training sets to mix in."
     )
+    max_examples: Annotated[int, Field(ge=1, le=MAX_EXAMPLES)] | None = Field(
+        default=None,
+        description="Keep a seeded random sample (seed 0) of at most this many rows of each "
+        "source, before duplication. Not set: every row.",
+    )
     duplication: Annotated[int, Field(ge=1, le=100)] = Field(
         default=1, description="Copies of each OOD training example added to the training set."
     )
@@ -712,6 +717,38 @@ def _is_default_init(pruning: Any) -> bool:
         and pruning.get("method") == "mask_training"
         and pruning.get("init") == "soft"
     )
+
+
+# The training settings a dense fine-tune depends on (the stage cache's key; the rest of
+# `training` shapes the search only).
+DENSE_TRAINING_FIELDS = frozenset(
+    {
+        "batch_size",
+        "max_length",
+        "weight_decay",
+        "warmup_ratio",
+        "grad_clip",
+        "eval_every",
+        "select_last_fraction",
+        "precision",
+    }
+)
+
+
+def dense_identity(spec: JobSpec) -> str:
+    """A hash of what the job's dense fine-tune depends on: two jobs with the same identity
+    start from the same dense model (the stage cache shares it between them)."""
+    doc: dict[str, Any] = {
+        "model": spec.model.model_dump(mode="json"),
+        "data": spec.data.model_dump(mode="json"),
+        "dense": spec.dense.model_dump(mode="json"),
+        "training": spec.training.model_dump(mode="json", include=set(DENSE_TRAINING_FIELDS)),
+        "tf32": spec.training.tf32,
+        "eval_batch": spec.evaluation.batch_size,
+    }
+    if spec.dense.loss == "job":
+        doc["debias"] = spec.debias.model_dump(mode="json")
+    return canonical_hash(doc)
 
 
 def spec_hashes(spec: JobSpec) -> frozenset[str]:

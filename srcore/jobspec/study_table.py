@@ -2,7 +2,9 @@
 mean ± sd (n) over seeds; torch-free (the API builds it from the database).
 
 Rows in study order: the searches, then per dense reference its dense model and its one-shot
-magnitude subnetworks.
+magnitude subnetworks. In a study with dense references, a search whose dense model no
+reference holds (another data set, an early stop) also shows that dense model, as the row
+`<search>: dense start` before its own.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from srcore.jobspec.results import SearchResult, SetMetrics
+from srcore.jobspec.spec import dense_identity
 from srcore.jobspec.study import Role, StudyChild
 
 
@@ -123,8 +126,10 @@ def flatten_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 def study_table(children: Sequence[StudyChild], points: Iterable[SelectedPoint]) -> list[TableRow]:
     """Rows in study order: the searches, then per dense reference its dense model and its
-    one-shot magnitude subnetworks; dense points of search jobs are not repeated."""
+    one-shot magnitude subnetworks. The dense points of a search are shown only where no
+    reference holds its dense model (`own_dense_starts`), once per distinct dense model."""
     by_key = {c.key: c for c in children}
+    own_dense = own_dense_starts(children)
     rows: dict[str, TableRow] = {}
     for child in children:
         if child.role == "reference":
@@ -132,6 +137,9 @@ def study_table(children: Sequence[StudyChild], points: Iterable[SelectedPoint])
             magnitude = child.label.replace("dense", "magnitude", 1)
             rows[f"{child.key}/magnitude"] = TableRow(magnitude, "magnitude", child.setting)
         else:
+            if own_dense.get(child.key) == child.key:
+                label = f"{child.label}: dense start"
+                rows[f"{child.key}/dense"] = TableRow(label, "reference", child.setting)
             rows[child.key] = TableRow(child.label, "search", child.setting)
     for point in points:
         child = by_key.get(point.child)
@@ -140,12 +148,32 @@ def study_table(children: Sequence[StudyChild], points: Iterable[SelectedPoint])
         if child.role == "reference":
             row = rows[f"{child.key}/{'dense' if point.kind == 'dense' else 'magnitude'}"]
         elif point.kind == "dense":
-            continue  # the references hold the dense models
+            if own_dense.get(child.key) != child.key:
+                continue  # a reference (or an earlier search) holds this dense model
+            row = rows[f"{child.key}/dense"]
         else:
             row = rows[child.key]
         cell = row.cells.setdefault(0.0 if point.kind == "dense" else point.sparsity, Cell())
         cell.add(point)
     return list(rows.values())
+
+
+def own_dense_starts(children: Sequence[StudyChild]) -> dict[str, str]:
+    """In a study with dense references: each search whose dense model no reference holds →
+    the first search with that same dense model (the one whose table shows it). Without
+    references, none: such a study compares searches only."""
+    held = {dense_identity(c.spec) for c in children if c.role == "reference"}
+    if not held:
+        return {}
+    first: dict[str, str] = {}
+    found = {}
+    for child in children:
+        if child.role == "reference":
+            continue
+        identity = dense_identity(child.spec)
+        if identity not in held:
+            found[child.key] = first.setdefault(identity, child.key)
+    return found
 
 
 def points_from_result(

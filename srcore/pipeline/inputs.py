@@ -117,7 +117,9 @@ def _ood_training_examples(spec: JobSpec, labels: tuple[str, ...]) -> list[Examp
     for i, source in enumerate(cfg.sources):
         if cfg.label_map and source.label_map is None:
             source = source.model_copy(update={"label_map": cfg.label_map})
-        split = load_split(source, labels, name=f"ood_train_{i}")
+        split = load_split(
+            source, labels, name=f"ood_train_{i}", max_examples=cfg.max_examples, seed=0
+        )
         for copy in range(cfg.duplication):
             extra.extend(
                 Example(f"ood{i}:{copy}:{e.uid}", e.text_a, e.text_b, e.label, e.meta)

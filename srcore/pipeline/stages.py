@@ -19,7 +19,7 @@ from srcore.jobspec.callbacks import Callbacks
 from srcore.jobspec.layout import OutputLayout
 from srcore.jobspec.names import loss_needs
 from srcore.jobspec.results import CurveId, DenseFineTune, DensePoint, evaluated_sets
-from srcore.jobspec.spec import JobSpec
+from srcore.jobspec.spec import DENSE_TRAINING_FIELDS, JobSpec
 from srcore.pipeline.inputs import DEV_SET, JobData, load_model
 from srcore.pipeline.plan import StagePlan
 from srcore.stage_cache import StageCache, stage_inputs_hash
@@ -171,18 +171,7 @@ def dense_stage(ctx: StageContext, loss: str) -> DenseModel:
         "bias": None if bias is None else stage_inputs_hash(bias.report),
         "bias_probs": None if bias is None else _array_digest(bias.probs),
         "teacher_probs": _array_digest(ctx.teacher) if needs.teacher else None,
-        "training": spec.training.model_dump(
-            include={
-                "batch_size",
-                "max_length",
-                "weight_decay",
-                "warmup_ratio",
-                "grad_clip",
-                "eval_every",
-                "select_last_fraction",
-                "precision",
-            }
-        ),
+        "training": spec.training.model_dump(include=set(DENSE_TRAINING_FIELDS)),
         "eval_batch": spec.evaluation.batch_size,
         "seed": seed,
     }

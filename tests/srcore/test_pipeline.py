@@ -256,6 +256,29 @@ def test_ood_upper_bound_mixes_ood_training_rows(tiny_model):
     assert any(e.label == contradiction for e in extra)
 
 
+def test_ood_training_max_examples_keeps_a_seeded_sample_of_each_source(tiny_model):
+    def ood_rows(max_examples):
+        spec = make_spec(
+            tiny_model,
+            data={
+                "max_train_examples": 16,
+                "ood_training": {
+                    "sources": [{"format": "hans_tsv", "path": str(HANS_FIXTURE)}],
+                    "max_examples": max_examples,
+                    "duplication": 2,
+                    "label_map": {"non-entailment": "contradiction"},
+                },
+            },
+        )
+        return [e for e in load_job_data(spec).train.examples if e.uid.startswith("ood")]
+
+    every = ood_rows(None)
+    sample = ood_rows(3)
+    assert len(every) > 2 * 3 and len(sample) == 2 * 3  # three rows, each twice
+    assert [e.uid for e in sample] == [e.uid for e in ood_rows(3)]  # seeded: the same rows
+    assert {e.uid for e in sample} < {e.uid for e in every}
+
+
 def test_every_evaluation_names_its_curve(tiny_model, tmp_path):
     """Receivers (the worker) file evaluations by their CurveId, not by parsing progress text;
     the typed result is what metrics.json holds."""

@@ -152,3 +152,44 @@ def test_seed_records_trace_every_mean_to_its_job_step_and_mask():
     assert by_metric["mask.Q.differ_fraction"]["value"] == 0.1
     assert "mask.K.differ_fraction" not in by_metric  # only the types the report names
     assert all(r["child"] == poe for r in records if r["row"] == "loss poe")
+
+
+def test_a_search_whose_dense_model_no_reference_holds_shows_it_once():
+    """An early-stopped dense model (or one trained on other data) is not the reference's: the
+    first search from it shows its dense points as `<search>: dense start`; a second search
+    from the same dense model does not repeat them, and a search from the reference's dense
+    model shows none."""
+    study = _study(
+        axes=[{"path": "debias.loss", "values": ["poe"]}],
+        rows=[
+            {"name": "early", "overrides": {"dense.stop_at_step": 4}},
+            {"name": "early lr", "overrides": {"dense.stop_at_step": 4,
+                                               "training.learning_rate": 2e-4}},
+        ],
+        dense_references=True,
+    )  # fmt: skip
+    children = expand_study(study)
+    keys = {c.label: c.key for c in children}
+    points = [
+        SelectedPoint(keys[label], kind, 1, sparsity, {"dev": {"accuracy": acc}})
+        for label, kind, sparsity, acc in (
+            ("loss poe", "dense", 0.0, 0.9),  # the dense CE reference's model: not repeated
+            ("loss poe", "subnetwork", 0.5, 0.6),
+            ("early", "dense", 0.0, 0.4),
+            ("early", "subnetwork", 0.5, 0.5),
+            ("early lr", "dense", 0.0, 0.4),
+            ("early lr", "subnetwork", 0.5, 0.55),
+        )
+    ]
+    rows = study_table(children, points)
+    assert [(r.label, r.role) for r in rows][:4] == [
+        ("loss poe", "search"),
+        ("early: dense start", "reference"),
+        ("early", "search"),
+        ("early lr", "search"),
+    ]
+    assert rows[1].cells[0.0].stats("dev.accuracy") == (0.4, 0.0, 1)
+    assert set(rows[1].cells) == {0.0} and 0.0 not in rows[0].cells | rows[3].cells
+    without_references = study.model_copy(update={"dense_references": False})
+    labels = [r.label for r in study_table(expand_study(without_references), points)]
+    assert labels == ["loss poe", "early", "early lr"]
