@@ -290,3 +290,22 @@ def test_a_structured_study_section_carries_the_measured_size_and_speed(tmp_path
         )
         == []
     )
+
+
+def test_the_upper_bound_finding_pairs_the_mask_with_both_dense_models(tmp_path):
+    """Finding 2: the HANS-train mask against the dense model trained the same way (`dense CE`
+    of that study) and against dense CE without HANS-train (the row's dense start)."""
+    without = "without HANS-train: dense start"
+    seeds = seeds_of("dense CE", 0.0, "dev.accuracy", [0.640, 0.645, 0.650])
+    seeds += seeds_of("dense CE", 0.0, "hans.accuracy", [0.90, 0.91, 0.92])
+    seeds += seeds_of(without, 0.0, "hans.accuracy", [0.50, 0.51, 0.50])
+    seeds += seeds_of(without, 0.0, "hans.non_entailed", [0.05, 0.06, 0.05])
+    seeds += row_seeds("loss none", [0.641, 0.646, 0.651], [0.90, 0.91, 0.92], [0.85, 0.86, 0.87])
+    study = make_results.Study(tmp_path / "ub", [], {"name": "ub", "base": {}}, seeds)
+    second = "\n".join(make_results.finding_lines([study])).split("### ")[2]
+    assert second.startswith("2. Sparse and almost unbiased")
+    assert "`mnli-upper-bound` has not been run" in second  # the study is found by folder name
+    study = make_results.Study(tmp_path / "mnli-upper-bound", [], {"name": "ub", "base": {}}, seeds)
+    second = "\n".join(make_results.finding_lines([study])).split("### ")[2]
+    assert "Verdict: **reproduced** at this scale" in second and second.count("| met |") == 4
+    assert "| HANS: mask with HANS-train − dense CE without | +40.7 (n = 3) |" in second
