@@ -165,6 +165,12 @@ def dense_stage(ctx: StageContext, loss: str) -> DenseModel:
         "train": training_digest(data.train),
         "dev": training_digest(data.dev),
         "eval_sets": sorted(s.name for s in data.eval_sets),
+        # what each OOD set holds: a cached fine-tune reports its evaluations on these sets, so
+        # a job scoring another set under the same name (HANS's eval half, say) trains its own
+        "ood": {
+            name: [training_digest(split), data.task.ood[name].metric]
+            for name, split in sorted(data.ood.items())
+        },
         "labels": list(data.labels),
         "dense": d.model_dump(exclude={"loss"}),
         "loss": loss,

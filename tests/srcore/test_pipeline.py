@@ -136,6 +136,26 @@ def test_dense_stage_is_reused_across_jobs(tiny_model, tmp_path):
     assert len(list(cache.glob("dense-*"))) == 1
 
 
+def test_a_dense_fine_tune_is_not_reused_for_another_ood_set_of_the_same_name(tiny_model, tmp_path):
+    """The cached fine-tune carries its evaluations: a job scoring other HANS rows under the
+    name `hans` must not report the first job's numbers as its own dense model's."""
+    lines = HANS_FIXTURE.read_text().splitlines(keepends=True)
+    other = tmp_path / "other_hans.tsv"
+    other.write_text("".join(lines[: 1 + (len(lines) - 1) // 2]))  # header + first half
+    cache = tmp_path / "cache"
+    reports = []
+    for name, path in (("a", HANS_FIXTURE), ("b", other)):
+        ood = {"hans": {"format": "hans_tsv", "path": str(path), "metric": "hans"}}
+        with torch_threads(1):
+            result = run_search(
+                make_spec(tiny_model, data={"ood": ood}), tmp_path / name, cache_dir=cache
+            )
+        reports.append(json.loads(result.metrics_path.read_text())["dense"][0])
+    assert [r["cached"] for r in reports] == [False, False]
+    assert reports[0]["metrics"]["hans"]["n"] != reports[1]["metrics"]["hans"]["n"]
+    assert len(list(cache.glob("dense-*"))) == 2
+
+
 def test_imp_applies_the_debiasing_loss(tiny_model, tmp_path):
     """The reference code's IMP silently trained with CE; ours must use the job's loss."""
     states = {}
