@@ -166,7 +166,7 @@ def own_dense_starts(children: Sequence[StudyChild]) -> dict[str, str]:
     if not held:
         return {}
     first: dict[str, str] = {}
-    found = {}
+    found: dict[str, str] = {}
     for child in children:
         if child.role == "reference":
             continue
