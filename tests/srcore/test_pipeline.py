@@ -256,19 +256,17 @@ def test_search_from_an_early_dense_checkpoint(tiny_model, tmp_path):
     assert dense["history"][-1]["step"] == 4
 
 
+def ood_training_spec(model: str, max_train_examples: int, **ood_training) -> JobSpec:
+    """A job mixing the HANS fixture into its training rows, twice over, HANS non-entailment
+    mapped to contradiction; `ood_training`: further fields of data.ood_training."""
+    source = {"format": "hans_tsv", "path": str(HANS_FIXTURE)}
+    ood = {"sources": [source], "duplication": 2, "label_map": {"non-entailment": "contradiction"}}
+    data = {"max_train_examples": max_train_examples, "ood_training": {**ood, **ood_training}}
+    return make_spec(model, data=data)
+
+
 def test_ood_upper_bound_mixes_ood_training_rows(tiny_model):
-    spec = make_spec(
-        tiny_model,
-        data={
-            "max_train_examples": 96,
-            "ood_training": {
-                "sources": [{"format": "hans_tsv", "path": str(HANS_FIXTURE)}],
-                "duplication": 2,
-                "label_map": {"non-entailment": "contradiction"},
-            },
-        },
-    )
-    data = load_job_data(spec)
+    data = load_job_data(ood_training_spec(tiny_model, 96))
     extra = [e for e in data.train.examples if e.uid.startswith("ood")]
     assert len(data.train) == 96 + len(extra) and len(extra) % 2 == 0 and extra
     contradiction = data.labels.index("contradiction")
@@ -278,18 +276,7 @@ def test_ood_upper_bound_mixes_ood_training_rows(tiny_model):
 
 def test_ood_training_max_examples_keeps_a_seeded_sample_of_each_source(tiny_model):
     def ood_rows(max_examples):
-        spec = make_spec(
-            tiny_model,
-            data={
-                "max_train_examples": 16,
-                "ood_training": {
-                    "sources": [{"format": "hans_tsv", "path": str(HANS_FIXTURE)}],
-                    "max_examples": max_examples,
-                    "duplication": 2,
-                    "label_map": {"non-entailment": "contradiction"},
-                },
-            },
-        )
+        spec = ood_training_spec(tiny_model, 16, max_examples=max_examples)
         return [e for e in load_job_data(spec).train.examples if e.uid.startswith("ood")]
 
     every = ood_rows(None)
