@@ -43,6 +43,7 @@ def read_study(path: str):
 def cmd_study_run(args: argparse.Namespace) -> int:
     study = read_study(args.study)
     from srcore.jobspec.callbacks import Cancelled
+    from srcore.jobspec.study import StudyError
     from srcore.jobspec.study_format import markdown_table
     from srcore.jobspec.study_table import table_records
     from srcore.pipeline.study_run import run_study
@@ -53,8 +54,16 @@ def cmd_study_run(args: argparse.Namespace) -> int:
 
     try:
         run = run_study(
-            study, Path(args.out), lambda _child: TerminalProgress(), log=log, source=args.study
+            study,
+            Path(args.out),
+            lambda _child: TerminalProgress(),
+            log=log,
+            source=args.study,
+            only=args.only,
         )
+    except StudyError as exc:
+        print(f"srnet: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except (Cancelled, KeyboardInterrupt):
         print("srnet: interrupted; run the same command again to resume", file=sys.stderr)
         return EXIT_CANCELLED
@@ -285,6 +294,13 @@ def register(sub) -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a whole study on this machine (resumable)")
     run.add_argument("study", help="study JSON file (base spec, axes, rows)")
     run.add_argument("--out", required=True, help="output folder (resumes if it exists)")
+    run.add_argument(
+        "--only",
+        action="append",
+        metavar="ROW",
+        help="run only this row (its table label or child key; repeatable), e.g. to add "
+        "seeds to the rows a comparison rests on",
+    )
     run.set_defaults(func=cmd_study_run)
 
     common = argparse.ArgumentParser(add_help=False)

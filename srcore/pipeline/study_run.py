@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from srcore.jobspec.callbacks import Callbacks
 from srcore.jobspec.layout import OutputLayout, child_dir_name
 from srcore.jobspec.results import SearchResult
 from srcore.jobspec.spec import spec_hashes
-from srcore.jobspec.study import StudyChild, StudySpec, expand_study
+from srcore.jobspec.study import StudyChild, StudyError, StudySpec, expand_study
 from srcore.jobspec.study_axis_plot import axis_plot_png, numeric_axes
 from srcore.jobspec.study_compare import INTERVAL, comparisons_csv, study_comparisons
 from srcore.jobspec.study_plot import plot_study
@@ -89,20 +89,24 @@ def run_study(
     callbacks_for: Callable[[StudyChild], Callbacks] | None = None,
     log: Callable[[str], None] = print,
     source: str | None = None,
+    only: Collection[str] | None = None,
 ) -> StudyRun:
     """Run every child not finished yet; the table, its JSON and the plot are rewritten after
     each child, so a study stopped half-way still shows what it has (run_info.json says how
-    many jobs are done). `source`: the study file, recorded with the command that ran it."""
+    many jobs are done). `source`: the study file, recorded with the command that ran it.
+    `only`: run just the children with these table labels or keys (e.g. more seeds for the
+    rows a verdict rests on); the others stay unrun and the study incomplete."""
     from srcore.pipeline.run import clean_work, run_search
 
     out_dir = Path(out_dir)
     children = expand_study(study)
+    children_run = children if only is None else select_children(children, only)
     cache = out_dir / "cache"
     timings_path = out_dir / "timings.json"
     # The dense references first: they hold every dense fine-tune the searches start from,
     # and the table has its reference lines early.
-    order = [c for c in children if c.role == "reference"] + [
-        c for c in children if c.role != "reference"
+    order = [c for c in children_run if c.role == "reference"] + [
+        c for c in children_run if c.role != "reference"
     ]
     run = None
     for i, child in enumerate(order, 1):
@@ -132,6 +136,16 @@ def run_study(
                     _write_json(timings_path, timings)
         run = _write_outputs(study, children, out_dir, source)
     return run if run is not None else _write_outputs(study, children, out_dir, source)
+
+
+def select_children(children: Sequence[StudyChild], names: Collection[str]) -> list[StudyChild]:
+    """The children whose label or key is in `names` (study order); StudyError("only") naming
+    any name that matches none, with the labels there are."""
+    unknown = [n for n in names if not any(n in (c.label, c.key) for c in children)]
+    if unknown:
+        labels = ", ".join(f"`{c.label}`" for c in children)
+        raise StudyError("only", f"no row {', '.join(map(repr, unknown))} (rows: {labels})")
+    return [c for c in children if c.label in names or c.key in names]
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -165,3 +165,49 @@ def test_a_child_report_written_before_per_seed_records_still_tables(tmp_path):
     assert dev[0]["job"] == f"jobs/{child_dir_name(children[0].key)}"
     assert dev[0]["mask_sha256"] is None
     assert json.loads((tmp_path / "run_info.json").read_text())["complete"] is True
+
+
+def test_only_runs_the_named_rows_and_leaves_the_others_unrun(tiny_model, tmp_path):
+    base = {
+        "task": "mnli",
+        "model": {"name_or_path": tiny_model},
+        "data": {"max_train_examples": 48, "max_eval_examples": 24},
+        "pruning": {"sparsities": [0.5]},
+        "dense": {"max_steps": 2, "learning_rate": 1e-3},
+        "training": {"max_steps": 2, "batch_size": 16, "max_length": 32, "seeds": [1]},
+    }
+    study = StudySpec.model_validate(
+        {"base": base, "axes": [{"path": "debias.loss", "values": ["poe"]}]}
+    )
+    out = tmp_path / "study"
+    with torch_threads(1):
+        run = run_study(study, out, log=lambda _line: None, only=["dense CE"])
+    info = json.loads((out / "run_info.json").read_text())
+    assert (info["jobs_done"], info["jobs"], info["complete"]) == (1, 3, False)
+    rows = {r["row"] for r in read_table_csv(run.csv_path.read_text())}
+    assert "dense CE" in rows and "loss poe" not in rows and "dense poe" not in rows
+    assert not (out / "jobs" / "debias.loss=poe" / "metrics.json").exists()
+
+
+def test_only_names_a_row_the_study_lacks_before_any_work(tmp_path):
+    from srcore.jobspec.study import StudyError
+
+    study = StudySpec.model_validate(
+        {"base": {"task": "mnli"}, "axes": [{"path": "debias.loss", "values": ["poe"]}]}
+    )
+    with pytest.raises(StudyError) as caught:
+        run_study(study, tmp_path / "study", only=["loss poe", "dense reweight"])
+    assert caught.value.field == "only"
+    assert "'dense reweight'" in caught.value.message and "`loss poe`" in caught.value.message
+    assert not (tmp_path / "study").exists()
+
+
+def test_study_run_cli_refuses_an_unknown_only_row_with_exit_2(tmp_path, capsys):
+    from srnet.cli import main
+
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps({"base": {"task": "mnli"}}))
+    code = main(["study", "run", str(path), "--out", str(tmp_path / "out"), "--only", "nope"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "only: no row 'nope'" in err and "`base`" in err
