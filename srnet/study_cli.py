@@ -73,6 +73,26 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_study_merge(args: argparse.Namespace) -> int:
+    from srcore.jobspec.study import StudyError
+    from srcore.jobspec.study_format import markdown_table
+    from srcore.jobspec.study_table import table_records
+    from srcore.pipeline.study_merge import merge_study, read_part
+
+    out = Path(args.out)
+    try:
+        parts = [read_part(Path(folder)) for folder in args.folders]
+        if any(out.resolve() == p.folder.resolve() for p in parts):
+            raise StudyError("out", "write the merged table to a new folder, not to a part")
+        study, rows = merge_study(parts, out)
+    except StudyError as exc:
+        print(f"srnet: cannot merge: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(markdown_table(table_records(rows)))
+    print(f"seeds {study.base.training.seeds} from {len(parts)} folders → {out}")
+    return EXIT_OK
+
+
 # --- on the service ------------------------------------------------------------------------
 
 
@@ -302,6 +322,14 @@ def register(sub) -> argparse.ArgumentParser:
         "seeds to the rows a comparison rests on",
     )
     run.set_defaults(func=cmd_study_run)
+    merge = commands.add_parser(
+        "merge",
+        help="one table over the seeds of several `study run` folders of the same study "
+        "(e.g. seeds 1-3, then 4-5 of the rows a verdict rests on)",
+    )
+    merge.add_argument("folders", nargs="+", metavar="FOLDER", help="`study run` folders")
+    merge.add_argument("--out", required=True, help="folder for the merged table")
+    merge.set_defaults(func=cmd_study_merge)
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", default=None, help="service URL (default: $SRNET_URL)")

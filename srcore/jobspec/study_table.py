@@ -84,12 +84,7 @@ class Cell:
             for name, metrics in point.metrics.items()
             if isinstance(metrics, Mapping) and metrics.get("collapsed")
         )
-        self.seeds.append(point.seed)
-        for metric, value in values.items():
-            self.values.setdefault(metric, []).append(value)
-        for name in collapsed:
-            self.collapsed[name] = self.collapsed.get(name, 0) + 1
-        self.entries.append(
+        self.add_entry(
             SeedEntry(
                 point.seed,
                 point.child,
@@ -100,6 +95,14 @@ class Cell:
                 collapsed,
             )
         )
+
+    def add_entry(self, entry: SeedEntry) -> None:
+        self.seeds.append(entry.seed)
+        for metric, value in entry.values.items():
+            self.values.setdefault(metric, []).append(value)
+        for name in entry.collapsed:
+            self.collapsed[name] = self.collapsed.get(name, 0) + 1
+        self.entries.append(entry)
 
 
 MOVEMENT_METRICS = ("differ_fraction", "flipped_fraction")

@@ -62,7 +62,9 @@ def machine_info() -> dict[str, Any]:
     import torch
 
     from srcore.export import library_versions
+    from srcore.training.device import resolve_precision
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -78,6 +80,8 @@ def machine_info() -> dict[str, Any]:
         else os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        # what `training.precision: auto` picks here (bf16 on AVX512-BF16/AMX CPUs, sm ≥ 8.0)
+        "auto_precision": resolve_precision("auto", torch.device(device)),
         "python": platform.python_version(),
         "versions": library_versions(),
     }
@@ -133,7 +137,7 @@ def run_study(
                 with exclusive_lock(out_dir / ".timings.lock"):
                     timings = _read_json(timings_path)
                     timings[child.key] = round(time.time() - started, 1)
-                    _write_json(timings_path, timings)
+                    write_json(timings_path, timings)
         run = _write_outputs(study, children, out_dir, source)
     return run if run is not None else _write_outputs(study, children, out_dir, source)
 
@@ -152,7 +156,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _write_json(path: Path, value: Any) -> None:
+def write_json(path: Path, value: Any) -> None:
     atomic_write_bytes(path, json.dumps(value, indent=1).encode())
 
 
@@ -221,7 +225,7 @@ def _write_outputs(
     found = finished_reports(children, out_dir)
     points = [p for child, result in found for p in child_points(child, result, out_dir)]
     done = len(found)
-    _write_json(out_dir / "bias_models.json", bias_summaries(found))
+    write_json(out_dir / "bias_models.json", bias_summaries(found))
     timings = _read_json(out_dir / "timings.json")
     info_path = out_dir / "run_info.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
@@ -237,8 +241,18 @@ def _write_outputs(
     if source is not None:
         info["study_file"] = source
         info["command"] = f"srnet study run {source} --out {out_dir.name}"
-    _write_json(info_path, info)
+    write_json(info_path, info)
     rows = study_table(children, points)
+    paths = write_tables(study, rows, out_dir)
+    seconds = {c.key: timings.get(c.key, 0.0) for c in children}
+    return StudyRun(out_dir, rows, *paths, seconds)
+
+
+def write_tables(
+    study: StudySpec, rows: list[TableRow], out_dir: Path
+) -> tuple[Path, Path, Path, Path, Path]:
+    """The table files of `rows`: table.csv, seeds.csv, comparisons.csv, table.json and the
+    plots (plot.png; plot-AXIS.png per numeric axis). Returns the first five paths."""
     csv_path = out_dir / "table.csv"
     atomic_write_bytes(csv_path, table_csv(rows).encode())
     seeds = seed_records(rows)
@@ -248,7 +262,7 @@ def _write_outputs(
     comparisons_path = out_dir / "comparisons.csv"
     atomic_write_bytes(comparisons_path, comparisons_csv(comparisons).encode())
     json_path = out_dir / "table.json"
-    _write_json(
+    write_json(
         json_path,
         {
             "study": study.model_dump(mode="json"),
@@ -263,7 +277,4 @@ def _write_outputs(
         png = axis_plot_png(rows, axis, title=study.name or "")
         if png is not None:
             atomic_write_bytes(out_dir / f"plot-{axis.path.rsplit('.', 1)[-1]}.png", png)
-    seconds = {c.key: timings.get(c.key, 0.0) for c in children}
-    return StudyRun(
-        out_dir, rows, csv_path, seeds_path, comparisons_path, json_path, plot_path, seconds
-    )
+    return csv_path, seeds_path, comparisons_path, json_path, plot_path
