@@ -536,6 +536,27 @@ def speed_lines(study: Study, speed_path: Path = SPEED) -> list[str]:
     return [*lines, ""]
 
 
+def part_lines(info: Mapping[str, Any]) -> list[str]:
+    """For a table merged from several study folders (`srnet study merge`): which seeds of
+    which rows each folder ran, where, and with what precision."""
+    parts = info.get("parts") or []
+    if not parts:
+        return []
+    lines = [f"- **Merged** from {len(parts)} study folders (n differs by row where a folder "
+             "ran only some rows):"]  # fmt: skip
+    for part in parts:
+        rows = part.get("rows") or {}
+        held = "; ".join(f"{row} {seeds}" for row, seeds in rows.items())
+        hours = (part.get("job_seconds_total") or 0) / 3600
+        lines.append(
+            f"  - `{part.get('command', part['folder'])}`: seeds {part.get('seeds')} of "
+            f"{len(rows)} rows ({held}); {hours:.2f} h of job wall time on "
+            f"{part.get('cpu', '?')}, `precision: auto` → "
+            f"{part.get('auto_precision') or 'not recorded'}."
+        )
+    return lines
+
+
 def study_section(study: Study) -> list[str]:
     folder, records, meta = study.folder, study.records, study.meta
     info = json.loads((folder / "run_info.json").read_text())
@@ -554,10 +575,11 @@ def study_section(study: Study) -> list[str]:
         "",
         (
             ""
-            if info.get("complete", True)
+            if info.get("complete", True) or info.get("parts")
             else f"- **Incomplete:** {info.get('jobs_done')} of {info.get('jobs')} jobs had "
             "finished when this table was generated; rows without numbers did not run.\n"
         )
+        + "".join(f"{line}\n" for line in part_lines(info))
         + f"- {info.get('jobs', '?')} jobs, {hours:.2f} h of job wall time on "
         f"{info.get('cpu', '?')} ({info.get('cores', '?')} cores, "
         f"{info.get('torch_threads', '?')} torch threads), GPU: {info.get('gpu') or 'none'}; "

@@ -225,6 +225,33 @@ def test_a_study_section_shows_its_plots_against_numeric_axes(tmp_path):
     assert "![early: against stop_at_step](../results/studies/early/plot-stop_at_step.png)" in text
 
 
+def test_a_merged_study_section_names_each_folder_its_seeds_rows_and_precision(tmp_path):
+    folder = tmp_path / "merged"
+    folder.mkdir()
+    parts = [
+        {"folder": "results/studies/s", "command": "srnet study run s.json --out s",
+         "seeds": [1, 2, 3], "rows": {"dense CE": [1, 2, 3], "loss poe": [1, 2, 3]},
+         "job_seconds_total": 7200, "cpu": "AMD EPYC"},
+        {"folder": "out/studies/s45", "command": "srnet study run s45.json --out s45",
+         "seeds": [4, 5], "rows": {"dense CE": [4, 5]}, "job_seconds_total": 3600,
+         "cpu": "AMD EPYC", "auto_precision": "bf16"},
+    ]  # fmt: skip
+    info = {"jobs": 2, "complete": False, "parts": parts}
+    (folder / "run_info.json").write_text(json.dumps(info))
+    meta = {
+        "name": "m",
+        "base": {"task": "mnli", "data": {}, "training": {"seeds": [1, 2, 3, 4, 5]}},
+    }
+    text = "\n".join(make_results.study_section(make_results.Study(folder, references(), meta)))
+    assert "**Incomplete:**" not in text  # a merged table's rows may hold different seeds
+    assert "**Merged** from 2 study folders" in text
+    assert (
+        "`srnet study run s45.json --out s45`: seeds [4, 5] of 1 rows (dense CE [4, 5]); "
+        "1.00 h of job wall time on AMD EPYC, `precision: auto` → bf16." in text
+    )
+    assert "2.00 h of job wall time on AMD EPYC, `precision: auto` → not recorded." in text
+
+
 def test_each_finding_gets_a_verdict_from_its_study_or_says_it_has_not_run(tmp_path):
     seeds = seeds_of("dense CE", 0.0, "dev.accuracy", [0.640, 0.645, 0.650])
     seeds += seeds_of("dense CE", 0.0, "hans.accuracy", [0.47, 0.48, 0.475])
