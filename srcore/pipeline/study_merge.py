@@ -10,9 +10,11 @@ recorded, and each record's `job` is prefixed with its part's folder name, so a 
 traceable to the run that made it.
 
 The parts must be one design: the same study once the name and `training.seeds` are set aside
-(so every row has the same spec apart from its seeds), and no (row, sparsity, seed) may come
-from two parts. A part is a folder with seeds.csv and run_info.json, and its study file: the
-folder's study.json when it has one, else the file run_info.json names.
+(so every row has the same spec apart from its seeds), `precision: auto` resolved alike (bf16
+on one machine, fp32 on another is two designs; checked where the parts recorded it, in
+run_info.json's `auto_precision`), and no (row, sparsity, seed) may come from two parts. A
+part is a folder with seeds.csv and run_info.json, and its study file: the folder's
+study.json when it has one, else the file run_info.json names.
 """
 
 from __future__ import annotations
@@ -90,6 +92,16 @@ def merged_study(parts: Sequence[StudyPart]) -> StudySpec:
                 "parts",
                 f"{part.folder} is not the same study as {parts[0].folder} (they differ in "
                 "more than their name and seeds)",
+            )
+    if parts[0].study.base.training.precision == "auto":
+        # `auto` is bf16 on one machine and fp32 on another: seeds of both are not one design
+        picked = {p.info["auto_precision"]: p for p in parts if p.info.get("auto_precision")}
+        if len(picked) > 1:
+            (a, pa), (b, pb) = list(picked.items())[:2]
+            raise StudyError(
+                "parts",
+                f"`precision: auto` ran as {a} in {pa.folder} and as {b} in {pb.folder}: "
+                "seeds of different precisions are not one study",
             )
     seeds = sorted({s for part in parts for s in part.study.base.training.seeds})
     doc = parts[0].study.model_dump(mode="json")

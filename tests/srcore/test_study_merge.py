@@ -94,6 +94,13 @@ def test_parts_of_another_design_or_with_the_same_seed_are_refused(parts, tiny_m
     with pytest.raises(StudyError, match="not the same study"):
         merge_study([first, read_part(other)], tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    info = json.loads((parts["second"] / "run_info.json").read_text())
+    picked = json.loads((parts["first"] / "run_info.json").read_text())["auto_precision"]
+    info["auto_precision"] = "fp32" if picked == "bf16" else "bf16"
+    (other / "run_info.json").write_text(json.dumps(info))
+    (other / "study.json").write_bytes((parts["second"] / "study.json").read_bytes())
+    with pytest.raises(StudyError, match="seeds of different precisions are not one study"):
+        merge_study([first, read_part(other)], tmp_path / "c")
     with pytest.raises(StudyError, match=r"no run_info\.json \(not a study folder\?\)"):
         read_part(tmp_path)
 
