@@ -84,7 +84,7 @@ def cmd_study_merge(args: argparse.Namespace) -> int:
         parts = [read_part(Path(folder)) for folder in args.folders]
         if any(out.resolve() == p.folder.resolve() for p in parts):
             raise StudyError("out", "write the merged table to a new folder, not to a part")
-        study, rows = merge_study(parts, out)
+        study, rows = merge_study(parts, out, args.name)
     except StudyError as exc:
         print(f"srnet: cannot merge: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -329,6 +329,7 @@ def register(sub) -> argparse.ArgumentParser:
     )
     merge.add_argument("folders", nargs="+", metavar="FOLDER", help="`study run` folders")
     merge.add_argument("--out", required=True, help="folder for the merged table")
+    merge.add_argument("--name", help="the merged study's name (default: the first folder's)")
     merge.set_defaults(func=cmd_study_merge)
 
     common = argparse.ArgumentParser(add_help=False)

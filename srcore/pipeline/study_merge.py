@@ -80,9 +80,9 @@ def design(study: StudySpec) -> dict[str, Any]:
     return doc
 
 
-def merged_study(parts: Sequence[StudyPart]) -> StudySpec:
-    """The first part's study with the union of the parts' seeds; StudyError("parts") when the
-    parts are not one design."""
+def merged_study(parts: Sequence[StudyPart], name: str | None = None) -> StudySpec:
+    """The first part's study (named `name` if given) with the union of the parts' seeds;
+    StudyError("parts") when the parts are not one design."""
     if not parts:
         raise StudyError("parts", "no study folders to merge")
     first = design(parts[0].study)
@@ -106,6 +106,8 @@ def merged_study(parts: Sequence[StudyPart]) -> StudySpec:
     seeds = sorted({s for part in parts for s in part.study.base.training.seeds})
     doc = parts[0].study.model_dump(mode="json")
     doc["base"]["training"]["seeds"] = seeds
+    if name is not None:
+        doc["name"] = name
     return StudySpec.model_validate(doc)
 
 
@@ -177,14 +179,16 @@ def rows_seeds(part: StudyPart) -> dict[str, list[int]]:
     return {label: sorted(seeds) for label, seeds in found.items()}
 
 
-def merge_study(parts: Sequence[StudyPart], out_dir: Path) -> tuple[StudySpec, list[TableRow]]:
+def merge_study(
+    parts: Sequence[StudyPart], out_dir: Path, name: str | None = None
+) -> tuple[StudySpec, list[TableRow]]:
     """Write the merged table of `parts` to `out_dir`: the table files (`write_tables`),
     study.json (the merged study: the union of the seeds), run_info.json (each part: where it
     ran, its seeds and rows), timings.json (each child's wall seconds summed over the parts)
     and bias_models.json (the parts' bias models, once each)."""
     from srcore.pipeline.study_run import write_json, write_tables
 
-    study = merged_study(parts)
+    study = merged_study(parts, name)
     rows = merge_rows(study, parts)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

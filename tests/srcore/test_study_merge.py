@@ -112,6 +112,7 @@ def test_study_merge_cli_writes_the_table_and_refuses_a_part_as_out(parts, tmp_p
     assert main(["study", "merge", "--out", first, first, second]) == 2
     assert "not to a part" in capsys.readouterr().err
     out = tmp_path / "merged"
-    assert main(["study", "merge", "--out", str(out), first, second]) == 0
+    assert main(["study", "merge", "--out", str(out), first, second, "--name", "both"]) == 0
     assert "seeds [1, 2] from 2 folders" in capsys.readouterr().out
     assert (out / "plot.png").stat().st_size > 10_000
+    assert json.loads((out / "study.json").read_text())["name"] == "both"
