@@ -13,19 +13,11 @@ from srcore.jobspec.study_table import read_table_csv
 from srcore.pipeline.study_merge import merge_study, read_part
 from srcore.pipeline.study_run import run_study
 from tests.helpers.tiny_bert import torch_threads
+from tests.srcore.test_study_run import two_step_study
 
 
 def tiny_study(model: str, seeds: list[int], name: str = "tiny") -> StudySpec:
-    base = {
-        "task": "mnli",
-        "model": {"name_or_path": model},
-        "data": {"max_train_examples": 48, "max_eval_examples": 24},
-        "pruning": {"sparsities": [0.5]},
-        "dense": {"max_steps": 2, "learning_rate": 1e-3},
-        "training": {"max_steps": 2, "batch_size": 16, "max_length": 32, "seeds": seeds},
-    }
-    axes = [{"path": "debias.loss", "values": ["none", "poe"]}]
-    return StudySpec.model_validate({"name": name, "base": base, "axes": axes})
+    return two_step_study(model, ["none", "poe"], seeds, name)
 
 
 def run_in(folder: Path, study: StudySpec, only: list[str] | None = None) -> Path:

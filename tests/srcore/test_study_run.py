@@ -16,6 +16,22 @@ from srcore.pipeline.study_run import run_study
 from tests.helpers.tiny_bert import torch_threads
 
 
+def two_step_study(
+    model: str, losses: list[str], seeds: list[int], name: str | None = None
+) -> StudySpec:
+    """A study of 2-step jobs on 48 rows: one search per loss, with its dense references."""
+    base = {
+        "task": "mnli",
+        "model": {"name_or_path": model},
+        "data": {"max_train_examples": 48, "max_eval_examples": 24},
+        "pruning": {"sparsities": [0.5]},
+        "dense": {"max_steps": 2, "learning_rate": 1e-3},
+        "training": {"max_steps": 2, "batch_size": 16, "max_length": 32, "seeds": seeds},
+    }
+    axes = [{"path": "debias.loss", "values": losses}]
+    return StudySpec.model_validate({"name": name, "base": base, "axes": axes})
+
+
 def test_study_runs_every_child_and_tables_them_over_seeds(tiny_model, tmp_path):
     base = {
         "task": "mnli",
@@ -108,17 +124,7 @@ def test_runners_sharing_a_study_folder_skip_a_child_another_one_holds(tiny_mode
     from srcore.files import exclusive_lock
     from srcore.jobspec.layout import child_dir_name
 
-    base = {
-        "task": "mnli",
-        "model": {"name_or_path": tiny_model},
-        "data": {"max_train_examples": 48, "max_eval_examples": 24},
-        "pruning": {"sparsities": [0.5]},
-        "dense": {"max_steps": 2, "learning_rate": 1e-3},
-        "training": {"max_steps": 2, "batch_size": 16, "max_length": 32, "seeds": [1]},
-    }
-    study = StudySpec.model_validate(
-        {"base": base, "axes": [{"path": "debias.loss", "values": ["poe"]}]}
-    )
+    study = two_step_study(tiny_model, ["poe"], [1])
     out = tmp_path / "study"
     held = out / "jobs" / child_dir_name("debias.loss=poe")
     held.mkdir(parents=True)
@@ -168,17 +174,7 @@ def test_a_child_report_written_before_per_seed_records_still_tables(tmp_path):
 
 
 def test_only_runs_the_named_rows_and_leaves_the_others_unrun(tiny_model, tmp_path):
-    base = {
-        "task": "mnli",
-        "model": {"name_or_path": tiny_model},
-        "data": {"max_train_examples": 48, "max_eval_examples": 24},
-        "pruning": {"sparsities": [0.5]},
-        "dense": {"max_steps": 2, "learning_rate": 1e-3},
-        "training": {"max_steps": 2, "batch_size": 16, "max_length": 32, "seeds": [1]},
-    }
-    study = StudySpec.model_validate(
-        {"base": base, "axes": [{"path": "debias.loss", "values": ["poe"]}]}
-    )
+    study = two_step_study(tiny_model, ["poe"], [1])
     out = tmp_path / "study"
     with torch_threads(1):
         run = run_study(study, out, log=lambda _line: None, only=["dense CE"])
