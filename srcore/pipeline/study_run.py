@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -138,8 +139,8 @@ def run_study(
                     timings = _read_json(timings_path)
                     timings[child.key] = round(time.time() - started, 1)
                     write_json(timings_path, timings)
-        run = _write_outputs(study, children, out_dir, source)
-    return run if run is not None else _write_outputs(study, children, out_dir, source)
+        run = _write_outputs(study, children, out_dir, source, only)
+    return run if run is not None else _write_outputs(study, children, out_dir, source, only)
 
 
 def select_children(children: Sequence[StudyChild], names: Collection[str]) -> list[StudyChild]:
@@ -220,7 +221,11 @@ def bias_summaries(found: list[tuple[StudyChild, SearchResult]]) -> list[dict[st
 
 
 def _write_outputs(
-    study: StudySpec, children: list[StudyChild], out_dir: Path, source: str | None
+    study: StudySpec,
+    children: list[StudyChild],
+    out_dir: Path,
+    source: str | None,
+    only: Collection[str] | None = None,
 ) -> StudyRun:
     found = finished_reports(children, out_dir)
     points = [p for child, result in found for p in child_points(child, result, out_dir)]
@@ -240,7 +245,8 @@ def _write_outputs(
     )
     if source is not None:
         info["study_file"] = source
-        info["command"] = f"srnet study run {source} --out {out_dir.name}"
+        rows = "".join(f" --only {shlex.quote(name)}" for name in only or ())
+        info["command"] = f"srnet study run {source} --out {out_dir.name}{rows}"
     write_json(info_path, info)
     rows = study_table(children, points)
     paths = write_tables(study, rows, out_dir)

@@ -177,12 +177,14 @@ def test_only_runs_the_named_rows_and_leaves_the_others_unrun(tiny_model, tmp_pa
     study = two_step_study(tiny_model, ["poe"], [1])
     out = tmp_path / "study"
     with torch_threads(1):
-        run = run_study(study, out, log=lambda _line: None, only=["dense CE"])
+        run = run_study(study, out, log=lambda _line: None, source="s.json", only=["dense CE"])
     info = json.loads((out / "run_info.json").read_text())
     assert (info["jobs_done"], info["jobs"], info["complete"]) == (1, 3, False)
+    assert info["auto_precision"] in ("bf16", "fp32")
     rows = {r["row"] for r in read_table_csv(run.csv_path.read_text())}
     assert "dense CE" in rows and "loss poe" not in rows and "dense poe" not in rows
     assert not (out / "jobs" / "debias.loss=poe" / "metrics.json").exists()
+    assert info["command"] == "srnet study run s.json --out study --only 'dense CE'"
 
 
 def test_only_names_a_row_the_study_lacks_before_any_work(tmp_path):
