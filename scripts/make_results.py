@@ -552,7 +552,10 @@ def part_lines(info: Mapping[str, Any]) -> list[str]:
             f"  - `{part.get('command', part['folder'])}`: seeds {part.get('seeds')} of "
             f"{len(rows)} rows ({held}); {hours:.2f} h of job wall time on "
             f"{part.get('cpu', '?')}, `precision: auto` → "
-            f"{part.get('auto_precision') or 'not recorded'}."
+            f"{part.get('auto_precision') or 'not recorded'}"
+            + (f" ({part['auto_precision_source']})" if part.get("auto_precision_source") else "")
+            + "."
+            + (f" {part['job_seconds_note']}." if part.get("job_seconds_note") else "")
         )
     return lines
 

@@ -20,6 +20,7 @@ study.json when it has one, else the file run_info.json names.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,17 @@ from srcore.jobspec.study_table import (
     study_table,
 )
 
-PART_INFO = ("cpu", "cores", "torch_threads", "gpu", "auto_precision", "command", "study_file")
+PART_INFO = (
+    "cpu",
+    "cores",
+    "torch_threads",
+    "gpu",
+    "auto_precision",
+    "auto_precision_source",
+    "command",
+    "study_file",
+    "job_seconds_note",
+)
 
 
 @dataclass(frozen=True)
@@ -225,7 +236,8 @@ def merge_study(
             "study_file": f"{out_dir.as_posix()}/study.json",
             "command": "srnet study merge --out "
             + out_dir.as_posix()
-            + "".join(f" {p.folder.as_posix()}" for p in parts),
+            + "".join(f" {p.folder.as_posix()}" for p in parts)
+            + (f" --name {shlex.quote(name)}" if name is not None else ""),
             "seeds": study.base.training.seeds,
             "parts": [part_summary(p, rows_seeds(p)) for p in parts],
         }

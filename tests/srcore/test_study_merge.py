@@ -108,3 +108,5 @@ def test_study_merge_cli_writes_the_table_and_refuses_a_part_as_out(parts, tmp_p
     assert "seeds [1, 2] from 2 folders" in capsys.readouterr().out
     assert (out / "plot.png").stat().st_size > 10_000
     assert json.loads((out / "study.json").read_text())["name"] == "both"
+    command = json.loads((out / "run_info.json").read_text())["command"]
+    assert command == f"srnet study merge --out {out} {first} {second} --name both"
