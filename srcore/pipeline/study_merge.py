@@ -2,12 +2,12 @@
 
 A verdict that is not separable at n = 3 needs more seeds for the rows it rests on, and those
 seeds usually run later, on another day, often only for those rows (`study run --only`). This
-merges the parts' per-seed records (table.json's "seeds", unrounded; seeds.csv where a
-folder has no table.json) into one table with the same code as any
-study (`study_table`'s rows, `write_tables`): means, sds, paired comparisons and plots over the
-union of the seeds. Nothing is recomputed from models: each seed's numbers are the ones its part
-recorded, and each record's `job` is prefixed with its part's folder name, so a cell stays
-traceable to the run that made it.
+merges the parts' per-seed records (table.json's "seeds", unrounded; seeds.csv where a folder
+has no table.json) into one table with the same code as any study (`study_table`'s rows,
+`write_tables`): means, sds, paired comparisons and plots over the union of the seeds.
+Nothing is recomputed from models: each seed's numbers are the ones its part recorded, and
+each record's `job` is prefixed with its part's folder name, so a cell stays traceable to the
+run that made it.
 
 The parts must be one design: the same study once the name and `training.seeds` are set aside
 (so every row has the same spec apart from its seeds), `precision: auto` resolved alike (bf16
