@@ -34,6 +34,7 @@ from srcore.jobspec.study_table import (
     read_seeds_csv,
     study_table,
 )
+from srcore.pipeline.study_run import write_json, write_tables
 
 PART_INFO = (
     "cpu",
@@ -170,14 +171,14 @@ def merge_rows(study: StudySpec, parts: Sequence[StudyPart]) -> list[TableRow]:
     return rows
 
 
-def part_summary(part: StudyPart, rows_seeds: Mapping[str, list[int]]) -> dict[str, Any]:
+def part_summary(part: StudyPart) -> dict[str, Any]:
     """What run_info.json of the merged folder says of one part: where and how it ran, its
     seeds, the rows it holds and its job wall time."""
     summary: dict[str, Any] = {"folder": part.folder.as_posix()}
     summary.update({k: part.info[k] for k in PART_INFO if k in part.info})
     summary["torch"] = part.info.get("versions", {}).get("torch")
     summary["seeds"] = part.study.base.training.seeds
-    summary["rows"] = dict(rows_seeds)
+    summary["rows"] = rows_seeds(part)
     summary["job_seconds_total"] = part.info.get("job_seconds_total")
     return summary
 
@@ -197,8 +198,6 @@ def merge_study(
     study.json (the merged study: the union of the seeds), run_info.json (each part: where it
     ran, its seeds and rows), timings.json (each child's wall seconds summed over the parts)
     and bias_models.json (the parts' bias models, once each)."""
-    from srcore.pipeline.study_run import write_json, write_tables
-
     study = merged_study(parts, name)
     rows = merge_rows(study, parts)
     out_dir = Path(out_dir)
@@ -239,7 +238,7 @@ def merge_study(
             + "".join(f" {p.folder.as_posix()}" for p in parts)
             + (f" --name {shlex.quote(name)}" if name is not None else ""),
             "seeds": study.base.training.seeds,
-            "parts": [part_summary(p, rows_seeds(p)) for p in parts],
+            "parts": [part_summary(p) for p in parts],
         }
     )
     write_json(out_dir / "run_info.json", info)

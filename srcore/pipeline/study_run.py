@@ -245,8 +245,8 @@ def _write_outputs(
     )
     if source is not None:
         info["study_file"] = source
-        rows = "".join(f" --only {shlex.quote(name)}" for name in only or ())
-        info["command"] = f"srnet study run {source} --out {out_dir.name}{rows}"
+        flags = "".join(f" --only {shlex.quote(name)}" for name in only or ())
+        info["command"] = f"srnet study run {source} --out {out_dir.name}{flags}"
     write_json(info_path, info)
     rows = study_table(children, points)
     paths = write_tables(study, rows, out_dir)
