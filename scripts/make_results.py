@@ -452,6 +452,101 @@ def finding_lines(studies: Sequence[Study]) -> list[str]:
     return lines
 
 
+SCORE_LR_STUDY = "mnli-score-lr"
+# Finding 1's checks, read at each score learning rate: (metric, bound, column name)
+SCORE_LR_CHECKS = (
+    ("dev.accuracy", -0.01, "dev − dense CE"),
+    ("hans.accuracy", 0.0, "HANS − dense CE"),
+    ("hans.non_entailed", 0.0, "non-ent − dense CE"),
+)
+# What the debiasing loss adds over the CE mask trained at the same rate: (metric, column name)
+SCORE_LR_VS_CE = (("dev.accuracy", "dev − CE mask"), ("hans.non_entailed", "non-ent − CE mask"))
+
+
+def _cell(d: PairedDifference | None, bound: float | None = None) -> str:
+    if d is None:
+        return "–"
+    interval = "" if d.low is None else f" [{_pp(d.low)}, {_pp(d.high)}]"
+    verdict = "" if bound is None else f" {d.verdict(bound)}"
+    return f"{_pp(d.mean_difference)}{interval}{verdict}"
+
+
+def score_lr_lines(studies: Sequence[Study]) -> list[str]:
+    """The score-learning-rate study (issue 18 item 2): at each rate, finding 1's checks for
+    the 50% PoE mask against dense CE (paired by seed), what PoE adds over the CE mask at the
+    same rate, and how far the PoE mask moved from one-shot magnitude pruning; then which
+    rates meet every check. Nothing when the study is not committed."""
+    from srcore.jobspec.study import StudySpec, expand_study
+    from srcore.pruning.score_lr import PAPER_SCORE_LR
+
+    study = next((s for s in studies if s.folder.name == SCORE_LR_STUDY), None)
+    if study is None or not study.seeds:
+        return []
+    children = expand_study(StudySpec.model_validate(study.meta))
+    by_setting = {
+        (c.setting.get("debias.loss"), c.setting.get("training.learning_rate")): c.label
+        for c in children
+        if c.role == "search"
+    }
+    rates = sorted({lr for loss, lr in by_setting if loss == "poe" and lr is not None})
+    index = _index(study.records)
+    title = study.meta.get("name") or study.folder.name
+    lines = [
+        "## The score learning rate: does a faster search search?",
+        "",
+        f"Study: [{study.folder.name}](#{_anchor(title)}). At each score learning rate, "
+        "finding 1's checks for the 50% PoE mask (paired by seed against dense CE: dev ≥ −1, "
+        "HANS and HANS non-entailed ≥ 0), what PoE adds over the CE mask trained at the same "
+        f"rate, and the share of mask entries off one-shot magnitude pruning; {INTERVAL}.",
+        "",
+        "| score lr | n | "
+        + " | ".join(name for _, _, name in SCORE_LR_CHECKS)
+        + " | "
+        + " | ".join(name for _, name in SCORE_LR_VS_CE)
+        + " | ≠ magnitude | every check |",
+        "|---|---|" + "---|" * (len(SCORE_LR_CHECKS) + len(SCORE_LR_VS_CE) + 2),
+    ]
+    meeting = []
+    for lr in rates:
+        poe, ce = by_setting[("poe", lr)], by_setting.get(("none", lr))
+        checks = [
+            (_paired(study.seeds, poe, "dense CE", 0.5, metric), bound)
+            for metric, bound, _ in SCORE_LR_CHECKS
+        ]
+        found = [d for d, _ in checks if d is not None]
+        if not found:
+            lines.append(f"| {lr:g} | 0 | not run yet |" + " |" * (len(SCORE_LR_CHECKS) + 3))
+            continue
+        vs_ce = [ce and _paired(study.seeds, poe, ce, 0.5, m) for m, _ in SCORE_LR_VS_CE]
+        moved = index.get((poe, 0.5, "mask.differ_fraction"))
+        verdicts = [d.verdict(bound) if d else "missing" for d, bound in checks]
+        if "missed" in verdicts:
+            every = "missed"
+        elif all(v == "met" for v in verdicts):
+            every = "met"
+            meeting.append(lr)
+        else:
+            every = f"not separable at n = {min(d.n for d in found)}"
+        lines.append(
+            f"| {lr:g} | {min(d.n for d in found)} | "
+            + " | ".join(_cell(d, bound) for d, bound in checks)
+            + " | "
+            + " | ".join(_cell(d or None) for d in vs_ce)
+            + f" | {cell_text(moved)} | {every} |"
+        )
+    if meeting:
+        verdict = (
+            f"Rates meeting every check: {', '.join(f'{lr:g}' for lr in meeting)}. The default "
+            f"score learning rate is {PAPER_SCORE_LR:g} (srcore/pruning/score_lr.py)."
+        )
+    else:
+        verdict = (
+            "No rate meets every check at this n, so the default score learning rate stays "
+            f"the paper's {PAPER_SCORE_LR:g} (srcore/pruning/score_lr.py)."
+        )
+    return [*lines, "", verdict, ""]
+
+
 def summary_lines(studies: Sequence[Study]) -> list[str]:
     """One line per study: its scale and how many of its rows met the fidelity goals."""
     lines = [
@@ -542,8 +637,9 @@ def part_lines(info: Mapping[str, Any]) -> list[str]:
     parts = info.get("parts") or []
     if not parts:
         return []
-    lines = [f"- **Merged** from {len(parts)} study folders (n differs by row where a folder "
-             "ran only some rows):"]  # fmt: skip
+    folders = "1 study folder" if len(parts) == 1 else f"{len(parts)} study folders"
+    lines = [f"- **Merged** from {folders} (n differs by row where a folder ran only some "
+             "rows):"]  # fmt: skip
     for part in parts:
         rows = part.get("rows") or {}
         held = "; ".join(f"{row} {seeds}" for row, seeds in rows.items())
@@ -668,6 +764,7 @@ def main() -> int:
     else:
         lines += summary_lines(studies)
         lines += finding_lines(studies)
+        lines += score_lr_lines(studies)
     for study in studies:
         lines += study_section(study)
     OUT.write_text("\n".join(lines).rstrip() + "\n")

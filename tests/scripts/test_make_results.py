@@ -336,3 +336,37 @@ def test_the_upper_bound_finding_pairs_the_mask_with_both_dense_models(tmp_path)
     second = "\n".join(make_results.finding_lines([study])).split("### ")[2]
     assert "Verdict: **reproduced** at this scale" in second and second.count("| met |") == 4
     assert "| HANS: mask with HANS-train − dense CE without | +40.7 (n = 3) |" in second
+
+
+def test_the_score_lr_section_reads_finding_one_at_each_rate_and_names_the_rates_that_meet_it(
+    tmp_path,
+):
+    meta = {
+        "name": "lr",
+        "base": {"task": "mnli", "data": {"max_train_examples": 64},
+                 "pruning": {"method": "mask_training", "sparsities": [0.5]},
+                 "training": {"seeds": [1, 2, 3]}},
+        "axes": [{"path": "debias.loss", "values": ["poe", "none"]},
+                 {"path": "training.learning_rate", "values": [0.00005, 0.0001, 0.0002]}],
+        "dense_references": True,
+    }  # fmt: skip
+    seeds = seeds_of("dense CE", 0.0, "dev.accuracy", [0.640, 0.645, 0.650])
+    seeds += seeds_of("dense CE", 0.0, "hans.accuracy", [0.47, 0.48, 0.475])
+    seeds += seeds_of("dense CE", 0.0, "hans.non_entailed", [0.05, 0.06, 0.055])
+    # 5e-5: dev 3 points below dense CE on every seed (missed); 1e-4 clears every bound
+    slow, fast = "loss poe, learning_rate 5e-05", "loss poe, learning_rate 0.0001"
+    seeds += row_seeds(slow, [0.610, 0.615, 0.620], [0.50, 0.51, 0.505], [0.25, 0.26, 0.255])
+    seeds += row_seeds(fast, [0.640, 0.645, 0.650], [0.50, 0.51, 0.505], [0.25, 0.26, 0.255])
+    seeds += row_seeds("loss none, learning_rate 0.0001", [0.64, 0.645, 0.65], [0.5] * 3,
+                       [0.15, 0.16, 0.155])  # fmt: skip
+    moved = dict(record(fast, "search", 0.5, "mask.differ_fraction", 0.031), sd=0.002)
+    study = make_results.Study(tmp_path / "mnli-score-lr", [moved], meta, seeds)
+    text = "\n".join(make_results.score_lr_lines([study]))
+    rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
+    assert "| missed |" in rows["| 5e-05"] and "-3.0 [" in rows["| 5e-05"]
+    assert rows["| 0.0001"].endswith("| 3.10 ± 0.20 (3) | met |")
+    assert "| +0.0 [+0.0, +0.0] | +10.0 [+10.0, +10.0] |" in rows["| 0.0001"]  # vs the CE mask
+    assert rows["| 0.0002"].startswith("| 0.0002 | 0 | not run yet |")
+    assert rows["| 0.0002"].count("|") == rows["| score lr"].count("|")
+    assert "Rates meeting every check: 0.0001." in text
+    assert make_results.score_lr_lines([]) == []
