@@ -1,6 +1,7 @@
 """Where a whole job's time goes: one fixed job spec run end to end, wall time per stage split
 into training and evaluation, the evaluation share, and each part's useful FLOP/s against the
-bf16 matrix-multiply ceiling measured in the same run.
+matrix-multiply ceiling of the precision the job computes in (bf16 where the CPU has it, else
+fp32), measured in the same run.
 
     .venv/bin/python bench/job_time.py [--threads 2] [--out DIR] [--quick] [--model PATH]
 
@@ -122,9 +123,10 @@ def flop_report(
     train_tokens: float,
     eval_tokens_per_evaluation: float,
     ceiling: float,
+    precision: str = "bf16",
 ) -> list[str]:
     """One line per stage: wall, train/eval/other seconds, evaluation share, useful GFLOP/s of
-    training and evaluation and their share of the bf16 ceiling."""
+    training and evaluation and their share of the matmul ceiling in the job's `precision`."""
     lines = []
     for stage, part in parts.items():
         if part.wall_s < 1e-3:
@@ -136,11 +138,11 @@ def flop_report(
         )
         if part.train_s > 0 and part.train_examples:
             useful = 6 * matrix_params * train_tokens * part.train_examples / part.train_s
-            text += f"  train {useful / 1e9:6.1f} GFLOP/s = {useful / ceiling:5.1%} of bf16"
+            text += f"  train {useful / 1e9:6.1f} GFLOP/s = {useful / ceiling:5.1%} of {precision}"
         if part.eval_s > 0 and part.evaluations:
             work = 2 * matrix_params * eval_tokens_per_evaluation * part.evaluations
             text += f"  eval {work / part.eval_s / 1e9:6.1f} GFLOP/s = "
-            text += f"{work / part.eval_s / ceiling:5.1%} of bf16"
+            text += f"{work / part.eval_s / ceiling:5.1%} of {precision}"
         lines.append(text)
     return lines
 
@@ -154,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     from srcore.pipeline.run import run_search
     from srcore.pruning import prunable_weights
     from srcore.training import configure_cpu_threads
+    from srcore.training.device import resolve_precision
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
@@ -175,13 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     del probe
     tokens = int(spec.training.batch_size * train_tokens)
     shapes = [(tokens, hidden, inter), (tokens, inter, hidden), (tokens, hidden, hidden)]
-    ceiling = matmul_ceiling(torch.bfloat16, torch.device("cpu"), shapes)
+    # the ceiling of the precision the job computes in: bf16 where the CPU has it, else fp32
+    precision = resolve_precision("auto", torch.device("cpu"))
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    ceiling = matmul_ceiling(dtype, torch.device("cpu"), shapes)
     print(
         f"{cpu_model()}, {threads} threads, torch {torch.__version__}, load avg "
         f"{os.getloadavg()[0]:.2f}; train {len(data.train.examples)} rows (mean "
         f"{train_tokens:.1f} tokens), evaluation sets "
         f"{', '.join(f'{s.name} {len(s.encoded.lengths)}' for s in data.eval_sets)}; "
-        f"bf16 matmul ceiling {ceiling / 1e9:.1f} GFLOP/s"
+        f"precision auto -> {precision}; {precision} matmul ceiling {ceiling / 1e9:.1f} GFLOP/s"
     )
     clock = StageClock(batch_size=spec.training.batch_size)
     with tempfile.TemporaryDirectory(prefix="srnet-job-time-") as tmp:
@@ -191,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         run_search(spec, out, clock, cache_dir=Path(tmp) / "cache")
         clock.finish()
         wall = time.perf_counter() - started
-    for line in flop_report(clock.parts, matrix_params, train_tokens, eval_tokens, ceiling):
+    report = flop_report(clock.parts, matrix_params, train_tokens, eval_tokens, ceiling, precision)
+    for line in report:
         print(line)
     evaluating = sum(p.eval_s for p in clock.parts.values())
     print(f"job wall {wall:.1f} s, evaluation {evaluating:.1f} s = {evaluating / wall:.1%}")

@@ -70,6 +70,8 @@ def test_wall_time_is_split_into_training_evaluation_and_the_rest():
     assert f"train {6 * 1000 * 50 * 640 / 10 / 1e9:6.1f} GFLOP/s" in dense_line
     assert f"= {6 * 1000 * 50 * 640 / 10 / 1e9:5.1%} of bf16" in dense_line
     assert f"= {2 * 1000 * 2e5 / 3 / 1e9:5.1%} of bf16" in dense_line
+    fp32 = job_time.flop_report(parts, 1000, 50.0, 2e5, ceiling=1e9, precision="fp32")
+    assert "of fp32" in "".join(fp32) and "bf16" not in "".join(fp32)  # a CPU without bf16
 
 
 def test_the_fixed_job_is_the_issues_job_and_quick_is_small():
